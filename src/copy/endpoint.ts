@@ -1,0 +1,42 @@
+// The one interface the copy engine talks to. One implementation per kind of endpoint
+// (local file / block device, NBD, pipe, null); the planner and pipeline never ask which.
+
+/** A run of bytes the source says reads as zeroes (`zero`) or holds data. */
+export interface SourceExtent {
+  offset: number;
+  length: number;
+  zero: boolean;
+}
+
+export interface Endpoint {
+  /** Human name for messages: the file path, URI, 'stdin', 'null:' ... */
+  readonly name: string;
+  /** Size in bytes; undefined for a stream of unknown length (stdin). */
+  readonly size: number | undefined;
+  /** Streams (pipes) must be read and written strictly in order, one request at a time. */
+  readonly sequential: boolean;
+  /** Preferred request granularity and hard limits, in bytes. */
+  readonly preferredBlockSize: number;
+  readonly minimumBlockSize: number;
+  readonly maximumBlockSize: number;
+  /** Number of independent connections (NBD multi-conn); 1 for everything else. */
+  readonly connections: number;
+  /** True when the source can report holes/zeroes without reading. */
+  readonly canExtents: boolean;
+  /** True when the destination reads as zeroes before the copy (new file, truncated file, null:). */
+  readonly isZero: boolean;
+  /** True when `zero()` is cheaper than writing zero bytes (NBD WRITE_ZEROES, punch hole). */
+  readonly canZero: boolean;
+
+  /** Fill `buffer` from `offset`; `conn` selects the connection (0 .. connections-1).
+   * Returns the number of bytes read (less than buffer.length only at end of a stream). */
+  read(buffer: Uint8Array, offset: number, conn: number): Promise<number>;
+  write(buffer: Uint8Array, offset: number, conn: number): Promise<void>;
+  /** Make [offset, offset+length) read as zeroes. `allocate` asks that it stays allocated (no hole). */
+  zero(offset: number, length: number, allocate: boolean, conn: number): Promise<void>;
+  /** Extents covering [offset, offset+length) in order; may stop short (callers ask again). */
+  extents(offset: number, length: number, conn: number): Promise<SourceExtent[]>;
+  flush(): Promise<void>;
+  /** Called once the copy is finished, before close, with the final size written (streams). */
+  close(): Promise<void>;
+}
