@@ -1,0 +1,31 @@
+// TLS settings shared by the client (nbds:// URIs, nbdcopy, nbdinfo) and the embedded server.
+import type { Duplex } from 'node:stream';
+
+export type TlsMode = 'off' | 'allow' | 'require';
+
+export interface ClientTlsOptions {
+  mode: TlsMode;
+  /** Directory with ca-cert.pem, client-cert.pem, client-key.pem (libnbd layout). */
+  certificates?: string;
+  /** Verify the server certificate and host name (default true). */
+  verifyPeer?: boolean;
+  /** psktool key file; selects PSK instead of X.509. */
+  pskFile?: string;
+  /** PSK identity / X.509 user name; default the login name. */
+  username?: string;
+  /** Host name to verify against (from the URI). */
+  hostname?: string;
+}
+
+export interface ServerTlsOptions {
+  mode: 'off' | 'on' | 'require';
+  /** Directory with server-cert.pem, server-key.pem, ca-cert.pem (nbdkit layout). */
+  certificates?: string;
+  pskFile?: string;
+  /** Ask for and verify a client certificate. */
+  verifyPeer?: boolean;
+}
+
+/** Upgrades a plain socket after NBD_OPT_STARTTLS was acknowledged. Resolves once the handshake is done. */
+export type ClientTlsUpgrade = (socket: Duplex, options: ClientTlsOptions) => Promise<Duplex>;
+export type ServerTlsUpgrade = (socket: Duplex, options: ServerTlsOptions) => Promise<Duplex>;
