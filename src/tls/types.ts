@@ -15,6 +15,8 @@ export interface ClientTlsOptions {
   username?: string;
   /** Host name to verify against (from the URI). */
   hostname?: string;
+  /** Give up on a handshake that does not finish in this time (default 30 s). */
+  handshakeTimeoutMs?: number;
 }
 
 export interface ServerTlsOptions {
@@ -24,8 +26,20 @@ export interface ServerTlsOptions {
   pskFile?: string;
   /** Ask for and verify a client certificate. */
   verifyPeer?: boolean;
+  /** Give up on a handshake that does not finish in this time (default 30 s). */
+  handshakeTimeoutMs?: number;
 }
 
 /** Upgrades a plain socket after NBD_OPT_STARTTLS was acknowledged. Resolves once the handshake is done. */
 export type ClientTlsUpgrade = (socket: Duplex, options: ClientTlsOptions) => Promise<Duplex>;
 export type ServerTlsUpgrade = (socket: Duplex, options: ServerTlsOptions) => Promise<Duplex>;
+
+/** What a finished handshake negotiated; nbdinfo and logs show it. */
+export interface TlsSessionInfo {
+  /** 'TLSv1.2', 'TLSv1.3', ... */
+  protocol: string;
+  /** OpenSSL cipher name, e.g. 'ECDHE-PSK-CHACHA20-POLY1305'. */
+  cipher: string;
+  /** 'psk' or 'x509'. */
+  auth: 'psk' | 'x509';
+}

@@ -1,0 +1,62 @@
+// Turns the many shapes of OpenSSL/Node handshake failures into one NbdError whose message
+// says what most likely went wrong (untrusted certificate, wrong host, wrong key...).
+import { NbdError } from '../protocol/errors.js';
+
+const UNTRUSTED_CERT_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+]);
+
+// Alerts a peer sends when the PSK (or its identity) does not match: with PSK, a wrong key only
+// shows up as a MAC or decrypt failure, never as a friendly "wrong password".
+const PSK_MISMATCH_CODES = new Set([
+  'ERR_SSL_SSLV3_ALERT_BAD_RECORD_MAC',
+  'ERR_SSL_DECRYPTION_FAILED_OR_BAD_RECORD_MAC',
+  'ERR_SSL_TLSV1_ALERT_DECRYPT_ERROR',
+  'ERR_SSL_DECRYPT_ERROR',
+  'ERR_SSL_BAD_RECORD_MAC',
+  'ERR_SSL_TLSV1_ALERT_UNKNOWN_PSK_IDENTITY',
+  'ERR_SSL_PSK_IDENTITY_NOT_FOUND',
+  'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
+]);
+
+const CLOSED_CODES = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
+
+export type TlsSide = 'client' | 'server';
+
+/** Describes a handshake failure; `usingPsk` decides how MAC/decrypt failures are worded. */
+export function handshakeError(err: unknown, side: TlsSide, usingPsk: boolean): NbdError {
+  if (err instanceof NbdError) return err;
+  const e = err as (Error & { code?: string; reason?: string }) | undefined;
+  const code = e?.code ?? '';
+  const reason = (e?.reason ?? e?.message ?? String(err)).replace(/\s+/g, ' ').trim();
+  const peer = side === 'client' ? 'server' : 'client';
+
+  if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
+    return new NbdError('EACCES', `TLS: ${peer} certificate does not match the host name: ${reason}`, { cause: err });
+  }
+  if (UNTRUSTED_CERT_CODES.has(code)) {
+    return new NbdError('EACCES', `TLS: ${peer} certificate is not trusted (${code.toLowerCase().replaceAll('_', ' ')})`, { cause: err });
+  }
+  if (usingPsk && PSK_MISMATCH_CODES.has(code)) {
+    return new NbdError('EACCES', `TLS: PSK authentication failed (wrong key or unknown user name): ${reason}`, { cause: err });
+  }
+  if (CLOSED_CODES.has(code) || /socket hang up|ECONNRESET|premature close/i.test(reason)) {
+    return new NbdError('ECONNRESET', `TLS: ${peer} closed the connection during the handshake (it may have rejected our credentials)`, { cause: err });
+  }
+  if (code === 'ERR_SSL_NO_SHARED_CIPHER' || code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE' || code === 'ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM') {
+    return new NbdError('EPROTO', `TLS: no common cipher with the ${peer} (is one side using PSK and the other X.509?): ${reason}`, { cause: err });
+  }
+  return new NbdError('EPROTO', `TLS handshake failed: ${reason}`, { cause: err });
+}
