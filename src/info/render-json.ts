@@ -1,0 +1,62 @@
+// nbdinfo --json (and --list --json): the exact bytes libnbd 1.14 writes, key order, tabs and
+// all, so that scripts diffing or parsing either tool see the same thing.
+import type { ExportFacts, ShowFacts } from './facts.js';
+import { humanSize } from './human-size.js';
+import { jsonString } from './json-string.js';
+
+function renderExportJson(e: ExportFacts): string {
+  let out = '\t{\n';
+  out += `\t"export-name": ${jsonString(e.name)},\n`;
+  if (e.description) out += `\t"description": ${jsonString(e.description)},\n`;
+  if (e.content !== undefined) out += `\t"content": ${jsonString(e.content)},\n`;
+  if (e.uri !== undefined) out += `\t"uri": ${jsonString(e.uri)},\n`;
+  if (e.contexts) {
+    out += '\t"contexts": [\n';
+    out += e.contexts.map((c) => `\t\t${jsonString(c)}`).join(',\n');
+    if (e.contexts.length > 0) out += '\n';
+    out += '\t],\n';
+  }
+  const flags: Array<[string, boolean]> = [
+    ['is_rotational', e.isRotational],
+    ['is_read_only', e.isReadOnly],
+    ['can_cache', e.canCache],
+    ['can_df', e.canDf],
+    ['can_fast_zero', e.canFastZero],
+    ['can_flush', e.canFlush],
+    ['can_fua', e.canFua],
+    ['can_multi_conn', e.canMultiConn],
+    ['can_trim', e.canTrim],
+    ['can_zero', e.canZero],
+  ];
+  for (const [name, value] of flags) out += `\t"${name}": ${value ? 'true' : 'false'},\n`;
+  if (e.blockSizes) {
+    const b = e.blockSizes;
+    if (b.minimum > 0) out += `\t"block_size_minimum": ${b.minimum},\n`;
+    if (b.preferred > 0) out += `\t"block_size_preferred": ${b.preferred},\n`;
+    if (b.maximum > 0) out += `\t"block_size_maximum": ${b.maximum},\n`;
+  }
+  out += `\t"export-size": ${e.size},\n`;
+  out += `\t"export-size-str": ${jsonString(humanSize(e.size).text)}\n`;
+  return out;
+}
+
+export function renderShowJson(facts: ShowFacts): string {
+  const c = facts.connection;
+  let out = '{\n';
+  out += `"protocol": ${jsonString(c.protocol)},\n`;
+  out += `"TLS": ${c.tls ? 'true' : 'false'},\n`;
+  out += `"structured": ${c.structured ? 'true' : 'false'},\n`;
+  if (facts.exports.length === 0) {
+    out += '"exports": []\n';
+  } else {
+    out += '"exports": [\n';
+    out += facts.exports.map(renderExportJson).join('\t},\n');
+    out += '\t} ]\n';
+  }
+  return out + '}\n';
+}
+
+/** nbdinfo --size --json prints the bare number, exactly like --size. */
+export function renderSize(size: number): string {
+  return `${size}\n`;
+}
