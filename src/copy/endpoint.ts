@@ -19,14 +19,24 @@ export interface Endpoint {
   readonly preferredBlockSize: number;
   readonly minimumBlockSize: number;
   readonly maximumBlockSize: number;
-  /** Number of independent connections (NBD multi-conn); 1 for everything else. */
+  /** Number of connections currently open (NBD multi-conn); 1 for local endpoints. */
   readonly connections: number;
+  /**
+   * How many parallel connections this endpoint can serve: 1 for an NBD server without
+   * multi-conn and for streams, Infinity for local files and null: (any `conn` index works).
+   */
+  readonly maxConnections: number;
   /** True when the source can report holes/zeroes without reading. */
   readonly canExtents: boolean;
   /** True when the destination reads as zeroes before the copy (new file, truncated file, null:). */
   readonly isZero: boolean;
   /** True when `zero()` is cheaper than writing zero bytes (NBD WRITE_ZEROES, punch hole). */
   readonly canZero: boolean;
+  /** True when writes are thrown away (null:): nothing is worth computing for them. */
+  readonly discards: boolean;
+
+  /** Opens more connections (up to `count`) when maxConnections allows; no-op otherwise. */
+  setConnections?(count: number): Promise<void>;
 
   /** Fill `buffer` from `offset`; `conn` selects the connection (0 .. connections-1).
    * Returns the number of bytes read (less than buffer.length only at end of a stream). */
@@ -37,6 +47,14 @@ export interface Endpoint {
   /** Extents covering [offset, offset+length) in order; may stop short (callers ask again). */
   extents(offset: number, length: number, conn: number): Promise<SourceExtent[]>;
   flush(): Promise<void>;
-  /** Called once the copy is finished, before close, with the final size written (streams). */
+  /** Destination of a stream of unknown length: the copy ended after `size` bytes. */
+  setFinalSize?(size: number): Promise<void>;
+  /** Releases everything (fds, sockets, subprocesses). Safe to call more than once. */
   close(): Promise<void>;
+}
+
+/** What a destination needs to know about the source when it is opened. */
+export interface DestinationHints {
+  /** Source size, or undefined when the source is a stream of unknown length. */
+  sourceSize: number | undefined;
 }

@@ -1,0 +1,190 @@
+// nbdcopy's command line, parsed by hand: `[ CMD ARGS ]` groups must be lifted out before
+// option parsing, getopt-style clustering (-pv, -C4) and `--` must behave like libnbd's tool,
+// and start-up stays fast without a parser library.
+import { NbdError } from '../protocol/errors.js';
+import { parseCount, parseSize } from './size-suffix.js';
+import { MAX_REQUEST_SIZE, MIN_REQUEST_SIZE } from '../copy/options.js';
+
+export type Operand = string | string[];
+
+export interface NbdcopyArgs {
+  action: 'copy' | 'help' | 'version';
+  source: Operand;
+  destination: Operand;
+  allocated: boolean;
+  /** undefined: default (4, when both sides allow multi-conn). */
+  connections: number | undefined;
+  destinationIsZero: boolean;
+  flush: boolean;
+  noExtents: boolean;
+  /** false, a bar on stderr, or machine-readable lines on a file descriptor. */
+  progress: false | 'bar' | { fd: number };
+  queueSize: number;
+  requestSize: number;
+  requests: number;
+  sparse: number;
+  synchronous: boolean;
+  /** 0 = automatic. We have no threads: a non-zero value caps the number of connections. */
+  threads: number;
+  verbose: boolean;
+}
+
+type Kind = 'flag' | 'value' | 'optional';
+interface OptionDef { long: string; short?: string; kind: Kind; key: string }
+
+const OPTIONS: OptionDef[] = [
+  { long: 'allocated', kind: 'flag', key: 'allocated' },
+  { long: 'connections', short: 'C', kind: 'value', key: 'connections' },
+  { long: 'destination-is-zero', kind: 'flag', key: 'destinationIsZero' },
+  { long: 'target-is-zero', kind: 'flag', key: 'destinationIsZero' },
+  { long: 'flush', kind: 'flag', key: 'flush' },
+  { long: 'no-extents', kind: 'flag', key: 'noExtents' },
+  { long: 'progress', short: 'p', kind: 'optional', key: 'progress' },
+  { long: 'queue-size', kind: 'value', key: 'queueSize' },
+  { long: 'request-size', kind: 'value', key: 'requestSize' },
+  { long: 'requests', short: 'R', kind: 'value', key: 'requests' },
+  { long: 'sparse', short: 'S', kind: 'value', key: 'sparse' },
+  { long: 'synchronous', kind: 'flag', key: 'synchronous' },
+  { long: 'threads', short: 'T', kind: 'value', key: 'threads' },
+  { long: 'verbose', short: 'v', kind: 'flag', key: 'verbose' },
+  { long: 'help', kind: 'flag', key: 'help' },
+  { long: 'version', short: 'V', kind: 'flag', key: 'version' },
+];
+
+function usageError(message: string): NbdError {
+  return new NbdError('EINVAL', message);
+}
+
+/** Replaces each `[ ... ]` group with one array operand. */
+export function liftCommandGroups(argv: readonly string[]): Operand[] {
+  const out: Operand[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === ']') throw usageError("unexpected ']' without a matching '['");
+    if (a !== '[') {
+      out.push(a);
+      continue;
+    }
+    const group: string[] = [];
+    let j = i + 1;
+    for (; j < argv.length && argv[j] !== ']'; j++) group.push(argv[j]!);
+    if (j >= argv.length) throw usageError("missing ']' after '[ " + group.join(' ') + "'");
+    if (group.length === 0) throw usageError("empty command in '[ ]'");
+    out.push(group);
+    i = j;
+  }
+  return out;
+}
+
+function findLong(name: string): OptionDef {
+  const exact = OPTIONS.find((o) => o.long === name);
+  if (exact !== undefined) return exact;
+  // getopt_long accepts any unambiguous prefix.
+  const matches = OPTIONS.filter((o) => o.long.startsWith(name));
+  if (matches.length === 1) return matches[0]!;
+  if (matches.length > 1) throw usageError(`option '--${name}' is ambiguous`);
+  throw usageError(`unrecognized option '--${name}'`);
+}
+
+function isPowerOf2(n: number): boolean {
+  return n > 0 && (n & (n - 1)) === 0;
+}
+
+export function parseNbdcopyArgs(argv: readonly string[]): NbdcopyArgs {
+  const args: NbdcopyArgs = {
+    action: 'copy', source: '', destination: '',
+    allocated: false, connections: undefined, destinationIsZero: false, flush: false, noExtents: false,
+    progress: false, queueSize: 16 * 1024 * 1024, requestSize: 256 * 1024, requests: 64, sparse: 4096,
+    synchronous: false, threads: 0, verbose: false,
+  };
+  const raw: Record<string, string | true> = {};
+  const seen: Array<[OptionDef, string | true]> = [];
+  const operands: Operand[] = [];
+  const words = liftCommandGroups(argv);
+  let onlyOperands = false;
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!;
+    if (onlyOperands || Array.isArray(w) || w === '-' || !w.startsWith('-')) {
+      operands.push(w);
+      continue;
+    }
+    if (w === '--') {
+      onlyOperands = true;
+      continue;
+    }
+    if (w.startsWith('--')) {
+      const eq = w.indexOf('=');
+      const def = findLong(eq < 0 ? w.slice(2) : w.slice(2, eq));
+      let value: string | true = true;
+      if (eq >= 0) {
+        if (def.kind === 'flag') throw usageError(`option '--${def.long}' doesn't allow an argument`);
+        value = w.slice(eq + 1);
+      } else if (def.kind === 'value') {
+        const next = words[++i];
+        if (next === undefined || Array.isArray(next)) throw usageError(`option '--${def.long}' requires an argument`);
+        value = next;
+      }
+      seen.push([def, value]);
+      continue;
+    }
+    // Short options, possibly clustered: -pv, -C4, -C 4.
+    for (let k = 1; k < w.length; k++) {
+      const def = OPTIONS.find((o) => o.short === w[k]);
+      if (def === undefined) throw usageError(`invalid option -- '${w[k]}'`);
+      if (def.kind !== 'value') {
+        seen.push([def, true]);
+        continue;
+      }
+      let value = w.slice(k + 1);
+      if (value === '') {
+        const next = words[++i];
+        if (next === undefined || Array.isArray(next)) throw usageError(`option requires an argument -- '${def.short}'`);
+        value = next;
+      }
+      seen.push([def, value]);
+      break;
+    }
+  }
+  for (const [def, value] of seen) raw[def.key] = value;
+  if (raw['help'] !== undefined) return { ...args, action: 'help' };
+  if (raw['version'] !== undefined) return { ...args, action: 'version' };
+
+  for (const [def, value] of seen) {
+    const what = `--${def.long}`;
+    const text = value === true ? '' : value;
+    switch (def.key) {
+      case 'allocated': args.allocated = true; break;
+      case 'destinationIsZero': args.destinationIsZero = true; break;
+      case 'flush': args.flush = true; break;
+      case 'noExtents': args.noExtents = true; break;
+      case 'synchronous': args.synchronous = true; break;
+      case 'verbose': args.verbose = true; break;
+      case 'progress': args.progress = value === true ? 'bar' : { fd: parseCount(text, what) }; break;
+      case 'connections': args.connections = parseCount(text, what); break;
+      case 'requests': args.requests = parseCount(text, what); break;
+      case 'threads': args.threads = parseCount(text, what); break;
+      case 'queueSize': args.queueSize = parseSize(text, what); break;
+      case 'requestSize': args.requestSize = parseSize(text, what); break;
+      case 'sparse': args.sparse = parseSize(text, what); break;
+    }
+  }
+  if (args.connections !== undefined && args.connections < 1) throw usageError('--connections: must be at least 1');
+  if (args.requests < 1) throw usageError('--requests: must be at least 1');
+  if (args.requestSize < MIN_REQUEST_SIZE || args.requestSize > MAX_REQUEST_SIZE || !isPowerOf2(args.requestSize)) {
+    throw usageError(`--request-size: must be a power of 2 between ${MIN_REQUEST_SIZE} and ${MAX_REQUEST_SIZE}`);
+  }
+  if (args.queueSize < 1) throw usageError('--queue-size: must be at least 1');
+  if (args.sparse !== 0 && (args.sparse % 512 !== 0 || args.sparse > args.requestSize)) {
+    throw usageError('--sparse: must be 0 or a multiple of 512 no larger than --request-size');
+  }
+
+  if (operands.length !== 2) {
+    throw usageError(operands.length < 2
+      ? 'expected SOURCE and DESTINATION (try --help)'
+      : `too many arguments: expected SOURCE and DESTINATION, got ${operands.length} (use -- before [ CMD ] groups with flags)`);
+  }
+  args.source = operands[0]!;
+  args.destination = operands[1]!;
+  if (args.source === 'null:') throw usageError('null: can only be used as the destination');
+  return args;
+}

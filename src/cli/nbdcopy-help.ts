@@ -1,0 +1,42 @@
+// nbdcopy --help and --version text.
+import fs from 'node:fs';
+
+export const NBDCOPY_USAGE = `Usage: nbdcopy [OPTIONS] SOURCE DESTINATION
+Copy a disk image between local files, block devices, pipes and NBD servers.
+
+SOURCE, DESTINATION := - | FILE | DEVICE | NBD-URI | [ CMD ARGS ... ]
+DESTINATION        += null:
+
+Options:
+      --allocated             make the destination fully allocated (no holes)
+  -C, --connections=N         NBD connections per side when both allow multi-conn (default 4)
+      --destination-is-zero   the destination already reads as zeroes: skip zero blocks
+      --target-is-zero        same as --destination-is-zero
+      --flush                 flush the destination before exiting
+      --no-extents            ignore the source's hole information and read everything
+  -p, --progress              draw a progress bar on stderr
+      --progress=FD           write "N/100" progress lines to file descriptor FD
+      --queue-size=N          bytes in flight per connection (default 16M)
+      --request-size=N        largest request, a power of 2 up to 32M (default 256K)
+  -R, --requests=N            requests in flight per connection (default 64)
+  -S, --sparse=N              turn all-zero blocks of N bytes into holes (default 4096, 0 = off)
+      --synchronous           one request at a time, in order
+  -T, --threads=N             accepted for compatibility; non-zero N caps the connections
+  -v, --verbose               print debugging information to stderr
+  -V, --version               print the version and exit
+      --help                  print this help and exit
+
+Sizes accept K, M, G, T suffixes (powers of 1024). Put "--" before [ CMD ] groups whose
+arguments look like options, e.g.: nbdcopy -- [ nbdkit -r pattern 1G ] out.img
+`;
+
+export function nbdcopyVersion(): string {
+  let version = 'unknown';
+  try {
+    const pkg = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    version = pkg.version ?? version;
+  } catch {
+    /* running from an unusual layout: keep 'unknown' */
+  }
+  return `nbdcopy ${version}\nnbd-toolkit ${version}\n`;
+}

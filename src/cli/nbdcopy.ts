@@ -1,0 +1,96 @@
+// nbdcopy: argv -> options -> open endpoints -> copy -> close. Errors end as one line.
+import { NbdError } from '../protocol/errors.js';
+import { runCli } from './report-error.js';
+import { parseNbdcopyArgs, type NbdcopyArgs } from './nbdcopy-args.js';
+import { NBDCOPY_USAGE, nbdcopyVersion } from './nbdcopy-help.js';
+import { makeProgress, type ProgressSink } from './nbdcopy-progress.js';
+import { copy } from '../copy/copier.js';
+import { openDestination, openSource } from '../copy/open.js';
+import { parseEndpointSpec } from '../copy/spec.js';
+import type { Endpoint } from '../copy/endpoint.js';
+import { DEFAULT_COPY_OPTIONS, type CopyOptions } from '../copy/options.js';
+
+export function main(argv: string[]): void {
+  void runCli('nbdcopy', argv, () => run(argv));
+}
+
+async function run(argv: string[]): Promise<number> {
+  const args = parseNbdcopyArgs(argv);
+  if (args.action === 'help') {
+    process.stdout.write(NBDCOPY_USAGE);
+    return 0;
+  }
+  if (args.action === 'version') {
+    process.stdout.write(nbdcopyVersion());
+    return 0;
+  }
+  return copyCommand(args);
+}
+
+function copyOptions(args: NbdcopyArgs): CopyOptions {
+  let connections = args.connections ?? DEFAULT_COPY_OPTIONS.connections;
+  if (args.threads > 0) connections = Math.min(connections, args.threads);
+  return {
+    connections,
+    requests: args.requests,
+    requestSize: args.requestSize,
+    queueSize: args.queueSize,
+    sparseSize: args.sparse,
+    allocated: args.allocated,
+    destinationIsZero: args.destinationIsZero,
+    noExtents: args.noExtents,
+    flush: args.flush,
+    synchronous: args.synchronous,
+  };
+}
+
+async function copyCommand(args: NbdcopyArgs): Promise<number> {
+  const log = args.verbose ? (line: string) => void process.stderr.write(`nbdcopy: ${line}\n`) : undefined;
+  const controller = new AbortController();
+  let source: Endpoint | undefined;
+  let destination: Endpoint | undefined;
+  let progress: ProgressSink | undefined;
+  let signals = 0;
+  const onSignal = (name: NodeJS.Signals) => {
+    signals++;
+    controller.abort(new NbdError('EINTR', `interrupted by ${name}`));
+    if (signals > 1) {
+      // The user insists: do not wait for in-flight requests any longer.
+      process.stderr.write(`nbdcopy: interrupted by ${name}\n`);
+      void Promise.allSettled([source?.close(), destination?.close()]).then(() => process.exit(1));
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  let ok = false;
+  try {
+    source = await openSource(parseEndpointSpec(args.source), { log });
+    log?.(`source: ${source.name} size=${source.size ?? 'stream'} connections=${source.connections} max=${source.maxConnections} extents=${source.canExtents}`);
+    destination = await openDestination(parseEndpointSpec(args.destination), { sourceSize: source.size }, { log });
+    log?.(`destination: ${destination.name} size=${destination.size ?? 'any'} zero=${destination.isZero} canZero=${destination.canZero}`);
+    if (controller.signal.aborted) throw controller.signal.reason;
+    progress = await makeProgress(args.progress, source.size);
+    const sink = progress;
+    const started = performance.now();
+    const result = await copy(source, destination, {
+      ...copyOptions(args),
+      onProgress: (done) => sink.update(done),
+      log,
+      signal: controller.signal,
+    });
+    sink.finish();
+    log?.(`copied ${result.bytes} bytes in ${((performance.now() - started) / 1000).toFixed(3)} s`);
+    ok = true;
+  } finally {
+    progress?.stop();
+    // On success a failing close (a final flush, a subprocess) is an error worth reporting;
+    // after a failure the first error is the one the user needs, so close quietly.
+    const closing = await Promise.allSettled([source?.close(), destination?.close()]);
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    if (ok) {
+      for (const c of closing) if (c.status === 'rejected') throw c.reason;
+    }
+  }
+  return 0;
+}

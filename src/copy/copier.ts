@@ -1,0 +1,231 @@
+// The copy pipeline. Per connection, `lanes` async loops each own one pooled buffer and pull
+// work from that connection's planner: read -> (zero detection) -> write, or a zero request.
+// Memory is lanes × connections × requestSize whatever the disk size. The first error stops
+// every planner; lanes finish the request they hold (drain) and the copy rejects.
+import { NbdError } from '../protocol/errors.js';
+import type { Endpoint } from './endpoint.js';
+import type { CopyOptions } from './options.js';
+import { MAX_REQUEST_SIZE } from './options.js';
+import { ConnectionPlanner, SliceDealer, type WorkItem } from './planner.js';
+import { isZeroRange } from './zero-buffer.js';
+import { wrapError } from './errors.js';
+
+const MiB = 1024 * 1024;
+const GiB = 1024 * MiB;
+/** Largest zero request we issue; NBD endpoints split further if a server objects. */
+const MAX_ZERO_REQUEST = GiB;
+
+export interface CopyPlan {
+  connections: number;
+  lanesPerConnection: number;
+  requestSize: number;
+  sparseSize: number;
+  sliceSize: number;
+  sequential: boolean;
+}
+
+export interface CopyResult extends CopyPlan {
+  /** Bytes of the source covered (data and zeroes). */
+  bytes: number;
+}
+
+function alignDown(n: number, to: number): number {
+  return n - (n % to);
+}
+
+function connectionCap(e: Endpoint): number {
+  return e.maxConnections === Infinity ? Infinity : Math.min(e.maxConnections, e.connections);
+}
+
+/** Checks sizes, opens extra connections, and derives the plan. Writes nothing. */
+export async function planCopy(source: Endpoint, destination: Endpoint, options: CopyOptions): Promise<CopyPlan> {
+  if (source.size !== undefined && destination.size !== undefined && destination.size < source.size) {
+    throw new NbdError('ENOSPC',
+      `${destination.name}: destination size (${destination.size}) is smaller than source size (${source.size})`);
+  }
+  const sequential = options.synchronous || source.sequential || destination.sequential || source.size === undefined;
+  let connections = 1;
+  if (!sequential) {
+    connections = Math.max(1, Math.min(options.connections, source.maxConnections, destination.maxConnections));
+    if (connections > 1) {
+      await source.setConnections?.(connections);
+      await destination.setConnections?.(connections);
+      connections = Math.max(1, Math.min(connections, connectionCap(source), connectionCap(destination)));
+    }
+  }
+  const minBlock = Math.max(source.minimumBlockSize, destination.minimumBlockSize, 1);
+  const maxBlock = Math.min(source.maximumBlockSize, destination.maximumBlockSize, MAX_REQUEST_SIZE);
+  const requestSize = Math.max(minBlock, alignDown(Math.min(options.requestSize, maxBlock), minBlock));
+  let sparseSize = 0;
+  const worthDetecting = !destination.discards && !destination.sequential
+    && (destination.canZero || destination.isZero || options.destinationIsZero);
+  if (options.sparseSize > 0 && worthDetecting) {
+    sparseSize = Math.min(requestSize, Math.max(options.sparseSize, minBlock));
+  }
+  const lanesPerConnection = sequential ? 1 : Math.max(1, Math.min(options.requests, Math.floor(options.queueSize / requestSize)));
+  const size = source.size ?? 0;
+  const sliceSize = sequential
+    ? Math.max(size, 1)
+    : Math.max(requestSize, alignDown(Math.min(GiB, Math.max(64 * MiB, Math.ceil(size / (connections * 4)))), requestSize));
+  return { connections, lanesPerConnection, requestSize, sparseSize, sliceSize, sequential };
+}
+
+/** Copies source to destination (both already open). Does not close them. */
+export async function copy(source: Endpoint, destination: Endpoint, options: CopyOptions): Promise<CopyResult> {
+  const plan = await planCopy(source, destination, options);
+  options.log?.(`copy plan: ${JSON.stringify(plan)}`);
+  const bytes = source.size === undefined
+    ? await copyStream(source, destination, options, plan)
+    : await copyExtents(source, destination, options, plan);
+  if (options.flush) await destination.flush();
+  return { ...plan, bytes };
+}
+
+/** Shared state of one running copy: the first error, and how far we got. */
+class CopyRun {
+  error: unknown;
+  done = 0;
+  readonly planners: ConnectionPlanner[] = [];
+  private readonly skipZero: boolean;
+
+  constructor(
+    readonly source: Endpoint,
+    readonly destination: Endpoint,
+    readonly options: CopyOptions,
+    readonly plan: CopyPlan,
+  ) {
+    this.skipZero = destination.discards
+      || (!destination.sequential && !options.allocated && (destination.isZero || options.destinationIsZero));
+  }
+
+  fail(err: unknown): void {
+    if (this.error !== undefined) return;
+    this.error = err;
+    for (const p of this.planners) p.stopped = true;
+  }
+
+  zeroOut(offset: number, length: number, conn: number): Promise<void> | undefined {
+    if (this.skipZero) return undefined;
+    return this.destination.zero(offset, length, this.options.allocated, conn);
+  }
+
+  /** Writes `view` (source bytes at `offset`), turning all-zero blocks into zero requests. */
+  async writeData(view: Buffer, offset: number, conn: number): Promise<void> {
+    const s = this.plan.sparseSize;
+    const len = view.length;
+    if (s === 0) return this.destination.write(view, offset, conn);
+    let runStart = 0;
+    let runZero = isZeroRange(view, 0, Math.min(s, len));
+    for (let b = s; b < len; b += s) {
+      const z = isZeroRange(view, b, Math.min(s, len - b));
+      if (z === runZero) continue;
+      await this.flushRun(view, offset, runStart, b, runZero, conn);
+      runStart = b;
+      runZero = z;
+    }
+    await this.flushRun(view, offset, runStart, len, runZero, conn);
+  }
+
+  private async flushRun(view: Buffer, offset: number, from: number, to: number, zero: boolean, conn: number): Promise<void> {
+    if (zero) {
+      await this.zeroOut(offset + from, to - from, conn);
+    } else {
+      await this.destination.write(from === 0 && to === view.length ? view : view.subarray(from, to), offset + from, conn);
+    }
+  }
+
+  progress(n: number): void {
+    this.done += n;
+    this.options.onProgress?.(this.done);
+  }
+
+  watchSignal(): () => void {
+    const signal = this.options.signal;
+    if (signal === undefined) return () => {};
+    const onAbort = () => this.fail(abortError(signal));
+    if (signal.aborted) onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    return () => signal.removeEventListener('abort', onAbort);
+  }
+}
+
+function abortError(signal: AbortSignal): NbdError {
+  const reason = signal.reason;
+  if (reason instanceof NbdError) return reason;
+  return new NbdError('EINTR', typeof reason === 'string' ? reason : 'interrupted');
+}
+
+async function copyExtents(source: Endpoint, destination: Endpoint, options: CopyOptions, plan: CopyPlan): Promise<number> {
+  const size = source.size!;
+  const run = new CopyRun(source, destination, options, plan);
+  const dealer = new SliceDealer(size, plan.sliceSize);
+  const limits = {
+    requestSize: plan.requestSize,
+    zeroSize: Math.max(plan.requestSize, alignDown(MAX_ZERO_REQUEST, plan.requestSize)),
+    extentWindow: Math.min(GiB, plan.sliceSize),
+    useExtents: !options.noExtents && source.canExtents,
+  };
+  for (let c = 0; c < plan.connections; c++) run.planners.push(new ConnectionPlanner(source, c, dealer, limits));
+  const unwatch = run.watchSignal();
+  const lanes: Promise<void>[] = [];
+  for (let c = 0; c < plan.connections; c++) {
+    for (let l = 0; l < plan.lanesPerConnection; l++) lanes.push(lane(run, run.planners[c]!, c));
+  }
+  await Promise.all(lanes);
+  unwatch();
+  if (run.error !== undefined) throw run.error;
+  return run.done;
+}
+
+async function lane(run: CopyRun, planner: ConnectionPlanner, conn: number): Promise<void> {
+  const { source } = run;
+  const buffer = Buffer.allocUnsafeSlow(run.plan.requestSize);
+  const item: WorkItem = { offset: 0, length: 0, zero: false };
+  try {
+    while (await planner.next(item)) {
+      if (item.zero) {
+        await run.zeroOut(item.offset, item.length, conn);
+      } else {
+        const view = item.length === buffer.length ? buffer : buffer.subarray(0, item.length);
+        const n = await source.read(view, item.offset, conn);
+        if (n < item.length) {
+          throw new NbdError('EIO', `${source.name}: unexpected end of data at offset ${item.offset + n}`);
+        }
+        await run.writeData(view, item.offset, conn);
+      }
+      run.progress(item.length);
+    }
+  } catch (err) {
+    run.fail(err);
+  }
+}
+
+/** A source of unknown length (a pipe): read in order until end of file. */
+async function copyStream(source: Endpoint, destination: Endpoint, options: CopyOptions, plan: CopyPlan): Promise<number> {
+  const run = new CopyRun(source, destination, options, plan);
+  const unwatch = run.watchSignal();
+  const buffer = Buffer.allocUnsafeSlow(plan.requestSize);
+  let offset = 0;
+  try {
+    for (;;) {
+      if (run.error !== undefined) throw run.error;
+      const n = await source.read(buffer, offset, 0);
+      if (n === 0) break;
+      if (destination.size !== undefined && offset + n > destination.size) {
+        throw new NbdError('ENOSPC',
+          `${destination.name}: source is larger than the destination (${destination.size} bytes)`);
+      }
+      await run.writeData(n === buffer.length ? buffer : buffer.subarray(0, n), offset, 0);
+      offset += n;
+      run.progress(n);
+      if (n < buffer.length) break;
+    }
+    if (run.error !== undefined) throw run.error;
+    await destination.setFinalSize?.(offset);
+  } catch (err) {
+    throw err instanceof NbdError ? err : wrapError(err, source.name);
+  } finally {
+    unwatch();
+  }
+  return offset;
+}

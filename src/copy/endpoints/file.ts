@@ -1,0 +1,158 @@
+// Local regular file or block device. Random access, any number of parallel requests;
+// holes come from SEEK_DATA/SEEK_HOLE, zeroing from fallocate with write fallbacks.
+import fs from 'node:fs';
+import type { Endpoint, SourceExtent } from '../endpoint.js';
+import { readFully, writeFully, fsyncFd } from '../io.js';
+import { zeroBuffer } from '../zero-buffer.js';
+import { wrapError } from '../errors.js';
+import { seekData, seekHole, isSeekUnsupported } from '../../sys/seek.js';
+import { allocateRange, punchHole, zeroRange, FallocateError } from '../../sys/fallocate.js';
+
+/** Extents asked in one call are capped so one huge fragmented file cannot build a giant array. */
+const MAX_EXTENTS_PER_CALL = 4096;
+
+export interface FileEndpointInit {
+  name: string;
+  fd: number;
+  size: number;
+  blockDevice: boolean;
+  /** The file was created or truncated by us: it reads as zeroes everywhere. */
+  isZero: boolean;
+  /** A regular file destination grows as needed, so it has no size limit to check. */
+  growable?: boolean;
+}
+
+export class FileEndpoint implements Endpoint {
+  readonly name: string;
+  readonly size: number | undefined;
+  /** Bytes in the file when opened (for extents); `size` is undefined when growable. */
+  private readonly fileSize: number;
+  readonly sequential = false;
+  readonly preferredBlockSize = 4096;
+  readonly minimumBlockSize = 1;
+  readonly maximumBlockSize = 0xffffffff;
+  readonly connections = 1;
+  readonly maxConnections = Infinity;
+  readonly canExtents: boolean;
+  readonly isZero: boolean;
+  readonly canZero = true;
+  readonly discards = false;
+  private readonly fd: number;
+  private closed = false;
+  /** fallocate modes this filesystem refused; we stop trying them. */
+  private noPunch = false;
+  private noZeroRange = false;
+  private noAllocate = false;
+  private seekBroken = false;
+
+  constructor(init: FileEndpointInit) {
+    this.name = init.name;
+    this.fd = init.fd;
+    this.fileSize = init.size;
+    this.size = init.growable === true ? undefined : init.size;
+    this.isZero = init.isZero;
+    this.canExtents = !init.blockDevice;
+  }
+
+  async read(buffer: Uint8Array, offset: number): Promise<number> {
+    try {
+      return await readFully(this.fd, buffer, offset);
+    } catch (err) {
+      throw wrapError(err, `${this.name}: read at ${offset}`);
+    }
+  }
+
+  async write(buffer: Uint8Array, offset: number): Promise<void> {
+    try {
+      await writeFully(this.fd, buffer, offset);
+    } catch (err) {
+      throw wrapError(err, `${this.name}: write at ${offset}`);
+    }
+  }
+
+  async zero(offset: number, length: number, allocate: boolean): Promise<void> {
+    if (length === 0) return;
+    // Each attempt returns true when it did the job; a filesystem that cannot do a mode
+    // says so once and we remember, falling through to the next, cheaper-to-support method.
+    if (allocate) {
+      if (this.isZero && this.tryFallocate(() => allocateRange(this.fd, offset, length), 'noAllocate')) return;
+      if (this.tryFallocate(() => zeroRange(this.fd, offset, length), 'noZeroRange')) return;
+    } else {
+      if (this.tryFallocate(() => punchHole(this.fd, offset, length), 'noPunch')) return;
+      if (this.tryFallocate(() => zeroRange(this.fd, offset, length), 'noZeroRange')) return;
+    }
+    await this.writeZeroes(offset, length);
+  }
+
+  private tryFallocate(call: () => void, flag: 'noPunch' | 'noZeroRange' | 'noAllocate'): boolean {
+    if (this[flag]) return false;
+    try {
+      call();
+      return true;
+    } catch (err) {
+      if (err instanceof FallocateError && err.unsupported) {
+        this[flag] = true;
+        return false;
+      }
+      throw wrapError(err, `${this.name}: fallocate`);
+    }
+  }
+
+  private async writeZeroes(offset: number, length: number): Promise<void> {
+    const zeroes = zeroBuffer(0);
+    for (let done = 0; done < length; ) {
+      const n = Math.min(zeroes.length, length - done);
+      await this.write(zeroes.subarray(0, n), offset + done);
+      done += n;
+    }
+  }
+
+  async extents(offset: number, length: number): Promise<SourceExtent[]> {
+    const end = Math.min(offset + length, this.fileSize);
+    if (this.seekBroken || offset >= end) return [{ offset, length: end - offset, zero: false }];
+    const out: SourceExtent[] = [];
+    try {
+      let pos = offset;
+      while (pos < end && out.length < MAX_EXTENTS_PER_CALL) {
+        const data = seekData(this.fd, pos);
+        const dataStart = data === undefined ? end : Math.min(data, end);
+        if (dataStart > pos) {
+          out.push({ offset: pos, length: dataStart - pos, zero: true });
+          pos = dataStart;
+          if (pos >= end) break;
+        }
+        const hole = seekHole(this.fd, pos);
+        const dataEnd = hole === undefined ? end : Math.min(hole, end);
+        out.push({ offset: pos, length: dataEnd - pos, zero: false });
+        pos = dataEnd;
+      }
+    } catch (err) {
+      if (!isSeekUnsupported(err)) throw wrapError(err, `${this.name}: lseek`);
+      this.seekBroken = true;
+      return [{ offset, length: end - offset, zero: false }];
+    }
+    return out;
+  }
+
+  async flush(): Promise<void> {
+    try {
+      await fsyncFd(this.fd);
+    } catch (err) {
+      throw wrapError(err, `${this.name}: fsync`);
+    }
+  }
+
+  async setFinalSize(size: number): Promise<void> {
+    try {
+      fs.ftruncateSync(this.fd, size);
+    } catch (err) {
+      throw wrapError(err, `${this.name}: truncate`);
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    fs.closeSync(this.fd);
+  }
+}

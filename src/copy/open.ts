@@ -1,0 +1,40 @@
+// Opens a SOURCE or DESTINATION spec as an Endpoint. NBD endpoints are loaded lazily so a
+// local copy never pays for the client library's start-up.
+import type { DestinationHints, Endpoint } from './endpoint.js';
+import type { EndpointSpec } from './spec.js';
+import { NullEndpoint } from './endpoints/null.js';
+import { openLocalDestination, openLocalSource, openStdin, openStdout } from './endpoints/open-local.js';
+import { NbdError } from '../protocol/errors.js';
+
+export interface OpenOptions {
+  /** Debug lines (-v). */
+  log?: (line: string) => void;
+  /** Destination: nothing will be written (used to open NBD read-write or read-only). */
+  readOnly?: boolean;
+}
+
+export async function openSource(spec: EndpointSpec, options: OpenOptions = {}): Promise<Endpoint> {
+  switch (spec.kind) {
+    case 'stdio': return openStdin();
+    case 'null': throw new NbdError('EINVAL', 'null: can only be used as the destination');
+    case 'file': return openLocalSource(spec.path);
+    case 'uri':
+    case 'command': {
+      const { openNbdEndpoint } = await import('./endpoints/nbd.js');
+      return openNbdEndpoint(spec, { ...options, writable: false });
+    }
+  }
+}
+
+export async function openDestination(spec: EndpointSpec, hints: DestinationHints, options: OpenOptions = {}): Promise<Endpoint> {
+  switch (spec.kind) {
+    case 'stdio': return openStdout();
+    case 'null': return new NullEndpoint();
+    case 'file': return openLocalDestination(spec.path, hints);
+    case 'uri':
+    case 'command': {
+      const { openNbdEndpoint } = await import('./endpoints/nbd.js');
+      return openNbdEndpoint(spec, { ...options, writable: true });
+    }
+  }
+}
