@@ -1,0 +1,3 @@
+export declare function renderDetailTable(result: unknown): string;
+export declare function renderSummaryTable(result: unknown): string;
+export declare function renderMarkdown(result: unknown): string;

@@ -1,0 +1,81 @@
+// Markdown tables of a bench result, ready to paste into an issue or the README.
+
+import { formatBytes } from './sizes.mjs';
+import { formatRate, formatRatio, formatRss, formatSeconds } from './format.mjs';
+
+function cell(text) {
+  return String(text).replace(/\|/g, '\\|').replace(/\n/g, ' ');
+}
+
+function table(header, rows) {
+  const lines = [`| ${header.map(cell).join(' | ')} |`, `|${header.map(() => '---').join('|')}|`];
+  for (const row of rows) lines.push(`| ${row.map(cell).join(' | ')} |`);
+  return lines.join('\n');
+}
+
+function toolLabel(row) {
+  return row.tool === 'ours' ? '**ours**' : row.tool;
+}
+
+/** The full table: one line per scenario and tool. */
+export function renderDetailTable(result) {
+  const header = ['Scenario', 'Server', 'Tool', 'Median', 'Min', 'Max', 'CPU user+sys', 'Peak RSS', 'Throughput', 'ours ÷ this (time)', 'ours ÷ this (CPU)'];
+  const rows = [];
+  for (const scenario of result.scenarios) {
+    scenario.rows.forEach((row, index) => {
+      const first = index === 0;
+      const name = first ? `${scenario.name} (${formatBytes(scenario.bytes)})` : '';
+      const server = first ? scenario.server.kind : '';
+      if (row.skipped) {
+        rows.push([name, server, toolLabel(row), `skipped: ${row.skipped}`, '', '', '', '', '', '', '']);
+        return;
+      }
+      const s = row.summary;
+      if (s.runs === 0) {
+        rows.push([name, server, toolLabel(row), `failed: ${row.note ?? 'see JSON'}`, '', '', '', '', '', '', '']);
+        return;
+      }
+      const r = row.tool === 'ours' ? null : scenario.ratios?.[row.tool];
+      const failed = s.failed > 0 ? ` (${s.failed} failed: ${row.note ?? 'see JSON'})` : '';
+      rows.push([
+        name,
+        server,
+        toolLabel(row),
+        formatSeconds(s.medianWallMs) + failed,
+        formatSeconds(s.minWallMs),
+        formatSeconds(s.maxWallMs),
+        formatSeconds(s.medianCpuMs),
+        formatRss(s.maxRssKb),
+        scenario.kind === 'info' ? '-' : formatRate(s.bytesPerSecond),
+        r ? formatRatio(r.wall) : '',
+        r ? formatRatio(r.cpu) : '',
+      ]);
+    });
+  }
+  return table(header, rows);
+}
+
+/** One line per scenario: our time over theirs. Below 1 means we are faster. */
+export function renderSummaryTable(result) {
+  const others = ['libnbd', 'qemu-img'];
+  const header = ['Scenario', ...others.map((tool) => `ours ÷ ${tool} (time)`), 'ours ÷ libnbd (CPU)'];
+  const rows = result.scenarios.map((scenario) => [
+    scenario.name,
+    ...others.map((tool) => formatRatio(scenario.ratios?.[tool]?.wall)),
+    formatRatio(scenario.ratios?.libnbd?.cpu),
+  ]);
+  return table(header, rows);
+}
+
+export function renderMarkdown(result) {
+  return [
+    '#### Where we stand (ours ÷ theirs; below 1.00x we are faster)',
+    '',
+    renderSummaryTable(result),
+    '',
+    '#### All figures',
+    '',
+    renderDetailTable(result),
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,3 @@
+export declare function scenarioRatios(
+  rows: Array<{ tool: string; skipped?: string; summary?: { medianWallMs: number | null; medianCpuMs: number | null } }>,
+): Record<string, { wall: number | null; cpu: number | null }>;

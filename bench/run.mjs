@@ -1,0 +1,152 @@
+#!/usr/bin/env node
+// npm run bench: race our nbdcopy/nbdinfo against libnbd's and qemu-img, side by side in
+// one run on the same servers. See bench/README.md.
+
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseBenchArgs, USAGE } from './lib/args.mjs';
+import { compareResults, formatComparison } from './lib/baseline.mjs';
+import { formatRate, formatRatio, formatRss, formatSeconds } from './lib/format.mjs';
+import { describeMachine, gitDescribe, versionOf } from './lib/machine.mjs';
+import { renderMarkdown } from './lib/markdown.mjs';
+import { GNU_TIME, haveGnuTime } from './lib/measure.mjs';
+import { probeTools } from './lib/probe.mjs';
+import { installSignalHandlers, onCleanup } from './lib/processes.mjs';
+import { runScenario } from './lib/runner.mjs';
+import { SCENARIOS, scenarioSize, selectScenarios } from './lib/scenarios.mjs';
+import { chooseServerKind, NBDKIT } from './lib/servers.mjs';
+import { formatBytes } from './lib/sizes.mjs';
+import { renderSvg } from './lib/svg.mjs';
+
+const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const log = (line) => process.stderr.write(`${line}\n`);
+
+function listScenarios() {
+  for (const scenario of SCENARIOS) {
+    const sizes = `${formatBytes(scenarioSize(scenario, false))} (quick ${formatBytes(scenarioSize(scenario, true))})`;
+    process.stdout.write(`${scenario.name.padEnd(16)} ${scenario.title}; ${sizes}\n`);
+  }
+}
+
+function printScenario(result) {
+  log(`${result.name}: ${result.title}, ${formatBytes(result.bytes)}, server ${result.server.kind}`);
+  for (const row of result.rows) {
+    if (row.skipped) {
+      log(`  ${row.tool.padEnd(9)} skipped: ${row.skipped}`);
+      continue;
+    }
+    const s = row.summary;
+    if (s.runs === 0) {
+      log(`  ${row.tool.padEnd(9)} FAILED: ${row.note}`);
+      continue;
+    }
+    const r = result.ratios[row.tool];
+    const rel = r ? `  ours/this ${formatRatio(r.wall)}` : '';
+    log(
+      `  ${row.tool.padEnd(9)} median ${formatSeconds(s.medianWallMs)} (min ${formatSeconds(s.minWallMs)}, max ${formatSeconds(s.maxWallMs)})` +
+        `  cpu ${formatSeconds(s.medianCpuMs)}  rss ${formatRss(s.maxRssKb)}` +
+        (result.kind === 'info' ? '' : `  ${formatRate(s.bytesPerSecond)}`) +
+        rel +
+        (s.failed > 0 ? `  [${s.failed} failed: ${row.note}]` : ''),
+    );
+  }
+}
+
+async function runBench(options) {
+  const scenarios = selectScenarios(options.scenarios);
+  const serverKind = chooseServerKind(options.server, repoRoot);
+  const tmpRoot = mkdtempSync(join(process.env.BENCH_TMPDIR ?? tmpdir(), 'nbd-bench-'));
+  const dropCleanup = onCleanup(() => rmSync(tmpRoot, { recursive: true, force: true }));
+  if (!haveGnuTime()) log(`bench: ${GNU_TIME} not found (Debian package "time"): CPU and peak RSS are not measured`);
+  log(`bench: ${options.quick ? 'quick' : 'full'} sizes, ${options.runs} runs per tool, server ${serverKind}, temp ${tmpRoot}`);
+
+  const startedAt = new Date().toISOString();
+  try {
+    const toolStatus = await probeTools({ toolIds: options.tools, repoRoot, serverKind, tmpDir: tmpRoot });
+    for (const [toolId, jobs] of Object.entries(toolStatus)) {
+      for (const [job, status] of Object.entries(jobs)) {
+        log(`bench: ${toolId} ${job}: ${status.available ? `${status.program} (${status.version ?? 'version unknown'})` : `SKIPPED, ${status.note}`}`);
+      }
+    }
+    const results = [];
+    for (const scenario of scenarios) {
+      const result = await runScenario({ scenario, options, toolStatus, serverKind, tmpRoot, repoRoot, log: process.env.BENCH_VERBOSE ? log : null });
+      printScenario(result);
+      results.push(result);
+    }
+    return {
+      schema: 'nbd-toolkit-bench/1',
+      startedAt,
+      finishedAt: new Date().toISOString(),
+      command: ['node', 'bench/run.mjs', ...process.argv.slice(2)].join(' '),
+      quick: options.quick,
+      runs: options.runs,
+      warmup: options.warmup,
+      machine: describeMachine(),
+      measurement: {
+        wall: 'monotonic clock in the harness, from spawn to exit of the measured tool (and of wc -c for stdout)',
+        cpu: haveGnuTime() ? `user+sys of the tool and its children, from ${GNU_TIME} (median of runs)` : null,
+        rss: haveGnuTime() ? `peak resident set size, from ${GNU_TIME} (max of runs)` : null,
+        throughput: 'virtual size of the disk divided by the median wall time',
+      },
+      tools: {
+        ...toolStatus,
+        ours: toolStatus.ours ? { ...toolStatus.ours, commit: gitDescribe(repoRoot) } : undefined,
+        server: { kind: serverKind, version: serverKind === 'nbdkit' ? versionOf(NBDKIT) : gitDescribe(repoRoot) },
+      },
+      scenarios: results,
+    };
+  } finally {
+    rmSync(tmpRoot, { recursive: true, force: true });
+    dropCleanup();
+  }
+}
+
+async function main(argv) {
+  let options;
+  try {
+    options = parseBenchArgs(argv);
+  } catch (error) {
+    process.stderr.write(`bench: ${error.message}\n${USAGE}\n`);
+    return 1;
+  }
+  if (options.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  if (options.list) {
+    listScenarios();
+    return 0;
+  }
+  installSignalHandlers();
+
+  const result = options.current ? JSON.parse(readFileSync(options.current, 'utf8')) : await runBench(options);
+  if (options.json) {
+    writeFileSync(options.json, `${JSON.stringify(result, null, 2)}\n`);
+    log(`bench: wrote ${options.json}`);
+  }
+  if (options.svg) {
+    writeFileSync(options.svg, renderSvg(result));
+    log(`bench: wrote ${options.svg}`);
+  }
+  if (options.markdown) process.stdout.write(renderMarkdown(result));
+  if (options.baseline) {
+    const baseline = JSON.parse(readFileSync(options.baseline, 'utf8'));
+    const comparison = compareResults(baseline, result, { thresholdPct: options.threshold });
+    process.stdout.write(`\nCompared with ${options.baseline} (median wall time):\n${formatComparison(comparison)}\n`);
+    return comparison.exitCode;
+  }
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error) => {
+    process.stderr.write(`bench: ${process.env.NBD_DEBUG === '1' ? error.stack : error.message}\n`);
+    process.exitCode = 1;
+  },
+);
