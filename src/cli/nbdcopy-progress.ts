@@ -51,6 +51,9 @@ async function makeBar(total: number | undefined): Promise<ProgressSink> {
     hideCursor: false,
     clearOnComplete: false,
     fps: 10,
+    // Not a terminal (a log file, CI): still report, one line now and then.
+    noTTYOutput: true,
+    notTTYSchedule: 1000,
   }, cliProgress.Presets.shades_classic);
   const totalMiB = total === undefined ? 0 : Math.ceil(total / MiB);
   bar.start(totalMiB, 0);
