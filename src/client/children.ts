@@ -1,0 +1,55 @@
+// Subprocesses started for a connection (nbdkit -s ..., socket activation) die with their
+// handle: on close, and on process exit if the caller forgot, so no server is ever orphaned.
+import type { ChildProcess } from 'node:child_process';
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function killAllOnExit(): void {
+  for (const child of live) {
+    try {
+      child.kill('SIGTERM');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export function trackChild(child: ChildProcess): void {
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.on('exit', killAllOnExit);
+  }
+}
+
+/** Sends SIGTERM, then SIGKILL after `graceMs`, and resolves once the child is reaped. */
+export function stopChild(child: ChildProcess, graceMs = 2000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) {
+    live.delete(child);
+    return Promise.resolve();
+  }
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    timer.unref();
+    child.once('exit', () => {
+      clearTimeout(timer);
+      live.delete(child);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
+
+/** Waits up to `ms` for the child to exit by itself (after we closed its socket). */
+export function waitChild(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}

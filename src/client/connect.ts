@@ -1,0 +1,70 @@
+// The high-level entry point: a target (URI, socket path, host/port, command, socket
+// activation, fd or existing stream) plus options -> a ready (or option-mode) NbdClient.
+import { NbdError } from '../protocol/errors.js';
+import type { ClientTlsOptions } from '../tls/types.js';
+import { NbdClient, type ClientOptions } from './nbd-client.js';
+import {
+  openActivation, openCommand, openFd, openTcp, openUnix, type ConnectTarget, type Transport,
+} from './transport.js';
+import { parseNbdUri, type NbdUri } from './uri.js';
+
+export type ConnectOptions = ClientOptions;
+
+/** TLS settings a URI implies: nbds means 'require'; tls-* keys fill in the details. */
+export function tlsFromUri(u: NbdUri, base?: ClientTlsOptions): ClientTlsOptions | undefined {
+  const fromUri = u.tls || u.tlsCertificates !== undefined || u.tlsPskFile !== undefined;
+  if (!fromUri && !base) return undefined;
+  const tls: ClientTlsOptions = { ...(base ?? { mode: 'off' }) };
+  if (u.tls) tls.mode = 'require';
+  if (u.tlsCertificates !== undefined) tls.certificates = u.tlsCertificates;
+  if (u.tlsVerifyPeer !== undefined) tls.verifyPeer = u.tlsVerifyPeer;
+  if (u.tlsPskFile !== undefined) tls.pskFile = u.tlsPskFile;
+  if (u.username !== undefined) tls.username = u.username;
+  if (u.transport === 'tcp' && u.host !== undefined) tls.hostname ??= u.host;
+  return tls;
+}
+
+async function openUriTransport(u: NbdUri): Promise<Transport> {
+  switch (u.transport) {
+    case 'unix': return openUnix(u.socket!);
+    case 'tcp': return openTcp(u.host!, u.port!);
+    case 'vsock':
+      throw new NbdError('ENOTSUP', `connect: AF_VSOCK (cid ${u.host}) is not supported by this client`);
+  }
+}
+
+export async function openTransport(target: ConnectTarget): Promise<Transport> {
+  if (typeof target === 'string') return openUriTransport(parseNbdUri(target));
+  if ('unixSocket' in target) return openUnix(target.unixSocket);
+  if ('host' in target) {
+    const port = target.port === undefined ? 10809 : Number(target.port);
+    if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+      throw new NbdError('EINVAL', `connect: invalid port '${target.port}'`);
+    }
+    return openTcp(target.host, port);
+  }
+  if ('vsock' in target) throw new NbdError('ENOTSUP', 'connect: AF_VSOCK is not supported by this client');
+  if ('command' in target) return openCommand(target.command);
+  if ('activation' in target) return openActivation(target.activation);
+  if ('fd' in target) return openFd(target.fd);
+  if ('socket' in target) return { stream: target.socket, address: {}, cleanup: () => Promise.resolve() };
+  throw new NbdError('EINVAL', 'connect: unknown target');
+}
+
+/**
+ * Opens one NBD connection. A URI target supplies the export name and TLS settings unless
+ * `options` sets them. Resolves once the export is open (or in option mode with `optMode`).
+ */
+export async function connect(target: ConnectTarget, options: ConnectOptions = {}): Promise<NbdClient> {
+  const opts: ConnectOptions = { ...options };
+  if (typeof target === 'string') {
+    const u = parseNbdUri(target);
+    opts.exportName ??= u.exportName;
+    const tls = tlsFromUri(u, options.tls);
+    if (tls) opts.tls = tls;
+  }
+  const transport = await openTransport(target);
+  const client = new NbdClient(opts);
+  await client.start(transport);
+  return client;
+}

@@ -1,0 +1,7 @@
+// The client library: one connection (NbdClient), how to open it (connect), URIs, multi-conn.
+export { NbdClient, type ClientOptions, type ClientState } from './nbd-client.js';
+export { connect, openTransport, tlsFromUri, type ConnectOptions } from './connect.js';
+export type { ConnectTarget, Transport } from './transport.js';
+export { parseNbdUri, formatNbdUri, isNbdUri, connectionUri, type NbdUri, type NbdUriTransport } from './uri.js';
+export { OptionError } from './negotiate.js';
+export * from './types.js';

@@ -1,0 +1,506 @@
+// One NBD connection: negotiation, then many commands in flight with replies matched by cookie.
+// States: created -> connecting -> negotiating -> (option-mode ->) ready -> closed, or dead
+// when the transport fails or the server breaks the protocol (every pending and later command
+// then fails with the error that killed it).
+import type { Duplex } from 'node:stream';
+import {
+  CMD_BLOCK_STATUS, CMD_CACHE, CMD_DISC, CMD_FLAG_DF, CMD_FLAG_FAST_ZERO, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE,
+  CMD_FLAG_REQ_ONE, CMD_FLUSH, CMD_READ, CMD_TRIM, CMD_WRITE, CMD_WRITE_ZEROES, EXTENDED_REQUEST_SIZE,
+} from '../protocol/constants.js';
+import { NbdError } from '../protocol/errors.js';
+import { encodeCompactRequest, encodeExtendedRequest } from '../protocol/requests.js';
+import type { ClientTlsOptions } from '../tls/types.js';
+import { commandName, type Command } from './command.js';
+import { debug, debugEnabled } from './debug.js';
+import { HandshakeIO } from './handshake-io.js';
+import { DEFAULT_META_CONTEXTS, Negotiator } from './negotiate.js';
+import { ReplyReader } from './reply-reader.js';
+import type { Transport } from './transport.js';
+import type {
+  BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ExportListing, ReadFlags,
+  ZeroFlags,
+} from './types.js';
+import { connectionUri } from './uri.js';
+
+export type ClientState = 'created' | 'connecting' | 'negotiating' | 'option-mode' | 'ready' | 'dead' | 'closed';
+
+export interface ClientOptions {
+  /** Export to open (default ''; a URI's path sets it too). */
+  exportName?: string;
+  tls?: ClientTlsOptions;
+  /** Stop after the greeting (and TLS / structured replies) so the caller can send options. */
+  optMode?: boolean;
+  /** Ask for NBD_OPT_EXTENDED_HEADERS (default true; falls back when unsupported). */
+  requestExtendedHeaders?: boolean;
+  /** Ask for NBD_OPT_STRUCTURED_REPLY when extended headers are off (default true). */
+  requestStructuredReplies?: boolean;
+  /** Meta contexts for SET_META_CONTEXT (default ['base:allocation']; [] for none). */
+  metaContexts?: string[];
+  /** Ask for canonical name and description with NBD_OPT_GO (default true). */
+  fullInfo?: boolean;
+  /** Commands on the wire at once; more wait in a queue (default 64). */
+  maxInFlight?: number;
+}
+
+const U32_MAX = 0xffffffff;
+
+export class NbdClient {
+  private _state: ClientState = 'created';
+  private transport: Transport | null = null;
+  private neg: Negotiator | null = null;
+  private stream: Duplex | null = null;
+  private reader: ReplyReader | null = null;
+  private info: ExportInfo | undefined;
+  private conn: ConnectionInfo = {
+    protocol: 'newstyle-fixed', tls: false, structuredReplies: false, extendedHeaders: false, metaContexts: [],
+  };
+  private readonly opts: ClientOptions;
+  private readonly maxInFlight: number;
+  private readonly inflight = new Map<number, Command>();
+  private queue: Command[] = [];
+  private queueHead = 0;
+  private nextCookie = 1;
+  private deadError: NbdError | null = null;
+  private corked = false;
+  private drainWaiters: Array<() => void> = [];
+  private closing: Promise<void> | null = null;
+
+  constructor(options: ClientOptions = {}) {
+    this.opts = options;
+    this.maxInFlight = Math.max(1, options.maxInFlight ?? 64);
+  }
+
+  get state(): ClientState {
+    return this._state;
+  }
+
+  /** Facts about the open export; throws before NBD_OPT_GO / EXPORT_NAME finished. */
+  get export(): ExportInfo {
+    if (!this.info) throw new NbdError('ENOTCONN', `no export is open (connection is ${this._state})`);
+    return this.info;
+  }
+
+  get connection(): ConnectionInfo {
+    return this.conn;
+  }
+
+  /** Commands sent and not yet answered, plus those waiting for a slot. */
+  get inFlight(): number {
+    return this.inflight.size + this.queue.length - this.queueHead;
+  }
+
+  // ---------------------------------------------------------------- handshake
+
+  /** Runs the handshake over an open transport. Used by `connect()`. */
+  async start(transport: Transport): Promise<void> {
+    if (this._state !== 'created') throw new NbdError('EINVAL', `start: client is already ${this._state}`);
+    this.transport = transport;
+    this._state = 'negotiating';
+    const neg = new Negotiator(new HandshakeIO(transport.stream));
+    this.neg = neg;
+    try {
+      await neg.greet();
+      this.conn.protocol = neg.protocol;
+      if (neg.protocol === 'oldstyle') {
+        await this.enterTransmission(neg.oldstyleExport!);
+        return;
+      }
+      if (neg.canHaggle) {
+        await this.negotiateTls();
+        if (this.opts.requestExtendedHeaders ?? true) await neg.extendedHeadersOption();
+        if (!neg.structuredReplies && (this.opts.requestStructuredReplies ?? true)) await neg.structuredReplyOption();
+        this.syncConnectionInfo();
+      }
+      if (this.opts.optMode && neg.canHaggle) {
+        this._state = 'option-mode';
+        return;
+      }
+      await this.goInternal(this.opts.exportName ?? '');
+    } catch (err) {
+      await this.fail(err);
+      throw err;
+    }
+  }
+
+  private async negotiateTls(): Promise<void> {
+    const tls = this.opts.tls;
+    if (!tls || tls.mode === 'off') return;
+    const ok = await this.neg!.startTls(tls);
+    if (!ok && tls.mode === 'require') {
+      throw new NbdError('EPERM', 'NBD_OPT_STARTTLS: server refused TLS, and TLS is required');
+    }
+    this.conn.tls = ok;
+  }
+
+  private syncConnectionInfo(): void {
+    const neg = this.neg!;
+    this.conn.protocol = neg.protocol;
+    this.conn.tls = neg.tls;
+    this.conn.structuredReplies = neg.structuredReplies;
+    this.conn.extendedHeaders = neg.extendedHeaders;
+    this.conn.metaContexts = [...neg.contexts.values()];
+  }
+
+  private async goInternal(exportName: string): Promise<void> {
+    const neg = this.neg!;
+    const wanted = this.opts.metaContexts ?? DEFAULT_META_CONTEXTS;
+    if (neg.canHaggle && neg.structuredReplies && wanted.length > 0 && neg.contexts.size === 0) {
+      try {
+        await neg.metaContextOption(true, exportName, wanted);
+      } catch (err) {
+        // A server without meta contexts still serves data; block status will say ENOTSUP.
+        if (!(err instanceof NbdError) || err.code === 'EPROTO' || err.code === 'ECONNRESET') throw err;
+        debug(() => `SET_META_CONTEXT refused: ${(err as Error).message}`);
+      }
+    }
+    const info = await neg.infoOrGo(true, exportName, this.opts.fullInfo ?? true);
+    await this.enterTransmission(info);
+  }
+
+  private async enterTransmission(info: ExportInfo): Promise<void> {
+    const neg = this.neg!;
+    this.info = info;
+    this.syncConnectionInfo();
+    if (this.transport) this.conn.uri = connectionUri(this.transport.address, info.exportName, neg.tls);
+    const leftover = neg.io.detach();
+    const stream = neg.io.stream;
+    this.stream = stream;
+    this.reader = new ReplyReader(
+      { find: (cookie) => this.inflight.get(cookie), finish: (cmd) => this.finish(cmd) },
+      { structured: neg.structuredReplies, extended: neg.extendedHeaders, contexts: neg.contexts },
+    );
+    stream.on('data', this.onData);
+    stream.on('end', this.onEnd);
+    stream.on('close', this.onEnd);
+    stream.on('error', this.onError);
+    this._state = 'ready';
+    debug(() => `ready: export '${info.exportName}' size ${info.size} flags 0x${info.transmissionFlags.toString(16)}, ` +
+      `structured ${neg.structuredReplies}, extended ${neg.extendedHeaders}, contexts [${[...neg.contexts.values()].join(', ')}]`);
+    for (const chunk of leftover) this.onData(chunk);
+    stream.resume();
+  }
+
+  // ---------------------------------------------------------------- option mode
+
+  private optionMode(what: string): Negotiator {
+    if (this._state !== 'option-mode') {
+      throw this.deadError ?? new NbdError('EINVAL', `${what}: only valid in option mode (connection is ${this._state})`);
+    }
+    return this.neg!;
+  }
+
+  private async guarded<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      // A refused option leaves the connection usable; anything else (EOF, bad magic) kills it.
+      if (!(err instanceof NbdError) || !('replyType' in err)) await this.fail(err);
+      throw err;
+    }
+  }
+
+  optList(): Promise<ExportListing[]> {
+    const neg = this.optionMode('optList');
+    return this.guarded(() => neg.list());
+  }
+
+  /** NBD_OPT_INFO for `exportName` (default: the connect option's). */
+  optInfo(exportName = this.opts.exportName ?? ''): Promise<ExportInfo> {
+    const neg = this.optionMode('optInfo');
+    return this.guarded(() => neg.infoOrGo(false, exportName, this.opts.fullInfo ?? true));
+  }
+
+  async optListMetaContext(queries: string[] = [], exportName = this.opts.exportName ?? ''): Promise<string[]> {
+    const neg = this.optionMode('optListMetaContext');
+    const found = await this.guarded(() => neg.metaContextOption(false, exportName, queries));
+    return [...found.values()];
+  }
+
+  async optSetMetaContext(queries: string[], exportName = this.opts.exportName ?? ''): Promise<string[]> {
+    const neg = this.optionMode('optSetMetaContext');
+    const found = await this.guarded(() => neg.metaContextOption(true, exportName, queries));
+    this.syncConnectionInfo();
+    return [...found.values()];
+  }
+
+  async optStructuredReply(): Promise<boolean> {
+    const neg = this.optionMode('optStructuredReply');
+    const ok = await this.guarded(() => neg.structuredReplyOption());
+    this.syncConnectionInfo();
+    return ok;
+  }
+
+  async optExtendedHeaders(): Promise<boolean> {
+    const neg = this.optionMode('optExtendedHeaders');
+    const ok = await this.guarded(() => neg.extendedHeadersOption());
+    this.syncConnectionInfo();
+    return ok;
+  }
+
+  async optStartTls(options: ClientTlsOptions = this.opts.tls ?? { mode: 'require' }): Promise<boolean> {
+    const neg = this.optionMode('optStartTls');
+    const ok = await this.guarded(() => neg.startTls(options));
+    this.syncConnectionInfo();
+    return ok;
+  }
+
+  /** Ends option mode: opens `exportName` (default: the connect option's) for transmission. */
+  async optGo(exportName = this.opts.exportName ?? ''): Promise<void> {
+    this.optionMode('optGo');
+    try {
+      await this.goInternal(exportName);
+    } catch (err) {
+      if (!(err instanceof NbdError) || !('replyType' in err)) await this.fail(err);
+      throw err;
+    }
+  }
+
+  /** Ends option mode without opening an export (NBD_OPT_ABORT) and closes the connection. */
+  async optAbort(): Promise<void> {
+    const neg = this.optionMode('optAbort');
+    await neg.abort().catch(() => undefined);
+    await this.shutdown('closed');
+  }
+
+  // ---------------------------------------------------------------- commands
+
+  pread(buf: Uint8Array, offset: number, flags?: ReadFlags): Promise<void> {
+    let f = 0;
+    if (flags?.df) f |= CMD_FLAG_DF;
+    return this.submit(CMD_READ, f, offset, buf.length, buf) as Promise<void>;
+  }
+
+  pwrite(buf: Uint8Array, offset: number, flags?: CommandFlags): Promise<void> {
+    return this.submit(CMD_WRITE, flags?.fua ? CMD_FLAG_FUA : 0, offset, buf.length, buf) as Promise<void>;
+  }
+
+  flush(): Promise<void> {
+    return this.submit(CMD_FLUSH, 0, 0, 0, null) as Promise<void>;
+  }
+
+  trim(length: number, offset: number, flags?: CommandFlags): Promise<void> {
+    return this.submit(CMD_TRIM, flags?.fua ? CMD_FLAG_FUA : 0, offset, length, null) as Promise<void>;
+  }
+
+  zero(length: number, offset: number, flags?: ZeroFlags): Promise<void> {
+    let f = 0;
+    if (flags?.fua) f |= CMD_FLAG_FUA;
+    if (flags?.noHole) f |= CMD_FLAG_NO_HOLE;
+    if (flags?.fastZero) f |= CMD_FLAG_FAST_ZERO;
+    return this.submit(CMD_WRITE_ZEROES, f, offset, length, null) as Promise<void>;
+  }
+
+  cache(length: number, offset: number): Promise<void> {
+    return this.submit(CMD_CACHE, 0, offset, length, null) as Promise<void>;
+  }
+
+  /**
+   * Extents per negotiated context from `offset`. Without extended headers a length above
+   * 4 GiB is shortened (the answer may stop short anyway, so callers ask again from the end).
+   */
+  async blockStatus(length: number, offset: number, flags?: BlockStatusFlags): Promise<BlockStatusResult> {
+    if (this.info && !this.conn.extendedHeaders && length > U32_MAX) {
+      const align = Math.max(this.info.blockSizeMinimum, 1);
+      length = U32_MAX - (U32_MAX % align);
+    }
+    const r = (await this.submit(CMD_BLOCK_STATUS, flags?.reqOne ? CMD_FLAG_REQ_ONE : 0, offset, length, null)) as
+      BlockStatusResult | null;
+    return r ?? new Map();
+  }
+
+  /** Libnbd-style strict checks, before anything is sent. */
+  private check(type: number, flags: number, offset: number, length: number): NbdError | null {
+    const name = commandName(type);
+    if (this._state !== 'ready') {
+      return this.deadError ?? new NbdError('ENOTCONN', `${name}: connection is ${this._state}`);
+    }
+    const info = this.info!;
+    if (!Number.isSafeInteger(offset) || offset < 0 || !Number.isSafeInteger(length) || length < 0) {
+      return new NbdError('EINVAL', `${name}: invalid offset ${offset} or length ${length}`);
+    }
+    if (type === CMD_FLUSH) {
+      if (!info.canFlush) return new NbdError('ENOTSUP', 'flush: server does not support flush');
+      return null;
+    }
+    if (length === 0) return new NbdError('EINVAL', `${name}: zero-length request`);
+    if (offset + length > info.size) {
+      return new NbdError('EINVAL', `${name}: request [${offset}, ${offset + length}) is beyond the end of the export (size ${info.size})`);
+    }
+    const writes = type === CMD_WRITE || type === CMD_TRIM || type === CMD_WRITE_ZEROES;
+    if (writes && info.readOnly) return new NbdError('EPERM', `${name}: export is read-only`);
+    if (type === CMD_TRIM && !info.canTrim) return new NbdError('ENOTSUP', 'trim: server does not support trim');
+    if (type === CMD_WRITE_ZEROES && !info.canZero) return new NbdError('ENOTSUP', 'zero: server does not support write zeroes');
+    if (type === CMD_CACHE && !info.canCache) return new NbdError('ENOTSUP', 'cache: server does not support cache');
+    if (type === CMD_BLOCK_STATUS && this.neg!.contexts.size === 0) {
+      return new NbdError('ENOTSUP', 'block-status: no meta context was negotiated');
+    }
+    if (flags & CMD_FLAG_FUA && !info.canFua) return new NbdError('EINVAL', `${name}: server does not support FUA`);
+    if (flags & CMD_FLAG_DF && !(info.canDf && this.conn.structuredReplies)) {
+      return new NbdError('EINVAL', `${name}: server does not support the DF flag`);
+    }
+    if (flags & CMD_FLAG_FAST_ZERO && !info.canFastZero) return new NbdError('EINVAL', `${name}: server does not support fast zero`);
+    if (info.blockSizeFromServer && info.blockSizeMinimum > 1 &&
+      (offset % info.blockSizeMinimum !== 0 || length % info.blockSizeMinimum !== 0)) {
+      return new NbdError('EINVAL', `${name}: offset ${offset} or length ${length} is not a multiple of the minimum block size ${info.blockSizeMinimum}`);
+    }
+    if ((type === CMD_READ || type === CMD_WRITE) && length > info.blockSizeMaximum) {
+      return new NbdError('ERANGE', `${name}: ${length} bytes exceeds the maximum payload ${info.blockSizeMaximum}`);
+    }
+    if (!this.conn.extendedHeaders && length > U32_MAX) {
+      return new NbdError('ERANGE', `${name}: length ${length} does not fit 32 bits without extended headers`);
+    }
+    return null;
+  }
+
+  private submit(type: number, flags: number, offset: number, length: number, data: Uint8Array | null): Promise<unknown> {
+    const err = this.check(type, flags, offset, length);
+    if (err) return Promise.reject(err);
+    return new Promise((resolve, reject) => {
+      const cmd: Command = {
+        cookie: 0, type, flags, offset, length, data, seen: 0, error: null, extents: null, resolve, reject,
+      };
+      if (this.inflight.size < this.maxInFlight) this.send(cmd);
+      else this.queue.push(cmd);
+    });
+  }
+
+  private send(cmd: Command): void {
+    const cookie = this.nextCookie++;
+    cmd.cookie = cookie;
+    this.inflight.set(cookie, cmd);
+    const stream = this.stream!;
+    const hdr = Buffer.allocUnsafe(EXTENDED_REQUEST_SIZE);
+    const n = this.conn.extendedHeaders
+      ? encodeExtendedRequest(hdr, 0, cmd.flags, cmd.type, cookie, cmd.offset, cmd.length)
+      : encodeCompactRequest(hdr, 0, cmd.flags, cmd.type, cookie, cmd.offset, cmd.length);
+    if (debugEnabled) debug(() => `request: ${commandName(cmd.type)} cookie ${cookie} offset ${cmd.offset} length ${cmd.length} flags 0x${cmd.flags.toString(16)}`);
+    // Requests issued in the same tick leave in one writev.
+    if (!this.corked) {
+      this.corked = true;
+      stream.cork();
+      process.nextTick(this.uncork);
+    }
+    stream.write(n === hdr.length ? hdr : hdr.subarray(0, n));
+    if (cmd.type === CMD_WRITE) stream.write(cmd.data!);
+  }
+
+  private readonly uncork = (): void => {
+    this.corked = false;
+    this.stream?.uncork();
+  };
+
+  private finish(cmd: Command): void {
+    this.inflight.delete(cmd.cookie);
+    if (cmd.error) {
+      cmd.reject(cmd.error);
+    } else if (cmd.type === CMD_READ && cmd.seen < cmd.length) {
+      cmd.reject(new NbdError('EIO', `pread: server sent only ${cmd.seen} of ${cmd.length} bytes without an error`));
+    } else {
+      cmd.resolve(cmd.type === CMD_BLOCK_STATUS ? cmd.extents : undefined);
+    }
+    if (this.queueHead < this.queue.length && this._state === 'ready') {
+      const next = this.queue[this.queueHead]!;
+      this.queue[this.queueHead++] = undefined as unknown as Command;
+      if (this.queueHead === this.queue.length) {
+        this.queue = [];
+        this.queueHead = 0;
+      }
+      this.send(next);
+    } else if (this.inflight.size === 0 && this.drainWaiters.length > 0) {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  // ---------------------------------------------------------------- stream events
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this._state !== 'ready' && this._state !== 'closed') return;
+    try {
+      this.reader!.feed(chunk);
+    } catch (err) {
+      void this.fail(err);
+    }
+  };
+
+  private readonly onEnd = (): void => {
+    if (this._state !== 'ready') return;
+    const cut = this.reader?.midReply ? ' in the middle of a reply' : '';
+    void this.fail(new NbdError('ECONNRESET', `server closed the connection${cut}`));
+  };
+
+  private readonly onError = (err: Error): void => {
+    void this.fail(new NbdError('ECONNRESET', `connection error: ${err.message}`, { cause: err }));
+  };
+
+  /** Kills the connection: every pending and later command fails with `err`. */
+  private async fail(reason: unknown): Promise<void> {
+    if (this._state === 'dead' || this._state === 'closed') return;
+    const err = reason instanceof NbdError ? reason
+      : new NbdError('EIO', reason instanceof Error ? reason.message : String(reason), { cause: reason });
+    debug(() => `connection dead: ${err.message}`);
+    this.deadError = err;
+    await this.shutdown('dead');
+  }
+
+  private async shutdown(final: 'dead' | 'closed'): Promise<void> {
+    this._state = final;
+    const err = this.deadError ?? new NbdError('ESHUTDOWN', 'connection closed');
+    for (const cmd of this.inflight.values()) cmd.reject(err);
+    this.inflight.clear();
+    for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]!.reject(err);
+    this.queue = [];
+    this.queueHead = 0;
+    for (const w of this.drainWaiters) w();
+    this.drainWaiters = [];
+    const stream = this.stream ?? this.neg?.io.stream ?? this.transport?.stream;
+    stream?.destroy();
+    await this.transport?.cleanup();
+  }
+
+  /**
+   * Waits for commands in flight, sends NBD_CMD_DISC, closes the stream and reaps any
+   * subprocess. Safe to call in any state and more than once.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.closeInternal();
+    return this.closing;
+  }
+
+  /** Alias of close(), named as libnbd names it. */
+  disconnect(): Promise<void> {
+    return this.close();
+  }
+
+  private async closeInternal(): Promise<void> {
+    if (this._state === 'ready') {
+      if (this.inflight.size > 0) await new Promise<void>((r) => this.drainWaiters.push(r));
+    }
+    if (this._state === 'ready') {
+      const stream = this.stream!;
+      const hdr = Buffer.allocUnsafe(EXTENDED_REQUEST_SIZE);
+      const n = this.conn.extendedHeaders
+        ? encodeExtendedRequest(hdr, 0, 0, CMD_DISC, this.nextCookie++, 0, 0)
+        : encodeCompactRequest(hdr, 0, 0, CMD_DISC, this.nextCookie++, 0, 0);
+      debug(() => 'request: disconnect');
+      this._state = 'closed';
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 1000);
+        stream.once('close', () => {
+          clearTimeout(timer);
+          resolve();
+        });
+        stream.end(hdr.subarray(0, n));
+      });
+      this.deadError = new NbdError('ESHUTDOWN', 'connection closed');
+      await this.shutdown('closed');
+      return;
+    }
+    if (this._state === 'option-mode') {
+      await this.neg!.abort().catch(() => undefined);
+    }
+    if (this._state !== 'dead') this.deadError = new NbdError('ESHUTDOWN', 'connection closed');
+    await this.shutdown('closed');
+  }
+}

@@ -1,0 +1,254 @@
+// Incremental parser of transmission-phase replies. It consumes socket chunks as they come
+// (no concatenation), copies read payloads straight into the caller's buffer, reuses one
+// header buffer, and throws NbdError(EPROTO) on any protocol violation.
+import {
+  CMD_BLOCK_STATUS, CMD_READ, EXTENDED_REPLY_SIZE, MAX_STRING, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS,
+  REPLY_TYPE_BLOCK_STATUS_EXT, REPLY_TYPE_ERROR_OFFSET, REPLY_TYPE_FLAG_ERROR, REPLY_TYPE_NONE,
+  REPLY_TYPE_OFFSET_DATA, REPLY_TYPE_OFFSET_HOLE,
+} from '../protocol/constants.js';
+import { NbdError, codeFromWire } from '../protocol/errors.js';
+import { readU64 } from '../protocol/bytes.js';
+import { decodeBlockStatus, decodeErrorChunk, decodeOffsetHole, type Hole } from '../protocol/chunks.js';
+import { decodeReplyHeader, newReplyHeader, replyHeaderSize } from '../protocol/replies.js';
+import { commandName, type Command } from './command.js';
+import { debug, debugEnabled } from './debug.js';
+import type { Extent } from './types.js';
+
+export interface ReplySink {
+  find(cookie: number): Command | undefined;
+  finish(cmd: Command): void;
+}
+
+export interface ReplyMode {
+  structured: boolean;
+  extended: boolean;
+  /** Negotiated meta contexts, wire id -> name. */
+  contexts: Map<number, string>;
+}
+
+const S_HEADER = 0;
+const S_DATA = 1;
+const S_PAYLOAD = 2;
+
+/** Servers should send at most 2^20 extents per chunk; allow the 64-bit form of that and some. */
+const MAX_BLOCK_STATUS_PAYLOAD = 8 + 16 * (1 << 20) + 16;
+const MAX_ERROR_PAYLOAD = 6 + 0xffff + 8;
+
+function violation(message: string): NbdError {
+  return new NbdError('EPROTO', `protocol error: ${message}`);
+}
+
+export class ReplyReader {
+  private readonly sink: ReplySink;
+  private readonly mode: ReplyMode;
+  private state = S_HEADER;
+  private readonly hdr = newReplyHeader();
+  private readonly hdrBuf = Buffer.alloc(EXTENDED_REPLY_SIZE);
+  private hdrHave = 0;
+  private hdrNeed: number;
+  private cmd: Command | null = null;
+  private simple = false;
+  private chunkType = 0;
+  private chunkFlags = 0;
+  private chunkLength = 0;
+  /** S_DATA: where the bytes go and how many are left. */
+  private dst: Uint8Array | null = null;
+  private dstOff = 0;
+  private remaining = 0;
+  /** S_PAYLOAD: non-data chunk payloads (and OFFSET_DATA's 8-byte offset) gather here. */
+  private scratch = Buffer.alloc(4096);
+  private scratchHave = 0;
+  private scratchNeed = 0;
+  private readonly hole: Hole = { offset: 0, size: 0 };
+
+  constructor(sink: ReplySink, mode: ReplyMode) {
+    this.sink = sink;
+    this.mode = mode;
+    this.hdrNeed = mode.extended ? EXTENDED_REPLY_SIZE : 4;
+  }
+
+  /** True when a reply has started but not finished (EOF now would cut it). */
+  get midReply(): boolean {
+    return this.state !== S_HEADER || this.hdrHave > 0;
+  }
+
+  feed(chunk: Buffer): void {
+    const n = chunk.length;
+    let p = 0;
+    while (p < n) {
+      if (this.state === S_DATA) {
+        const k = this.remaining < n - p ? this.remaining : n - p;
+        chunk.copy(this.dst!, this.dstOff, p, p + k);
+        p += k;
+        this.dstOff += k;
+        this.remaining -= k;
+        if (this.remaining === 0) this.endChunk();
+      } else if (this.state === S_PAYLOAD) {
+        const want = this.scratchNeed - this.scratchHave;
+        const k = want < n - p ? want : n - p;
+        chunk.copy(this.scratch, this.scratchHave, p, p + k);
+        p += k;
+        this.scratchHave += k;
+        if (this.scratchHave === this.scratchNeed) this.payloadDone();
+      } else if (this.hdrHave === 0 && n - p >= EXTENDED_REPLY_SIZE) {
+        // Common case: the whole header is in this chunk; decode it in place.
+        p += decodeReplyHeader(chunk, p, this.hdr);
+        this.onHeader();
+      } else {
+        const want = this.hdrNeed - this.hdrHave;
+        const k = want < n - p ? want : n - p;
+        chunk.copy(this.hdrBuf, this.hdrHave, p, p + k);
+        p += k;
+        this.hdrHave += k;
+        if (this.hdrHave < this.hdrNeed) continue;
+        if (this.hdrNeed === 4) {
+          this.hdrNeed = replyHeaderSize(this.hdrBuf.readUInt32BE(0));
+          continue;
+        }
+        decodeReplyHeader(this.hdrBuf, 0, this.hdr);
+        this.onHeader();
+      }
+    }
+  }
+
+  private onHeader(): void {
+    const h = this.hdr;
+    this.hdrHave = 0;
+    this.hdrNeed = this.mode.extended ? EXTENDED_REPLY_SIZE : 4;
+    const cmd = this.sink.find(h.cookie);
+    if (!cmd) throw violation(`reply for unknown cookie ${h.cookie}`);
+    this.cmd = cmd;
+    if (h.kind === 'simple') {
+      if (this.mode.extended) throw violation('simple reply after extended headers were negotiated');
+      this.simple = true;
+      if (debugEnabled) debug(() => `reply: ${commandName(cmd.type)} cookie ${h.cookie} error ${h.error}`);
+      if (h.error !== 0) {
+        cmd.error ??= new NbdError(codeFromWire(h.error), `${commandName(cmd.type)}: server replied ${codeFromWire(h.error)}`);
+        this.endChunk();
+      } else if (cmd.type === CMD_READ) {
+        cmd.seen = cmd.length;
+        this.startData(cmd.data!, 0, cmd.length);
+      } else {
+        this.endChunk();
+      }
+      return;
+    }
+    if (h.kind === 'structured' ? !this.mode.structured || this.mode.extended : !this.mode.extended) {
+      throw violation(`${h.kind} reply chunk that was not negotiated`);
+    }
+    this.simple = false;
+    this.chunkType = h.type;
+    this.chunkFlags = h.flags;
+    const len = h.length;
+    this.chunkLength = len;
+    if (debugEnabled) debug(() => `chunk: ${commandName(cmd.type)} cookie ${h.cookie} type ${h.type} flags ${h.flags} length ${len}`);
+    switch (h.type) {
+      case REPLY_TYPE_OFFSET_DATA:
+        this.expectCommand(cmd, CMD_READ, 'OFFSET_DATA');
+        if (len < 9) throw violation(`OFFSET_DATA chunk of length ${len}`);
+        if (len - 8 > cmd.length) throw violation(`OFFSET_DATA chunk of ${len - 8} bytes is longer than the request (${cmd.length})`);
+        this.collect(8);
+        return;
+      case REPLY_TYPE_OFFSET_HOLE:
+        this.expectCommand(cmd, CMD_READ, 'OFFSET_HOLE');
+        if (len !== 12 && len !== 16) throw violation(`OFFSET_HOLE chunk of length ${len}`);
+        this.collect(len);
+        return;
+      case REPLY_TYPE_NONE:
+        if (len !== 0) throw violation(`NONE chunk with length ${len}`);
+        if (!(h.flags & REPLY_FLAG_DONE)) throw violation('NONE chunk without the DONE flag');
+        this.endChunk();
+        return;
+      case REPLY_TYPE_BLOCK_STATUS:
+      case REPLY_TYPE_BLOCK_STATUS_EXT:
+        this.expectCommand(cmd, CMD_BLOCK_STATUS, 'BLOCK_STATUS');
+        if (len > MAX_BLOCK_STATUS_PAYLOAD) throw violation(`BLOCK_STATUS chunk of ${len} bytes is too long`);
+        this.collect(len);
+        return;
+      default:
+        if (!(h.type & REPLY_TYPE_FLAG_ERROR)) throw violation(`unknown reply chunk type ${h.type}`);
+        if (len < 6 || len > MAX_ERROR_PAYLOAD) throw violation(`error chunk of length ${len}`);
+        this.collect(len);
+    }
+  }
+
+  private expectCommand(cmd: Command, type: number, chunk: string): void {
+    if (cmd.type !== type) throw violation(`${chunk} chunk in reply to ${commandName(cmd.type)}`);
+  }
+
+  private startData(dst: Uint8Array, at: number, length: number): void {
+    if (length === 0) {
+      this.endChunk();
+      return;
+    }
+    this.dst = dst;
+    this.dstOff = at;
+    this.remaining = length;
+    this.state = S_DATA;
+  }
+
+  private collect(n: number): void {
+    if (this.scratch.length < n) this.scratch = Buffer.alloc(Math.max(n, this.scratch.length * 2));
+    this.scratchHave = 0;
+    this.scratchNeed = n;
+    this.state = S_PAYLOAD;
+    if (n === 0) this.payloadDone();
+  }
+
+  private payloadDone(): void {
+    const cmd = this.cmd!;
+    const s = this.scratch;
+    const len = this.chunkLength;
+    switch (this.chunkType) {
+      case REPLY_TYPE_OFFSET_DATA: {
+        const offset = readU64(s, 0);
+        const dlen = len - 8;
+        if (offset < cmd.offset || offset + dlen > cmd.offset + cmd.length) {
+          throw violation(`OFFSET_DATA [${offset}, +${dlen}) lies outside the request [${cmd.offset}, +${cmd.length})`);
+        }
+        cmd.seen += dlen;
+        this.startData(cmd.data!, offset - cmd.offset, dlen);
+        return;
+      }
+      case REPLY_TYPE_OFFSET_HOLE: {
+        const hole = decodeOffsetHole(s, 0, len, this.hole);
+        if (hole.offset < cmd.offset || hole.offset + hole.size > cmd.offset + cmd.length) {
+          throw violation(`OFFSET_HOLE [${hole.offset}, +${hole.size}) lies outside the request [${cmd.offset}, +${cmd.length})`);
+        }
+        const at = hole.offset - cmd.offset;
+        cmd.data!.fill(0, at, at + hole.size);
+        cmd.seen += hole.size;
+        break;
+      }
+      case REPLY_TYPE_BLOCK_STATUS:
+      case REPLY_TYPE_BLOCK_STATUS_EXT: {
+        const bs = decodeBlockStatus(s, 0, len, this.chunkType === REPLY_TYPE_BLOCK_STATUS_EXT);
+        const name = this.mode.contexts.get(bs.contextId);
+        if (name === undefined) throw violation(`block status for unknown meta context id ${bs.contextId}`);
+        cmd.extents ??= new Map();
+        cmd.extents.set(name, bs.extents as Extent[]);
+        break;
+      }
+      default: {
+        const e = decodeErrorChunk(s, 0, len, this.chunkType === REPLY_TYPE_ERROR_OFFSET);
+        if (e.error === 0) throw violation('error chunk with error value 0');
+        if (e.message.length > MAX_STRING) throw violation('error message longer than 4096 bytes');
+        const code = codeFromWire(e.error);
+        const where = e.offset !== undefined ? ` at offset ${e.offset}` : '';
+        cmd.error ??= new NbdError(code, `${commandName(cmd.type)}: server replied ${code}${where}${e.message ? `: ${e.message}` : ''}`,
+          e.message ? { serverMessage: e.message } : undefined);
+      }
+    }
+    this.endChunk();
+  }
+
+  private endChunk(): void {
+    this.state = S_HEADER;
+    this.dst = null;
+    const cmd = this.cmd!;
+    if (this.simple || this.chunkFlags & REPLY_FLAG_DONE) {
+      this.cmd = null;
+      this.sink.finish(cmd);
+    }
+  }
+}

@@ -1,0 +1,142 @@
+// Opening the byte stream a connection runs over: TCP, Unix socket, an existing socket or fd,
+// a subprocess on a socketpair (nbd_connect_command), or systemd socket activation.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { NbdError } from '../protocol/errors.js';
+import { listenUnix, socketPair } from '../sys/socket.js';
+import { stopChild, trackChild, waitChild } from './children.js';
+import { debug } from './debug.js';
+
+export type ConnectTarget =
+  | string
+  | { unixSocket: string }
+  | { host: string; port?: number | string }
+  | { vsock: { cid: number; port?: number } }
+  | { command: string[] }
+  | { activation: string[] }
+  | { fd: number }
+  | { socket: Duplex };
+
+export interface Transport {
+  stream: Duplex;
+  /** Where we connected, for the connection's URI (undefined for commands, fds, sockets). */
+  address: { unixSocket?: string; host?: string; port?: number };
+  /** Stops a subprocess and removes temp files; safe to call twice. */
+  cleanup(): Promise<void>;
+}
+
+function connectNet(opts: net.NetConnectOpts, what: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const sock = net.connect(opts);
+    const onError = (err: NodeJS.ErrnoException): void => {
+      sock.destroy();
+      const code = err.code === 'ECONNREFUSED' ? 'ECONNREFUSED' : err.code === 'ENOENT' ? 'ENOENT' : 'EIO';
+      reject(new NbdError(code, `connect: ${what}: ${err.message}`, { cause: err }));
+    };
+    sock.once('error', onError);
+    sock.once('connect', () => {
+      sock.off('error', onError);
+      sock.setNoDelay?.(true);
+      resolve(sock);
+    });
+  });
+}
+
+function noCleanup(): Promise<void> {
+  return Promise.resolve();
+}
+
+export async function openUnix(path: string): Promise<Transport> {
+  const stream = await connectNet({ path }, path);
+  return { stream, address: { unixSocket: path }, cleanup: noCleanup };
+}
+
+export async function openTcp(host: string, port: number): Promise<Transport> {
+  const stream = await connectNet({ host, port }, `${host}:${port}`);
+  return { stream, address: { host, port }, cleanup: noCleanup };
+}
+
+export function openFd(fd: number): Transport {
+  const stream = new net.Socket({ fd, readable: true, writable: true });
+  return { stream, address: {}, cleanup: noCleanup };
+}
+
+function childCleanup(child: ChildProcess, after?: () => void): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => {
+    done ??= (async () => {
+      // Give a server that exits when its client leaves (nbdkit -s) a moment, then insist.
+      if (!(await waitChild(child, 200))) await stopChild(child);
+      after?.();
+    })();
+    return done;
+  };
+}
+
+function spawnFailure(child: ChildProcess, argv: string[]): Promise<never> {
+  return new Promise((_, reject) => {
+    child.once('error', (err) => reject(new NbdError('ENOENT', `cannot run ${argv[0]}: ${err.message}`, { cause: err })));
+  });
+}
+
+/** Runs `argv` with its stdin and stdout on one end of a socketpair (like nbd_connect_command). */
+export async function openCommand(argv: string[]): Promise<Transport> {
+  if (argv.length === 0) throw new NbdError('EINVAL', 'connect: empty command');
+  const [ours, theirs] = socketPair();
+  let child: ChildProcess;
+  try {
+    child = spawn(argv[0]!, argv.slice(1), { stdio: [theirs, theirs, 'inherit'] });
+  } finally {
+    closeSync(theirs);
+  }
+  trackChild(child);
+  debug(() => `started command ${argv.join(' ')} (pid ${child.pid})`);
+  const failed = spawnFailure(child, argv);
+  failed.catch(() => undefined);
+  await Promise.race([new Promise((r) => setImmediate(r)), failed]);
+  const stream = new net.Socket({ fd: ours, readable: true, writable: true });
+  return { stream, address: {}, cleanup: childCleanup(child) };
+}
+
+/**
+ * Starts `argv` with a listening Unix socket on fd 3 and LISTEN_FDS=1 / LISTEN_PID=<its pid>
+ * (systemd socket activation, as libnbd does for nbdcopy's `[ CMD ARGS ]`), then connects.
+ */
+export async function openActivation(argv: string[]): Promise<Transport> {
+  if (argv.length === 0) throw new NbdError('EINVAL', 'connect: empty command');
+  const dir = mkdtempSync(join(tmpdir(), 'nbd-activation-'));
+  const path = join(dir, 'sock');
+  const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
+  let listenFd: number;
+  try {
+    listenFd = listenUnix(path);
+  } catch (err) {
+    removeDir();
+    throw err;
+  }
+  let child: ChildProcess;
+  try {
+    // LISTEN_PID must be the server's own pid: the shell learns it as $$ and then execs.
+    child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ exec "$@"', 'sh', ...argv], {
+      stdio: ['ignore', 'ignore', 'inherit', listenFd],
+      env: { ...process.env, LISTEN_FDS: '1', LISTEN_FDNAMES: 'nbd' },
+    });
+  } finally {
+    closeSync(listenFd);
+  }
+  trackChild(child);
+  debug(() => `started ${argv.join(' ')} with socket activation on ${path} (pid ${child.pid})`);
+  const cleanup = childCleanup(child, removeDir);
+  try {
+    // The socket is already listening, so connect succeeds while the server is still starting.
+    const stream = await Promise.race([connectNet({ path }, path), spawnFailure(child, argv)]);
+    return { stream, address: {}, cleanup };
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
+}

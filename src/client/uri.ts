@@ -1,0 +1,196 @@
+// NBD URIs (nbd, nbds, nbd+unix, nbds+unix, nbd+vsock, nbds+vsock): parse into a typed object
+// and format back. Export names come from the path, percent-decoded; TLS settings from the query.
+import { DEFAULT_PORT } from '../protocol/constants.js';
+import { NbdError } from '../protocol/errors.js';
+
+export type NbdUriTransport = 'tcp' | 'unix' | 'vsock';
+
+export interface NbdUri {
+  /** True for nbds / nbds+unix / nbds+vsock: TLS is required. */
+  tls: boolean;
+  transport: NbdUriTransport;
+  /** tcp: host name or address (IPv6 without brackets); vsock: the CID as text. */
+  host?: string;
+  /** tcp / vsock port; tcp defaults to 10809. */
+  port?: number;
+  /** unix: the socket path (from `socket=`). */
+  socket?: string;
+  exportName: string;
+  /** user@ in the authority, or tls-username=. */
+  username?: string;
+  tlsCertificates?: string;
+  tlsVerifyPeer?: boolean;
+  tlsPskFile?: string;
+  tlsType?: string;
+  /** Query keys this parser does not interpret, kept for formatting. */
+  extra: Array<[string, string]>;
+}
+
+const SCHEMES: Record<string, { tls: boolean; transport: NbdUriTransport }> = {
+  nbd: { tls: false, transport: 'tcp' },
+  nbds: { tls: true, transport: 'tcp' },
+  'nbd+tcp': { tls: false, transport: 'tcp' },
+  'nbds+tcp': { tls: true, transport: 'tcp' },
+  'nbd+unix': { tls: false, transport: 'unix' },
+  'nbds+unix': { tls: true, transport: 'unix' },
+  'nbd+vsock': { tls: false, transport: 'vsock' },
+  'nbds+vsock': { tls: true, transport: 'vsock' },
+};
+
+function bad(uri: string, why: string): NbdError {
+  return new NbdError('EINVAL', `invalid NBD URI '${uri}': ${why}`);
+}
+
+function decode(uri: string, s: string, what: string): string {
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    throw bad(uri, `bad percent-encoding in the ${what}`);
+  }
+}
+
+function parseBool(uri: string, key: string, v: string): boolean {
+  if (/^(1|true|on|yes)$/i.test(v)) return true;
+  if (/^(0|false|off|no)$/i.test(v)) return false;
+  throw bad(uri, `${key} must be a boolean, got '${v}'`);
+}
+
+/** True when the string looks like an NBD URI (so CLIs can tell URIs from file names). */
+export function isNbdUri(s: string): boolean {
+  const m = /^([a-z][a-z0-9+.-]*):/i.exec(s);
+  return m !== null && m[1]!.toLowerCase() in SCHEMES;
+}
+
+export function parseNbdUri(uri: string): NbdUri {
+  const m = /^([A-Za-z][A-Za-z0-9+.-]*):(.*)$/s.exec(uri);
+  if (!m) throw bad(uri, 'no scheme');
+  const scheme = m[1]!.toLowerCase();
+  const kind = SCHEMES[scheme];
+  if (!kind) throw bad(uri, `unknown scheme '${scheme}' (expected nbd, nbds, nbd+unix, nbds+unix, nbd+vsock)`);
+  let rest = m[2]!;
+  const hashAt = rest.indexOf('#');
+  if (hashAt >= 0) rest = rest.slice(0, hashAt);
+  let query = '';
+  const q = rest.indexOf('?');
+  if (q >= 0) {
+    query = rest.slice(q + 1);
+    rest = rest.slice(0, q);
+  }
+  let authority = '';
+  let path = rest;
+  if (rest.startsWith('//')) {
+    const slash = rest.indexOf('/', 2);
+    authority = slash < 0 ? rest.slice(2) : rest.slice(2, slash);
+    path = slash < 0 ? '' : rest.slice(slash);
+  } else if (rest !== '' ) {
+    throw bad(uri, "expected '//' after the scheme");
+  }
+  const out: NbdUri = { tls: kind.tls, transport: kind.transport, exportName: '', extra: [] };
+
+  // authority: [userinfo@]host[:port]
+  const at = authority.lastIndexOf('@');
+  if (at >= 0) {
+    out.username = decode(uri, authority.slice(0, at), 'user name');
+    authority = authority.slice(at + 1);
+  }
+  let host = authority;
+  let portText: string | undefined;
+  if (authority.startsWith('[')) {
+    const close = authority.indexOf(']');
+    if (close < 0) throw bad(uri, "unterminated '[' in the host");
+    host = authority.slice(1, close);
+    const after = authority.slice(close + 1);
+    if (after !== '') {
+      if (!after.startsWith(':')) throw bad(uri, `unexpected '${after}' after the IPv6 address`);
+      portText = after.slice(1);
+    }
+  } else {
+    const colon = authority.lastIndexOf(':');
+    if (colon >= 0) {
+      host = authority.slice(0, colon);
+      portText = authority.slice(colon + 1);
+    }
+  }
+  host = decode(uri, host, 'host');
+  if (portText !== undefined && portText !== '') {
+    if (!/^\d+$/.test(portText)) throw bad(uri, `port '${portText}' is not a number`);
+    const port = Number(portText);
+    if (port > 65535 || (port === 0 && kind.transport === 'tcp')) throw bad(uri, `port ${port} is out of range`);
+    out.port = port;
+  }
+
+  if (path.startsWith('/')) path = path.slice(1);
+  out.exportName = decode(uri, path, 'export name');
+  if (out.exportName.includes('\0')) throw bad(uri, 'export name contains NUL');
+
+  for (const part of query.split(/[&;]/)) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const key = decode(uri, eq < 0 ? part : part.slice(0, eq), 'query');
+    const value = decode(uri, eq < 0 ? '' : part.slice(eq + 1).replace(/\+/g, ' '), 'query');
+    switch (key) {
+      case 'socket': out.socket = value; break;
+      case 'tls-certificates': out.tlsCertificates = value; break;
+      case 'tls-verify-peer': out.tlsVerifyPeer = parseBool(uri, key, value); break;
+      case 'tls-psk-file': out.tlsPskFile = value; break;
+      case 'tls-username': out.username = value; break;
+      case 'tls-type': out.tlsType = value; break;
+      default: out.extra.push([key, value]);
+    }
+  }
+
+  if (kind.transport === 'tcp') {
+    if (host === '') host = 'localhost';
+    out.host = host;
+    out.port ??= DEFAULT_PORT;
+    if (out.socket !== undefined) throw bad(uri, "'socket=' is only valid with nbd+unix or nbds+unix");
+  } else if (kind.transport === 'unix') {
+    if (out.socket === undefined || out.socket === '') throw bad(uri, `${scheme} needs a 'socket=' query parameter`);
+    if (host !== '') throw bad(uri, `${scheme} takes no host ('${host}')`);
+  } else {
+    if (!/^\d+$/.test(host)) throw bad(uri, `${scheme} needs a numeric CID as host, got '${host}'`);
+    out.host = host;
+    out.port ??= DEFAULT_PORT;
+  }
+  return out;
+}
+
+// RFC 3986 unreserved characters plus the sub-delimiters and ':' '@' allowed in a path.
+function encodePathPart(s: string): string {
+  return encodeURIComponent(s).replace(/%2F/gi, '/').replace(/%3A/gi, ':').replace(/%40/g, '@');
+}
+
+function encodeQueryValue(s: string): string {
+  return encodeURIComponent(s).replace(/%2F/gi, '/').replace(/%3A/gi, ':');
+}
+
+export function formatNbdUri(u: Omit<NbdUri, 'extra'> & { extra?: Array<[string, string]> }): string {
+  const scheme = (u.tls ? 'nbds' : 'nbd') + (u.transport === 'tcp' ? '' : '+' + u.transport);
+  let authority = '';
+  if (u.transport !== 'unix') {
+    const host = u.host ?? 'localhost';
+    authority = host.includes(':') ? `[${host}]` : encodeURIComponent(host);
+    authority += `:${u.port ?? DEFAULT_PORT}`;
+  }
+  if (u.username !== undefined && u.transport !== 'unix') authority = `${encodeURIComponent(u.username)}@${authority}`;
+  const params: string[] = [];
+  if (u.transport === 'unix') params.push(`socket=${encodeQueryValue(u.socket ?? '')}`);
+  if (u.username !== undefined && u.transport === 'unix') params.push(`tls-username=${encodeQueryValue(u.username)}`);
+  if (u.tlsCertificates !== undefined) params.push(`tls-certificates=${encodeQueryValue(u.tlsCertificates)}`);
+  if (u.tlsVerifyPeer !== undefined) params.push(`tls-verify-peer=${u.tlsVerifyPeer ? 'true' : 'false'}`);
+  if (u.tlsPskFile !== undefined) params.push(`tls-psk-file=${encodeQueryValue(u.tlsPskFile)}`);
+  if (u.tlsType !== undefined) params.push(`tls-type=${encodeQueryValue(u.tlsType)}`);
+  for (const [k, v] of u.extra ?? []) params.push(`${encodeQueryValue(k)}=${encodeQueryValue(v)}`);
+  return `${scheme}://${authority}/${encodePathPart(u.exportName)}${params.length ? '?' + params.join('&') : ''}`;
+}
+
+/** The URI a connection describes itself with, in the shape libnbd's nbd_get_uri prints. */
+export function connectionUri(target: { unixSocket?: string; host?: string; port?: number }, exportName: string, tls: boolean): string | undefined {
+  if (target.unixSocket !== undefined) {
+    return formatNbdUri({ tls, transport: 'unix', socket: target.unixSocket, exportName });
+  }
+  if (target.host !== undefined) {
+    return formatNbdUri({ tls, transport: 'tcp', host: target.host, port: target.port ?? DEFAULT_PORT, exportName });
+  }
+  return undefined;
+}
