@@ -28,7 +28,6 @@ const PSK_MISMATCH_CODES = new Set([
   'ERR_SSL_BAD_RECORD_MAC',
   'ERR_SSL_TLSV1_ALERT_UNKNOWN_PSK_IDENTITY',
   'ERR_SSL_PSK_IDENTITY_NOT_FOUND',
-  'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE',
 ]);
 
 const CLOSED_CODES = new Set(['ECONNRESET', 'EPIPE', 'ERR_STREAM_PREMATURE_CLOSE']);
@@ -55,8 +54,11 @@ export function handshakeError(err: unknown, side: TlsSide, usingPsk: boolean): 
   if (CLOSED_CODES.has(code) || /socket hang up|ECONNRESET|premature close/i.test(reason)) {
     return new NbdError('ECONNRESET', `TLS: ${peer} closed the connection during the handshake (it may have rejected our credentials)`, { cause: err });
   }
-  if (code === 'ERR_SSL_NO_SHARED_CIPHER' || code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE' || code === 'ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM') {
+  if (code === 'ERR_SSL_NO_SHARED_CIPHER' || code === 'ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM') {
     return new NbdError('EPROTO', `TLS: no common cipher with the ${peer} (is one side using PSK and the other X.509?): ${reason}`, { cause: err });
+  }
+  if (code === 'ERR_SSL_SSLV3_ALERT_HANDSHAKE_FAILURE') {
+    return new NbdError('EPROTO', `TLS: the ${peer} refused the handshake (no common cipher or credentials rejected; is one side using PSK and the other X.509?)`, { cause: err });
   }
   return new NbdError('EPROTO', `TLS handshake failed: ${reason}`, { cause: err });
 }

@@ -84,11 +84,14 @@ export function upgradeServerTlsWith(socket: Duplex, context: ServerTlsContext):
     const onSecure = (tlsSocket: tls.TLSSocket): void => {
       cleanup();
       if (context.verifyPeer && !tlsSocket.authorized) {
-        const why = String(tlsSocket.authorizationError ?? 'no certificate');
+        const presented = Object.keys(tlsSocket.getPeerCertificate()).length > 0;
+        const why = presented
+          ? String(tlsSocket.authorizationError ?? 'not verified').toLowerCase().replaceAll('_', ' ')
+          : 'the client presented no certificate';
         tlsSocket.on('error', () => {});
         tlsSocket.destroy();
         socket.destroy();
-        reject(new NbdError('EACCES', `TLS: client certificate rejected: ${why.toLowerCase().replaceAll('_', ' ')}`));
+        reject(new NbdError('EACCES', `TLS: client certificate rejected: ${why}`));
         return;
       }
       resolve(tlsSocket);
