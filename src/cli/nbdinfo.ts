@@ -1,0 +1,71 @@
+// nbdinfo: argv -> options -> one run -> all output written at once -> exit status.
+// Start-up time matters (scripts run it in loops), so only the argument parser is loaded
+// eagerly; the client, probing and renderers load once a server is actually needed.
+import { parseArgs, UsageError, LONG_OPTIONS, SHORT_OPTIONS, type ParsedArgs } from '../info/argv.js';
+
+const TOOL = 'nbdinfo';
+
+function oneLine(err: unknown): string {
+  const text = err instanceof Error ? err.message : String(err);
+  return `${TOOL}: ${text.replace(/\s*\n\s*/g, ' ').trim()}`;
+}
+
+function debugWanted(): boolean {
+  return process.env['NBD_DEBUG'] === '1';
+}
+
+function finish(stdout: string, errors: string[], status: number): never {
+  if (stdout) process.stdout.write(stdout);
+  for (const e of errors) process.stderr.write(`${TOOL}: ${e.replace(/\s*\n\s*/g, ' ').trim()}\n`);
+  // Exiting explicitly means a stray handle can never hang a script; everything was closed.
+  process.exit(status);
+}
+
+async function version(): Promise<string> {
+  const { readFileSync } = await import('node:fs');
+  let v = 'unknown';
+  try {
+    const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };
+    v = pkg.version ?? v;
+  } catch {
+    // The version line is informative only.
+  }
+  return `${TOOL} ${v}\nnbd-toolkit ${v}\n`;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  let parsed: ParsedArgs;
+  try {
+    parsed = parseArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) finish('', [err.message], 1);
+    throw err;
+  }
+  switch (parsed.action) {
+    case 'help': {
+      const { HELP_TEXT } = await import('../info/help.js');
+      return finish(HELP_TEXT, [], 0);
+    }
+    case 'version':
+      return finish(await version(), [], 0);
+    case 'long-options': {
+      const names = LONG_OPTIONS.map(([n]) => n).filter((n) => n !== 'long-options' && n !== 'short-options');
+      return finish(names.map((n) => `--${n}\n`).join(''), [], 0);
+    }
+    case 'short-options':
+      return finish(SHORT_OPTIONS.map((c) => `-${c}\n`).join(''), [], 0);
+    case 'run':
+      break;
+  }
+  try {
+    const { environmentFor } = await import('../info/connect.js');
+    const { runInfo } = await import('../info/run.js');
+    const env = environmentFor(parsed.options.target, Boolean(process.stdout.isTTY));
+    const result = await runInfo(parsed.options, env);
+    finish(result.stdout, result.errors, result.exitCode);
+  } catch (err) {
+    process.stderr.write(`${oneLine(err)}\n`);
+    if (debugWanted() && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    process.exit(1);
+  }
+}
