@@ -25,7 +25,8 @@ export function renderDetailTable(result) {
     scenario.rows.forEach((row, index) => {
       const first = index === 0;
       const name = first ? `${scenario.name} (${formatBytes(scenario.bytes)})` : '';
-      const server = first ? scenario.server.kind : '';
+      // Every row names its server: a reader may cut one row out of the table.
+      const server = scenario.server.kind;
       if (row.skipped) {
         rows.push([name, server, toolLabel(row), `skipped: ${row.skipped}`, '', '', '', '', '', '', '']);
         return;

@@ -90,7 +90,9 @@ export function reasonFromStderr(text) {
     .split('\n')
     .map((line) => line.trim())
     .filter((line) => line && !line.startsWith('Command exited with non-zero status') && !line.startsWith('Command terminated by signal'));
-  const telling = lines.find((line) => /^[\w.-]+: .+/.test(line) && !line.startsWith('node:') && !line.startsWith('at '))
-    ?? lines.find((line) => /Error\b/.test(line));
+  const telling =
+    lines.find((line) => /^[A-Z]\w*Error\b/.test(line)) ??
+    lines.find((line) => /^[\w.-]+: .+/.test(line) && !/^(node|code|at):/.test(line)) ??
+    lines.find((line) => /Error\b/.test(line));
   return telling ?? lines[0] ?? '';
 }
