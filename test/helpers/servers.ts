@@ -1,0 +1,230 @@
+// Start real NBD servers (nbdkit, qemu-nbd, nbd-server) for tests on private Unix sockets in
+// fresh temp dirs, and always reap them. Shared by every test file that needs a server.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface RunningServer {
+  /** nbd+unix URI of the export (or nbd://127.0.0.1:PORT/... for TCP). */
+  uri: string;
+  /** Unix socket path ('' for TCP servers). */
+  socket: string;
+  /** TCP port, when listening on TCP. */
+  port?: number;
+  /** Private temp dir; removed by stop(). Tests may put files here. */
+  dir: string;
+  pid: number;
+  /** Kills the server (SIGTERM, then SIGKILL), waits until reaped, removes the temp dir. */
+  stop(): Promise<void>;
+}
+
+const live = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
+
+const found = new Map<string, boolean>();
+
+function onPath(name: string): boolean {
+  let ok = found.get(name);
+  if (ok === undefined) {
+    ok = name.includes('/') ? existsSync(name) : spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
+    found.set(name, ok);
+  }
+  return ok;
+}
+
+/**
+ * True when `name` is installed. When missing: in CI (CI=true) throws, so the test file fails;
+ * locally prints a loud warning and returns false so the caller can skip.
+ */
+export function requireBinary(name: string): boolean {
+  if (onPath(name)) return true;
+  const msg = `required binary '${name}' is not installed`;
+  if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: failing instead of skipping)`);
+  console.warn(`\n*** WARNING: ${msg}; SKIPPING the tests that need it ***\n`);
+  return false;
+}
+
+/** True when every binary is installed (same CI rule as requireBinary). */
+export function requireBinaries(...names: string[]): boolean {
+  return names.map(requireBinary).every(Boolean);
+}
+
+export function makeTempDir(prefix = 'nbd-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+function unixUri(socket: string, exportName = ''): string {
+  return `nbd+unix:///${encodeURIComponent(exportName)}?socket=${socket}`;
+}
+
+async function waitFor(cond: () => boolean | Promise<boolean>, child: ChildProcess, what: string, stderr: () => string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`${what} exited early (${child.signalCode ?? child.exitCode}): ${stderr().trim()}`);
+    }
+    if (await cond()) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not start within 10 s: ${stderr().trim()}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+function canConnectTcp(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect({ host: '127.0.0.1', port });
+    s.once('connect', () => {
+      s.destroy();
+      resolve(true);
+    });
+    s.once('error', () => resolve(false));
+  });
+}
+
+function stopper(child: ChildProcess, dir: string): () => Promise<void> {
+  let done: Promise<void> | undefined;
+  return () => {
+    done ??= new Promise<void>((resolve) => {
+      const finish = (): void => {
+        live.delete(child);
+        rmSync(dir, { recursive: true, force: true });
+        resolve();
+      };
+      if (child.exitCode !== null || child.signalCode !== null) return finish();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
+      child.once('exit', () => {
+        clearTimeout(timer);
+        finish();
+      });
+      child.kill('SIGTERM');
+    });
+    return done;
+  };
+}
+
+interface SpawnedServer {
+  child: ChildProcess;
+  stderr: () => string;
+}
+
+function spawnServer(cmd: string, args: string[], env?: NodeJS.ProcessEnv): SpawnedServer {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: env ?? process.env });
+  live.add(child);
+  let err = '';
+  child.stderr!.setEncoding('utf8');
+  child.stderr!.on('data', (d: string) => {
+    if (err.length < 65536) err += d;
+  });
+  child.on('error', (e) => {
+    err += String(e);
+  });
+  return { child, stderr: () => err };
+}
+
+export interface StartOptions {
+  /** Export name used in the returned URI (default ''). */
+  exportName?: string;
+  /** Reuse an existing temp dir (e.g. with test files in it). */
+  dir?: string;
+}
+
+/**
+ * `nbdkit -f -U <sock> ARGS...` (foreground, so the test owns and reaps it).
+ * Example: startNbdkit(['memory', '1M']), startNbdkit(['-o', 'pattern', '1M']),
+ * startNbdkit(['--filter=error', 'memory', '1M', 'error-rate=1']).
+ */
+export async function startNbdkit(args: string[], opts: StartOptions = {}): Promise<RunningServer> {
+  const dir = opts.dir ?? makeTempDir('nbdkit-');
+  const socket = join(dir, 'nbdkit.sock');
+  const { child, stderr } = spawnServer('nbdkit', ['-f', '-U', socket, ...args]);
+  const stop = stopper(child, dir);
+  try {
+    await waitFor(() => existsSync(socket), child, `nbdkit ${args.join(' ')}`, stderr);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { uri: unixUri(socket, opts.exportName), socket, dir, pid: child.pid!, stop };
+}
+
+/**
+ * `qemu-nbd -k <sock> --persistent ARGS...` (ARGS end with the image; add '-f', 'qcow2' etc.).
+ * Export name is '' unless ARGS include `-x NAME` (pass it in opts.exportName too).
+ */
+export async function startQemuNbd(args: string[], opts: StartOptions = {}): Promise<RunningServer> {
+  const dir = opts.dir ?? makeTempDir('qemu-nbd-');
+  const socket = join(dir, 'qemu-nbd.sock');
+  const { child, stderr } = spawnServer('qemu-nbd', ['-k', socket, '--persistent', ...args]);
+  const stop = stopper(child, dir);
+  try {
+    await waitFor(() => existsSync(socket), child, `qemu-nbd ${args.join(' ')}`, stderr);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { uri: unixUri(socket, opts.exportName), socket, dir, pid: child.pid!, stop };
+}
+
+export interface NbdServerExport {
+  name: string;
+  file: string;
+  readOnly?: boolean;
+}
+
+/**
+ * nbd-server in the foreground (-d) with a generated config. Listens on a Unix socket by
+ * default, or on 127.0.0.1:<free port> with { tcp: true }. The URI names the first export.
+ */
+export async function startNbdServer(exports: NbdServerExport[], opts: StartOptions & { tcp?: boolean } = {}): Promise<RunningServer> {
+  const dir = opts.dir ?? makeTempDir('nbd-server-');
+  const socket = opts.tcp ? '' : join(dir, 'nbd-server.sock');
+  const port = opts.tcp ? await freePort() : undefined;
+  const lines = ['[generic]', '  allowlist = true'];
+  if (port !== undefined) lines.push(`  port = ${port}`, '  listenaddr = 127.0.0.1');
+  else lines.push(`  unixsock = ${socket}`);
+  for (const e of exports) {
+    lines.push(`[${e.name}]`, `  exportname = ${e.file}`);
+    if (e.readOnly) lines.push('  readonly = true');
+  }
+  const conf = join(dir, 'nbd-server.conf');
+  writeFileSync(conf, lines.join('\n') + '\n');
+  const { child, stderr } = spawnServer('nbd-server', ['-C', conf, '-d']);
+  const stop = stopper(child, dir);
+  try {
+    await waitFor(() => (port !== undefined ? canConnectTcp(port) : existsSync(socket)), child, 'nbd-server', stderr);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const name = opts.exportName ?? exports[0]?.name ?? '';
+  const uri = port !== undefined ? `nbd://127.0.0.1:${port}/${encodeURIComponent(name)}` : unixUri(socket, name);
+  const server: RunningServer = { uri, socket, dir, pid: child.pid!, stop };
+  if (port !== undefined) server.port = port;
+  return server;
+}
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      const port = typeof addr === 'object' && addr ? addr.port : 0;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** True when process `pid` no longer exists (reaped or never started). */
+export function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return false;
+  } catch {
+    return true;
+  }
+}
