@@ -13,9 +13,9 @@ import { lookupPskKey, parsePskFile } from '../src/tls/psk-file.js';
 import type { ClientTlsOptions, ServerTlsOptions } from '../src/tls/types.js';
 import { NbdError } from '../src/protocol/errors.js';
 import {
-  haveTool, makeCa, makeClientCert, makePskFile, makeServerCert, makeTempDir, removeDir, type Ca,
+  haveTool, makeCa, makeClientCert, makePskFile, makeServerCert, makeTempDir, removeDir, unixSocketPair, type Ca,
 } from './helpers/tls-fixtures.js';
-import { unixSocketPair } from './helpers/socket-pair.js';
+
 
 const tools = haveTool('certtool') && haveTool('psktool');
 

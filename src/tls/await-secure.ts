@@ -3,7 +3,7 @@
 import type { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { NbdError } from '../protocol/errors.js';
-import { handshakeError, type TlsSide } from './handshake-errors.js';
+import { closedDuringHandshake, handshakeError, type TlsSide } from './handshake-errors.js';
 
 export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 30_000;
 
@@ -45,10 +45,7 @@ export function awaitSecure(tlsSocket: TLSSocket, event: string, opts: AwaitSecu
       resolve(tlsSocket);
     };
     const onError = (err: Error): void => fail(err);
-    const onClose = (): void => {
-      const peer = opts.side === 'client' ? 'server' : 'client';
-      fail(new NbdError('ECONNRESET', `TLS: ${peer} closed the connection during the handshake (it may have rejected our credentials)`));
-    };
+    const onClose = (): void => fail(closedDuringHandshake(opts.side, opts.usingPsk));
     const timer = setTimeout(() => {
       fail(new NbdError('ETIMEDOUT', `TLS: handshake did not finish within ${opts.timeoutMs} ms`));
     }, opts.timeoutMs);

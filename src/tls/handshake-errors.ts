@@ -52,7 +52,7 @@ export function handshakeError(err: unknown, side: TlsSide, usingPsk: boolean): 
     return new NbdError('EACCES', `TLS: PSK authentication failed (wrong key or unknown user name): ${reason}`, { cause: err });
   }
   if (CLOSED_CODES.has(code) || /socket hang up|ECONNRESET|premature close/i.test(reason)) {
-    return new NbdError('ECONNRESET', `TLS: ${peer} closed the connection during the handshake (it may have rejected our credentials)`, { cause: err });
+    return closedDuringHandshake(side, usingPsk, err);
   }
   if (code === 'ERR_SSL_NO_SHARED_CIPHER' || code === 'ERR_SSL_NO_SUITABLE_SIGNATURE_ALGORITHM') {
     return new NbdError('EPROTO', `TLS: no common cipher with the ${peer} (is one side using PSK and the other X.509?): ${reason}`, { cause: err });
@@ -61,4 +61,13 @@ export function handshakeError(err: unknown, side: TlsSide, usingPsk: boolean): 
     return new NbdError('EPROTO', `TLS: the ${peer} refused the handshake (no common cipher or credentials rejected; is one side using PSK and the other X.509?)`, { cause: err });
   }
   return new NbdError('EPROTO', `TLS handshake failed: ${reason}`, { cause: err });
+}
+
+/** The peer hung up mid-handshake: GnuTLS does that, without an alert, on a wrong PSK key. */
+export function closedDuringHandshake(side: TlsSide, usingPsk: boolean, cause?: unknown): NbdError {
+  const peer = side === 'client' ? 'server' : 'client';
+  const hint = usingPsk
+    ? 'wrong PSK key or unknown user name?'
+    : side === 'client' ? 'it may require a client certificate or reject ours' : 'it may have rejected our certificate';
+  return new NbdError('ECONNRESET', `TLS: ${peer} closed the connection during the handshake (${hint})`, cause !== undefined ? { cause } : undefined);
 }

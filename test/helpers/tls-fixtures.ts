@@ -1,8 +1,8 @@
 // TLS credentials made fresh for each test run: a CA, server and client certificates with
 // certtool (gnutls-bin) and PSK files with psktool, all inside a private temp directory.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { connect, createServer, isIP, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -108,4 +108,67 @@ export function makePskFile(path: string, user: string): PskFile {
   const line = readFileSync(path, 'utf8').split('\n').find((l) => l.startsWith(`${user}:`));
   if (line === undefined) throw new Error(`psktool did not write a key for ${user}`);
   return { path, user, keyHex: line.slice(user.length + 1) };
+}
+
+// A connected pair of real Unix sockets (native handles, as the client and server use).
+export async function unixSocketPair(dir: string, name = 'pair.sock'): Promise<[Socket, Socket]> {
+  const path = join(dir, name);
+  const server = createServer();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(path, () => resolve());
+  });
+  const accepted = new Promise<Socket>((resolve) => server.once('connection', resolve));
+  const client = connect(path);
+  await new Promise<void>((resolve, reject) => {
+    client.once('connect', () => resolve());
+    client.once('error', reject);
+  });
+  const serverSide = await accepted;
+  // close() only stops accepting; its callback would wait for these very sockets to end.
+  server.close();
+  return [client, serverSide];
+}
+
+export interface RunningServer {
+  socket: string;
+  uri: (scheme?: string, query?: string, user?: string) => string;
+  stop: () => Promise<void>;
+}
+
+/** Waits until `path` exists (a server's Unix socket), failing early if the process dies. */
+async function waitForSocket(path: string, child: ChildProcess, stderr: () => string): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    if (existsSync(path)) return;
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`server exited before listening: ${stderr().trim()}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  child.kill('SIGKILL');
+  throw new Error(`server did not create ${path}: ${stderr().trim()}`);
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 3000).unref();
+  });
+}
+
+/** nbdkit in the foreground on a private Unix socket in `dir`: `args` are TLS flags then PLUGIN [...]. */
+export async function startNbdkit(dir: string, args: string[], name = 'nbdkit.sock'): Promise<RunningServer> {
+  const socket = join(dir, name);
+  const child = spawn('nbdkit', ['-f', '--exit-with-parent', '-U', socket, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  child.stderr!.on('data', (d: Buffer) => { err += d.toString(); });
+  await waitForSocket(socket, child, () => err);
+  return {
+    socket,
+    uri: (scheme = 'nbds+unix', query = '', user) =>
+      `${scheme}://${user !== undefined ? `${user}@` : ''}/?socket=${encodeURIComponent(socket)}${query === '' ? '' : `&${query}`}`,
+    stop: () => stopChild(child),
+  };
 }
