@@ -220,7 +220,8 @@ export class Negotiator {
       const r = await this.reply(option);
       if (r.type === REP_META_CONTEXT) {
         const c = decodeRepMetaContext(r.payload);
-        found.set(c.id, c.name);
+        // LIST replies carry no real ids (servers send 0 for all): key them by position there.
+        found.set(set ? c.id : found.size, c.name);
       } else if (r.type === REP_ACK) {
         break;
       } else if (isErrorReply(r.type)) {
