@@ -34,12 +34,16 @@ export interface PlannerLimits {
 }
 
 export class ConnectionPlanner {
-  private extents: SourceExtent[] = [];
+  private batch: SourceExtent[] = [];
   private index = 0;
-  /** Next byte to hand out. */
+  /** Next byte to hand out (inside batch[index]). */
   private pos = 0;
-  private sliceEnd = 0;
-  private fetching: Promise<void> | undefined;
+  /** The next batch of extents, asked for while the current one is being copied. */
+  private ahead: Promise<SourceExtent[] | undefined> | undefined;
+  /** Claimed but not yet fetched part of this connection's current slice. */
+  private fetchPos = 0;
+  private fetchEnd = 0;
+  private finished = false;
   stopped = false;
 
   constructor(
@@ -52,9 +56,9 @@ export class ConnectionPlanner {
   /** Fills `item` with the next piece of work; false when there is none left (or stopped). */
   async next(item: WorkItem): Promise<boolean> {
     for (;;) {
-      if (this.stopped) return false;
-      if (this.index < this.extents.length) {
-        const e = this.extents[this.index]!;
+      if (this.stopped || this.finished) return false;
+      if (this.index < this.batch.length) {
+        const e = this.batch[this.index]!;
         const extentEnd = e.offset + e.length;
         const length = Math.min(extentEnd - this.pos, e.zero ? this.limits.zeroSize : this.limits.requestSize);
         item.offset = this.pos;
@@ -64,30 +68,45 @@ export class ConnectionPlanner {
         if (this.pos >= extentEnd) this.index++;
         return true;
       }
-      if (this.fetching !== undefined) {
-        await this.fetching;
-        continue;
+      const pending = this.ahead ?? this.startFetch();
+      const got = await pending;
+      // Every lane that waited wakes up here; only the first installs the batch.
+      if (this.ahead !== pending) continue;
+      this.ahead = undefined;
+      if (got === undefined) {
+        this.finished = true;
+        return false;
       }
-      if (this.pos >= this.sliceEnd) {
-        const slice = this.dealer.take();
-        if (slice === undefined) return false;
-        this.pos = slice.start;
-        this.sliceEnd = slice.end;
-      }
-      this.fetching = this.fetch().finally(() => {
-        this.fetching = undefined;
-      });
+      this.batch = got;
+      this.index = 0;
+      this.pos = got[0]!.offset;
+      // Double buffering: the next extents travel while this batch is copied.
+      this.startFetch();
     }
   }
 
-  private async fetch(): Promise<void> {
-    const start = this.pos;
-    const end = this.sliceEnd;
-    if (!this.limits.useExtents) {
-      this.setExtents([{ offset: start, length: end - start, zero: false }]);
-      return;
+  private startFetch(): Promise<SourceExtent[] | undefined> {
+    const p = this.fetchNext();
+    // If the copy stops before anyone awaits it, its failure must not go unhandled.
+    p.catch(() => undefined);
+    this.ahead = p;
+    return p;
+  }
+
+  private async fetchNext(): Promise<SourceExtent[] | undefined> {
+    if (this.fetchPos >= this.fetchEnd) {
+      const slice = this.dealer.take();
+      if (slice === undefined) return undefined;
+      this.fetchPos = slice.start;
+      this.fetchEnd = slice.end;
     }
-    const got = await this.source.extents(start, Math.min(end - start, this.limits.extentWindow), this.conn);
+    const start = this.fetchPos;
+    const end = Math.min(this.fetchEnd, start + this.limits.extentWindow);
+    if (!this.limits.useExtents) {
+      this.fetchPos = end;
+      return [{ offset: start, length: end - start, zero: false }];
+    }
+    const got = await this.source.extents(start, end - start, this.conn);
     // Keep only what lies in [start, end), in order and contiguous; a server that answers
     // nothing useful makes us treat the window as data rather than loop forever.
     const clean: SourceExtent[] = [];
@@ -101,12 +120,11 @@ export class ConnectionPlanner {
       at += length;
       if (at >= end) break;
     }
-    if (clean.length === 0) clean.push({ offset: start, length: Math.min(end - start, this.limits.extentWindow), zero: false });
-    this.setExtents(clean);
-  }
-
-  private setExtents(extents: SourceExtent[]): void {
-    this.extents = extents;
-    this.index = 0;
+    if (clean.length === 0) {
+      clean.push({ offset: start, length: end - start, zero: false });
+      at = end;
+    }
+    this.fetchPos = at;
+    return clean;
   }
 }
