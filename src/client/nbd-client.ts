@@ -446,7 +446,8 @@ export class NbdClient {
 
   private async shutdown(final: 'dead' | 'closed'): Promise<void> {
     this._state = final;
-    const err = this.deadError ?? new NbdError('ESHUTDOWN', 'connection closed');
+    this.deadError ??= new NbdError('ESHUTDOWN', 'connection closed');
+    const err = this.deadError;
     for (const cmd of this.inflight.values()) cmd.reject(err);
     this.inflight.clear();
     for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]!.reject(err);
