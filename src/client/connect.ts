@@ -24,24 +24,28 @@ export function tlsFromUri(u: NbdUri, base?: ClientTlsOptions): ClientTlsOptions
   return tls;
 }
 
-async function openUriTransport(u: NbdUri): Promise<Transport> {
+async function openUriTransport(u: NbdUri, reuseBuffer: boolean): Promise<Transport> {
   switch (u.transport) {
-    case 'unix': return openUnix(u.socket!);
-    case 'tcp': return openTcp(u.host!, u.port!);
+    case 'unix': return openUnix(u.socket!, reuseBuffer);
+    case 'tcp': return openTcp(u.host!, u.port!, reuseBuffer);
     case 'vsock':
       throw new NbdError('ENOTSUP', `connect: AF_VSOCK (cid ${u.host}) is not supported by this client`);
   }
 }
 
-export async function openTransport(target: ConnectTarget): Promise<Transport> {
-  if (typeof target === 'string') return openUriTransport(parseNbdUri(target));
-  if ('unixSocket' in target) return openUnix(target.unixSocket);
+/**
+ * Opens the stream for `target`. `plainOnly` (no TLS will be layered on top) lets sockets we
+ * open ourselves read into one reused buffer; a TLS layer needs an ordinary socket.
+ */
+export async function openTransport(target: ConnectTarget, plainOnly = false): Promise<Transport> {
+  if (typeof target === 'string') return openUriTransport(parseNbdUri(target), plainOnly);
+  if ('unixSocket' in target) return openUnix(target.unixSocket, plainOnly);
   if ('host' in target) {
     const port = target.port === undefined ? 10809 : Number(target.port);
     if (!Number.isInteger(port) || port <= 0 || port > 65535) {
       throw new NbdError('EINVAL', `connect: invalid port '${target.port}'`);
     }
-    return openTcp(target.host, port);
+    return openTcp(target.host, port, plainOnly);
   }
   if ('vsock' in target) throw new NbdError('ENOTSUP', 'connect: AF_VSOCK is not supported by this client');
   if ('command' in target) return openCommand(target.command);
@@ -63,7 +67,7 @@ export async function connect(target: ConnectTarget, options: ConnectOptions = {
     const tls = tlsFromUri(u, options.tls);
     if (tls) opts.tls = tls;
   }
-  const transport = await openTransport(target);
+  const transport = await openTransport(target, (opts.tls?.mode ?? 'off') === 'off');
   const client = new NbdClient(opts);
   await client.start(transport);
   return client;

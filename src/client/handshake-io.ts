@@ -17,7 +17,8 @@ export class HandshakeIO {
   private waiter: Waiter | null = null;
   private ended: NbdError | null = null;
   private readonly onData = (chunk: Buffer): void => {
-    this.chunks.push(chunk);
+    // Copy: a transport may reuse its receive buffer once this event returns.
+    this.chunks.push(Buffer.from(chunk));
     this.queued += chunk.length;
     this.serve();
   };

@@ -29,9 +29,27 @@ export interface Transport {
   cleanup(): Promise<void>;
 }
 
-function connectNet(opts: net.NetConnectOpts, what: string): Promise<net.Socket> {
+/** Size of the reusable receive buffer of sockets we open ourselves. */
+const RECEIVE_BUFFER_SIZE = 1 << 20;
+
+/**
+ * With `reuseBuffer`, the kernel's bytes land in one per-connection buffer (net's `onread`)
+ * instead of a fresh 64 KiB Buffer per read: fewer syscalls and no garbage on the hot path.
+ * The chunks are re-emitted as 'data' and are only valid during the event, so every consumer
+ * must copy what it keeps (the handshake reader and the reply parser both do).
+ */
+function connectNet(opts: net.NetConnectOpts, what: string, reuseBuffer = false): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const sock = net.connect(opts);
+    let sock: net.Socket;
+    if (reuseBuffer) {
+      const buffer = Buffer.allocUnsafe(RECEIVE_BUFFER_SIZE);
+      sock = net.connect({
+        ...opts,
+        onread: { buffer, callback: (n: number, buf: Uint8Array) => { sock.emit('data', (buf as Buffer).subarray(0, n)); } },
+      } as unknown as net.NetConnectOpts);
+    } else {
+      sock = net.connect(opts);
+    }
     const onError = (err: NodeJS.ErrnoException): void => {
       sock.destroy();
       const code = err.code === 'ECONNREFUSED' ? 'ECONNREFUSED' : err.code === 'ENOENT' ? 'ENOENT' : 'EIO';
@@ -50,13 +68,13 @@ function noCleanup(): Promise<void> {
   return Promise.resolve();
 }
 
-export async function openUnix(path: string): Promise<Transport> {
-  const stream = await connectNet({ path }, path);
+export async function openUnix(path: string, reuseBuffer = false): Promise<Transport> {
+  const stream = await connectNet({ path }, path, reuseBuffer);
   return { stream, address: { unixSocket: path }, cleanup: noCleanup };
 }
 
-export async function openTcp(host: string, port: number): Promise<Transport> {
-  const stream = await connectNet({ host, port }, `${host}:${port}`);
+export async function openTcp(host: string, port: number, reuseBuffer = false): Promise<Transport> {
+  const stream = await connectNet({ host, port }, `${host}:${port}`, reuseBuffer);
   return { stream, address: { host, port }, cleanup: noCleanup };
 }
 
