@@ -3,7 +3,7 @@
 // one run on the same servers. See bench/README.md.
 
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseBenchArgs, USAGE } from './lib/args.mjs';
@@ -11,9 +11,11 @@ import { compareResults, formatComparison } from './lib/baseline.mjs';
 import { formatRate, formatRatio, formatRss, formatSeconds } from './lib/format.mjs';
 import { describeMachine, gitDescribe, versionOf } from './lib/machine.mjs';
 import { renderMarkdown } from './lib/markdown.mjs';
-import { GNU_TIME, haveGnuTime } from './lib/measure.mjs';
+import { GNU_TIME, haveGnuTime, runMeasured } from './lib/measure.mjs';
+import { summarizeRuns } from './lib/stats.mjs';
 import { probeTools } from './lib/probe.mjs';
 import { installSignalHandlers, onCleanup } from './lib/processes.mjs';
+import { scenarioRatios } from './lib/results.mjs';
 import { runScenario } from './lib/runner.mjs';
 import { SCENARIOS, scenarioSize, selectScenarios } from './lib/scenarios.mjs';
 import { chooseServerKind, NBDKIT } from './lib/servers.mjs';
@@ -54,6 +56,14 @@ function printScenario(result) {
   }
 }
 
+async function measureNodeStartup(tmpDir) {
+  const runs = [];
+  for (let index = 0; index < 5; index += 1) {
+    runs.push(await runMeasured({ argv: [process.execPath, '-e', '0'], tmpDir, timeoutMs: 30000 }));
+  }
+  return summarizeRuns(runs, 0);
+}
+
 async function runBench(options) {
   const scenarios = selectScenarios(options.scenarios);
   const serverKind = chooseServerKind(options.server, repoRoot);
@@ -63,6 +73,7 @@ async function runBench(options) {
   log(`bench: ${options.quick ? 'quick' : 'full'} sizes, ${options.runs} runs per tool, server ${serverKind}, temp ${tmpRoot}`);
 
   const startedAt = new Date().toISOString();
+  const loadAtStart = loadavg();
   try {
     const toolStatus = await probeTools({ toolIds: options.tools, repoRoot, serverKind, tmpDir: tmpRoot });
     for (const [toolId, jobs] of Object.entries(toolStatus)) {
@@ -70,6 +81,9 @@ async function runBench(options) {
         log(`bench: ${toolId} ${job}: ${status.available ? `${status.program} (${status.version ?? 'version unknown'})` : `SKIPPED, ${status.note}`}`);
       }
     }
+    // Our tools are Node programs: the cost of starting Node is a floor under every row of ours.
+    const nodeStartup = await measureNodeStartup(tmpRoot);
+    log(`bench: node start-up (node -e 0): median ${formatSeconds(nodeStartup.medianWallMs)}, rss ${formatRss(nodeStartup.maxRssKb)}`);
     const results = [];
     for (const scenario of scenarios) {
       const result = await runScenario({ scenario, options, toolStatus, serverKind, tmpRoot, repoRoot, log: process.env.BENCH_VERBOSE ? log : null });
@@ -84,7 +98,7 @@ async function runBench(options) {
       quick: options.quick,
       runs: options.runs,
       warmup: options.warmup,
-      machine: describeMachine(),
+      machine: { ...describeMachine(), loadAverageAtStart: loadAtStart, nodeStartup },
       measurement: {
         wall: 'monotonic clock in the harness, from spawn to exit of the measured tool (and of wc -c for stdout)',
         cpu: haveGnuTime() ? `user+sys of the tool and its children, from ${GNU_TIME} (median of runs)` : null,
@@ -102,6 +116,13 @@ async function runBench(options) {
     rmSync(tmpRoot, { recursive: true, force: true });
     dropCleanup();
   }
+}
+
+/** A saved result, with its ratios derived again so older files follow today's rules. */
+function loadResult(path) {
+  const result = JSON.parse(readFileSync(path, 'utf8'));
+  for (const scenario of result.scenarios ?? []) scenario.ratios = scenarioRatios(scenario.rows ?? []);
+  return result;
 }
 
 async function main(argv) {
@@ -122,7 +143,7 @@ async function main(argv) {
   }
   installSignalHandlers();
 
-  const result = options.current ? JSON.parse(readFileSync(options.current, 'utf8')) : await runBench(options);
+  const result = options.current ? loadResult(options.current) : await runBench(options);
   if (options.json) {
     writeFileSync(options.json, `${JSON.stringify(result, null, 2)}\n`);
     log(`bench: wrote ${options.json}`);
@@ -140,6 +161,12 @@ async function main(argv) {
   }
   return 0;
 }
+
+// `node bench/run.mjs --markdown | head` must not end in an EPIPE stack trace.
+process.stdout.on('error', (error) => {
+  if (error.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw error;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

@@ -92,6 +92,14 @@ describe('ratio and percentChange', () => {
     expect(ratios).toEqual({ libnbd: { wall: 1.5, cpu: 2 } });
     expect(scenarioRatios([{ tool: 'libnbd', summary: summary(1, 1) }])).toEqual({ libnbd: { wall: null, cpu: null } });
   });
+  it('leaves out CPU ratios made of a few 10 ms ticks', () => {
+    const summary = (wall: number, cpu: number) => ({ medianWallMs: wall, medianCpuMs: cpu });
+    const ratios = scenarioRatios([
+      { tool: 'ours', summary: summary(280, 130) },
+      { tool: 'libnbd', summary: summary(40, 10) },
+    ]);
+    expect(ratios).toEqual({ libnbd: { wall: 7, cpu: null } });
+  });
 });
 
 describe('sizes', () => {

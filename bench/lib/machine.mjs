@@ -15,7 +15,7 @@ export function describeMachine() {
     kernel: `${os.type()} ${os.release()}`,
     kernelVersion: os.version(),
     node: process.version,
-    loadAverage: os.loadavg(),
+    loadAverageAtEnd: os.loadavg(),
   };
 }
 

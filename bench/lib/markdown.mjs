@@ -68,8 +68,26 @@ export function renderSummaryTable(result) {
   return table(header, rows);
 }
 
+/** Where and how the figures were made, in a few lines. */
+export function renderContext(result) {
+  const m = result.machine;
+  const lines = [];
+  if (m) {
+    const memory = m.memoryBytes ? `, ${formatBytes(m.memoryBytes)} RAM` : '';
+    lines.push(`Machine: ${m.cpus} × ${m.cpuModel}${memory}, ${m.kernel}, Node ${m.node}.`);
+    if (m.loadAverageAtStart) lines.push(`Load average at start: ${m.loadAverageAtStart.map((v) => v.toFixed(2)).join(', ')}.`);
+    if (m.nodeStartup?.medianWallMs != null) {
+      lines.push(`Node start-up (\`node -e 0\`): ${formatSeconds(m.nodeStartup.medianWallMs)} median, a floor under every row of ours.`);
+    }
+  }
+  if (result.command) lines.push(`Command: \`${result.command}\` (${result.quick ? 'quick' : 'full'} sizes, ${result.runs} runs per tool).`);
+  return lines.join('\n');
+}
+
 export function renderMarkdown(result) {
+  const context = renderContext(result);
   return [
+    ...(context ? [context, ''] : []),
     '#### Where we stand (ours ÷ theirs; below 1.00x we are faster)',
     '',
     renderSummaryTable(result),

@@ -1,3 +1,4 @@
 export declare function scenarioRatios(
   rows: Array<{ tool: string; skipped?: string; summary?: { medianWallMs: number | null; medianCpuMs: number | null } }>,
 ): Record<string, { wall: number | null; cpu: number | null }>;
+export declare const MIN_CPU_MS_FOR_RATIO: number;

@@ -2,6 +2,17 @@
 
 import { ratio } from './stats.mjs';
 
+/**
+ * GNU time reports CPU in 10 ms steps: below this, a CPU ratio is mostly rounding, so it is
+ * left out rather than shown as 13x.
+ */
+export const MIN_CPU_MS_FOR_RATIO = 30;
+
+function cpuRatio(ours, theirs) {
+  if (ours == null || theirs == null || ours < MIN_CPU_MS_FOR_RATIO || theirs < MIN_CPU_MS_FOR_RATIO) return null;
+  return ratio(ours, theirs);
+}
+
 /** ours / other, on median wall time and on median CPU time, for each other tool measured. */
 export function scenarioRatios(rows) {
   const ours = rows.find((row) => row.tool === 'ours' && !row.skipped);
@@ -10,7 +21,7 @@ export function scenarioRatios(rows) {
     if (row.tool === 'ours' || row.skipped) continue;
     ratios[row.tool] = {
       wall: ratio(ours?.summary?.medianWallMs, row.summary?.medianWallMs),
-      cpu: ratio(ours?.summary?.medianCpuMs, row.summary?.medianCpuMs),
+      cpu: cpuRatio(ours?.summary?.medianCpuMs, row.summary?.medianCpuMs),
     };
   }
   return ratios;

@@ -23,7 +23,7 @@ export const SCENARIOS = [
   {
     name: 'pattern-file',
     title: 'dense pattern to a new local file',
-    size: { full: '4G', quick: '1G' },
+    size: { full: '4G', quick: '512M' },
     source: { type: 'nbd', backend: 'pattern' },
     destination: { type: 'file' },
   },
@@ -58,7 +58,7 @@ export const SCENARIOS = [
   {
     name: 'nbd-stdout',
     title: 'NBD (pattern) to stdout, piped to a counting reader',
-    size: { full: '1G', quick: '512M' },
+    size: { full: '1G', quick: '256M' },
     source: { type: 'nbd', backend: 'pattern' },
     destination: { type: 'stdout' },
   },

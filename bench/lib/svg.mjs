@@ -8,7 +8,8 @@ const COMPARED = ['libnbd', 'qemu-img'];
 const WIDTH = 760;
 const LABEL_WIDTH = 230;
 const PLOT_LEFT = LABEL_WIDTH + 10;
-const PLOT_RIGHT = WIDTH - 60;
+// Room on the right for the label of a bar that reaches the edge.
+const PLOT_RIGHT = WIDTH - 130;
 const ROW_HEIGHT = 20;
 const GROUP_GAP = 10;
 const TOP = 64;
@@ -55,11 +56,12 @@ export function renderSvg(result, { title = 'ours ÷ theirs, median wall time (l
       const width = Math.max(1, Math.abs(end - centre));
       const faster = value < 1;
       const clipped = value > LIMIT || value < 1 / LIMIT ? (faster ? '◀ ' : ' ▶') : '';
-      const labelX = faster ? left - 4 : left + width + 4;
+      // Labels go right of the axis (faster) or of the bar (slower): the left side holds names.
+      const labelX = faster ? centre + 4 : left + width + 4;
       const label = faster ? `${clipped}${formatRatio(value)} vs ${tool}` : `${formatRatio(value)} vs ${tool}${clipped}`;
       parts.push(
         `<rect x="${round(left)}" y="${round(top)}" width="${round(width)}" height="${ROW_HEIGHT - 6}" class="${faster ? 'faster' : 'slower'}"><title>${escapeXml(`${scenario.name}: ours ÷ ${tool} = ${formatRatio(value)}`)}</title></rect>`,
-        `<text x="${round(labelX)}" y="${round(top + 11)}" text-anchor="${faster ? 'end' : 'start'}" class="value">${escapeXml(label)}</text>`,
+        `<text x="${round(labelX)}" y="${round(top + 11)}" class="value">${escapeXml(label)}</text>`,
       );
     });
     y += groupHeight + GROUP_GAP;
