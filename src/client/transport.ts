@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { NbdError } from '../protocol/errors.js';
-import { listenUnix, socketPair } from '../sys/socket.js';
 import { stopChild, trackChild, waitChild } from './children.js';
 import { debug } from './debug.js';
 
@@ -27,6 +26,8 @@ export interface Transport {
   address: { unixSocket?: string; host?: string; port?: number };
   /** Stops a subprocess and removes temp files; safe to call twice. */
   cleanup(): Promise<void>;
+  /** Another connection to the same server (socket activation), owned by this transport. */
+  reconnect?: () => Promise<Transport>;
 }
 
 /** Size of the reusable receive buffer of sockets we open ourselves. */
@@ -104,6 +105,8 @@ function spawnFailure(child: ChildProcess, argv: string[]): Promise<never> {
 /** Runs `argv` with its stdin and stdout on one end of a socketpair (like nbd_connect_command). */
 export async function openCommand(argv: string[]): Promise<Transport> {
   if (argv.length === 0) throw new NbdError('EINVAL', 'connect: empty command');
+  // Loaded on demand: koffi costs ~10 ms of start-up that plain URI connections never need.
+  const { socketPair } = await import('../sys/socket.js');
   const [ours, theirs] = socketPair();
   let child: ChildProcess;
   try {
@@ -126,6 +129,7 @@ export async function openCommand(argv: string[]): Promise<Transport> {
  */
 export async function openActivation(argv: string[]): Promise<Transport> {
   if (argv.length === 0) throw new NbdError('EINVAL', 'connect: empty command');
+  const { listenUnix } = await import('../sys/socket.js');
   const dir = mkdtempSync(join(tmpdir(), 'nbd-activation-'));
   const path = join(dir, 'sock');
   const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
@@ -151,8 +155,9 @@ export async function openActivation(argv: string[]): Promise<Transport> {
   const cleanup = childCleanup(child, removeDir);
   try {
     // The socket is already listening, so connect succeeds while the server is still starting.
-    const stream = await Promise.race([connectNet({ path }, path), spawnFailure(child, argv)]);
-    return { stream, address: {}, cleanup };
+    const stream = await Promise.race([connectNet({ path }, path, true), spawnFailure(child, argv)]);
+    const reconnect = async (): Promise<Transport> => ({ ...(await openUnix(path, true)), address: {} });
+    return { stream, address: {}, cleanup, reconnect };
   } catch (err) {
     await cleanup();
     throw err;
