@@ -66,7 +66,7 @@ export async function planCopy(source: Endpoint, destination: Endpoint, options:
   const size = source.size ?? 0;
   const sliceSize = sequential
     ? Math.max(size, 1)
-    : Math.max(requestSize, alignDown(Math.min(GiB, Math.max(64 * MiB, Math.ceil(size / (connections * 4)))), requestSize));
+    : Math.max(requestSize, alignDown(Math.min(GiB, Math.max(16 * MiB, Math.ceil(size / (connections * 4)))), requestSize));
   return { connections, lanesPerConnection, requestSize, sparseSize, sliceSize, sequential };
 }
 
