@@ -5,3 +5,4 @@ export type { ConnectTarget, Transport } from './transport.js';
 export { parseNbdUri, formatNbdUri, isNbdUri, connectionUri, type NbdUri, type NbdUriTransport } from './uri.js';
 export { OptionError } from './negotiate.js';
 export * from './types.js';
+export { MultiConn, type MultiConnOptions } from './multi-conn.js';
