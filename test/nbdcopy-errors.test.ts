@@ -1,0 +1,128 @@
+// Every way a copy can fail ends the same: exit status 1, exactly one `nbdcopy: ...` line on
+// stderr, no stack, nothing left running.
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { processGone, requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
+import { OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, makeSparseFile, noise, run, tempDir } from './copy-helpers.js';
+
+const MiB = 1 << 20;
+const have = requireBinaries('nbdkit');
+const servers: RunningServer[] = [];
+let dir: string;
+let src: string;
+
+async function nbdkit(...args: string[]): Promise<RunningServer> {
+  const s = await startNbdkit(args);
+  servers.push(s);
+  return s;
+}
+
+/** A `[ CMD ]` server writes its own messages to the shared stderr; only ours must be one line. */
+function ourLines(stderr: string): string {
+  return stderr.split('\n').filter((l) => l.startsWith('nbdcopy:') || /^\s+at /.test(l)).join('\n') + '\n';
+}
+
+function expectOneLineFailure(args: string[], message: RegExp): string {
+  const r = run(OUR_NBDCOPY, args, { cwd: dir, timeout: 30_000 });
+  const mine = args.includes('[') ? ourLines(r.stderr) : r.stderr;
+  expect(mine).toMatch(message);
+  expect(hasExactlyOneErrorLine(mine)).toBe(true);
+  expect(r.status).toBe(1);
+  return r.stderr;
+}
+
+/** Children of `pid` (the subprocess servers it started). */
+function childrenOf(pid: number): number[] {
+  const r = spawnSync('pgrep', ['-P', String(pid)]);
+  return r.stdout.toString().split('\n').filter(Boolean).map(Number);
+}
+
+/** Runs our nbdcopy in the background; `whenRunning` fires once it has been busy for a moment. */
+function runAsync(args: string[]): { pid: number; done: Promise<{ status: number | null; stderr: string }> } {
+  const child = spawn(OUR_NBDCOPY, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<{ status: number | null; stderr: string }>((resolve) => {
+    child.on('exit', (status) => resolve({ status, stderr }));
+  });
+  const kill = setTimeout(() => child.kill('SIGKILL'), 40_000);
+  void done.then(() => clearTimeout(kill));
+  return { pid: child.pid!, done };
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+beforeAll(() => {
+  if (!have) return;
+  ensureBuilt();
+  dir = tempDir();
+  src = path.join(dir, 'src.img');
+  makeSparseFile(src, 12 * MiB, [[0, noise(4 * MiB, 1)]]);
+});
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+});
+afterAll(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+describe.skipIf(!have)('nbdcopy error paths', () => {
+  it('read errors from the source (nbdkit error filter)', async () => {
+    const s = await nbdkit('--filter=error', 'pattern', String(8 * MiB), 'error-pread=EIO', 'error-pread-rate=1');
+    expectOneLineFailure([s.uri, 'out.img'], /read at \d+: .*(EIO|Input\/output error)/i);
+    expectOneLineFailure(['--', '[', 'nbdkit', '--filter=error', 'pattern', '8M', 'error-pread=EIO', 'error-pread-rate=1', ']', 'null:'],
+      /read at \d+/);
+  });
+
+  it('write and zero errors on the destination', async () => {
+    const d = await nbdkit('--filter=error', 'memory', String(12 * MiB), 'error=ENOSPC', 'error-pwrite-rate=1', 'error-zero-rate=1');
+    expectOneLineFailure([src, d.uri], /(write|zero) at \d+: .*(ENOSPC|No space left)/i);
+  });
+
+  it('a destination smaller than the source is refused before anything is written', async () => {
+    const log = path.join(dir, 'small.log');
+    const d = await nbdkit('--filter=log', 'memory', String(MiB), `logfile=${log}`);
+    expectOneLineFailure([src, d.uri], /destination size \(1048576\) is smaller than source size \(12582912\)/);
+    expect(fs.readFileSync(log, 'utf8')).not.toMatch(/\b(Write|Zero|Trim) id=/);
+  });
+
+  it('a read-only destination', async () => {
+    const d = await nbdkit('-r', 'memory', String(12 * MiB));
+    expectOneLineFailure([src, d.uri], /read-only/);
+  });
+
+  it('bad URIs, refused connections, missing or failing subprocesses', () => {
+    expectOneLineFailure(['nbd+unix:///?socket=' + path.join(dir, 'no-such.sock'), 'out.img'], /no-such\.sock/);
+    expectOneLineFailure(['nbd://[bad', 'out.img'], /^nbdcopy: nbd:\/\/\[bad/);
+    expectOneLineFailure(['--', '[', 'no-such-nbd-server-binary', ']', 'out.img'], /no-such-nbd-server-binary/);
+    expectOneLineFailure(['--', '[', 'false', ']', 'out.img'], /^nbdcopy: false: /);
+    expectOneLineFailure(['--', '[', 'nbdkit', 'no-such-plugin', ']', 'out.img'], /^nbdcopy: nbdkit: /);
+  });
+
+  it('a server killed in the middle of the copy', async () => {
+    const s = await nbdkit('--filter=delay', 'pattern', '1G', 'delay-read=20ms');
+    const job = runAsync([s.uri, 'null:']);
+    await sleep(800);
+    await s.stop();
+    const r = await job.done;
+    expect(r.status).toBe(1);
+    expect(hasExactlyOneErrorLine(r.stderr)).toBe(true);
+    expect(r.stderr).toMatch(/^nbdcopy: nbd\+unix:/);
+  });
+
+  it.each(['SIGINT', 'SIGTERM'] as const)('%s stops the copy, reaps the subprocess, exits 1', async (signal) => {
+    const job = runAsync(['--', '[', 'nbdkit', '--filter=delay', 'pattern', '1G', 'delay-read=20ms', ']', 'null:']);
+    await sleep(1200);
+    const kids = childrenOf(job.pid);
+    expect(kids.length).toBeGreaterThan(0);
+    process.kill(job.pid, signal);
+    const r = await job.done;
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(new RegExp(`^nbdcopy: interrupted by ${signal}$`, 'm'));
+    expect(hasExactlyOneErrorLine(ourLines(r.stderr))).toBe(true);
+    await sleep(100);
+    for (const k of kids) expect(processGone(k)).toBe(true);
+  });
+});
