@@ -64,7 +64,8 @@ export async function main(argv: string[]): Promise<void> {
     const result = await runInfo(parsed.options, env);
     finish(result.stdout, result.errors, result.exitCode);
   } catch (err) {
-    process.stderr.write(`${oneLine(err)}\n`);
+    const { explain } = await import('../info/explain.js');
+    process.stderr.write(`${oneLine(explain(err))}\n`);
     if (debugWanted() && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     process.exit(1);
   }

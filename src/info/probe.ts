@@ -35,7 +35,9 @@ function exportLabel(name: string): string {
 function forExport(err: unknown, name: string, hint = ''): NbdError {
   const why = err instanceof Error ? err.message : String(err);
   const code = err instanceof NbdError ? err.code : 'EIO';
-  return new NbdError(code, `${why} for ${exportLabel(name)}${hint}`, { cause: err });
+  // The hint only helps when the export does not exist.
+  const unknown = code === 'ENOENT' || /ERR_UNKNOWN/.test(why);
+  return new NbdError(code, `${why} for ${exportLabel(name)}${unknown ? hint : ''}`, { cause: err });
 }
 
 /** libnbd prints this suggestion on a line of its own; we keep the one-line rule. */
