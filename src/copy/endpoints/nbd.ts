@@ -1,11 +1,12 @@
-// NBD endpoint: one NbdClient per connection. A URI may open more connections (multi-conn)
-// once the copy knows both sides allow it; a `[ CMD ]` subprocess keeps one, like libnbd.
+// NBD endpoint: one NbdClient per connection. More connections (multi-conn) are opened once
+// the copy knows both sides allow it, to a URI or to our own `[ CMD ]` server process.
 import type { Endpoint, SourceExtent } from '../endpoint.js';
 import type { EndpointSpec } from '../spec.js';
 import { NbdError } from '../../protocol/errors.js';
 import { connect, type NbdClient, type ExportInfo } from '../../client/index.js';
 import { wrapError } from '../errors.js';
 import { zeroBuffer } from '../zero-buffer.js';
+import { startServerProcess, type ServerProcess } from './subprocess.js';
 
 export interface NbdOpenOptions {
   writable: boolean;
@@ -21,25 +22,34 @@ const CLIENT_IN_FLIGHT = 1024;
 
 type NbdSpec = EndpointSpec & { kind: 'uri' | 'command' };
 
-function targetOf(spec: NbdSpec): string | { activation: string[] } {
-  return spec.kind === 'uri' ? spec.uri : { activation: spec.argv };
-}
-
 function nameOf(spec: NbdSpec): string {
   return spec.kind === 'uri' ? spec.uri : spec.argv[0]!;
 }
 
-async function open(spec: NbdSpec): Promise<NbdClient> {
+const sleep = (ms: number) => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms));
+
+/** One more connection, to the URI or to our server process. */
+async function open(spec: NbdSpec, server: ServerProcess | undefined): Promise<NbdClient> {
   try {
-    return await connect(targetOf(spec), { maxInFlight: CLIENT_IN_FLIGHT });
+    if (server === undefined) return await connect(spec.kind === 'uri' ? spec.uri : '', { maxInFlight: CLIENT_IN_FLIGHT });
+    return await Promise.race([connect({ unixSocket: server.socketPath }, { maxInFlight: CLIENT_IN_FLIGHT }), server.exited]);
   } catch (err) {
-    throw wrapError(err, nameOf(spec));
+    // A server that died says more (command not found, exit status) than the refused connect.
+    const died = server && (await Promise.race([server.exited.catch((e: unknown) => e), sleep(200)]));
+    throw wrapError(died ?? err, nameOf(spec));
   }
 }
 
 export async function openNbdEndpoint(spec: NbdSpec, options: NbdOpenOptions): Promise<Endpoint> {
-  const first = await open(spec);
-  const endpoint = new NbdEndpoint(spec, first, options.log);
+  const server = spec.kind === 'command' ? await startServerProcess(spec.argv) : undefined;
+  let first: NbdClient;
+  try {
+    first = await open(spec, server);
+  } catch (err) {
+    await server?.stop();
+    throw err;
+  }
+  const endpoint = new NbdEndpoint(spec, first, server, options.log);
   if (options.writable && first.export.readOnly) {
     await endpoint.close();
     throw new NbdError('EPERM', `${endpoint.name}: the destination is read-only`);
@@ -67,7 +77,12 @@ export class NbdEndpoint implements Endpoint {
   private zeroLimit = Number.MAX_SAFE_INTEGER;
   private closing: Promise<void> | undefined;
 
-  constructor(private readonly spec: NbdSpec, first: NbdClient, private readonly log?: (line: string) => void) {
+  constructor(
+    private readonly spec: NbdSpec,
+    first: NbdClient,
+    private readonly server: ServerProcess | undefined,
+    private readonly log?: (line: string) => void,
+  ) {
     this.clients = [first];
     this.info = first.export;
     this.name = nameOf(spec);
@@ -75,7 +90,7 @@ export class NbdEndpoint implements Endpoint {
     this.minimumBlockSize = Math.max(1, this.info.blockSizeMinimum);
     this.preferredBlockSize = this.info.blockSizePreferred;
     this.maximumBlockSize = this.info.blockSizeMaximum;
-    this.maxConnections = spec.kind === 'uri' && this.info.canMultiConn ? MAX_MULTI_CONN : 1;
+    this.maxConnections = this.info.canMultiConn ? MAX_MULTI_CONN : 1;
     this.canExtents = first.connection.metaContexts.includes(BASE_ALLOCATION);
     this.canZero = this.info.canZero;
     this.tryFastZero = this.info.canFastZero;
@@ -91,7 +106,7 @@ export class NbdEndpoint implements Endpoint {
   async setConnections(count: number): Promise<void> {
     const want = Math.min(count, this.maxConnections);
     while (this.clients.length < want) {
-      const c = await open(this.spec);
+      const c = await open(this.spec, this.server);
       this.clients.push(c);
       if (this.closing !== undefined) await c.close();
     }
@@ -195,9 +210,11 @@ export class NbdEndpoint implements Endpoint {
   }
 
   close(): Promise<void> {
-    this.closing ??= Promise.allSettled(this.clients.map((c) => c.close())).then((results) => {
+    this.closing ??= (async () => {
+      const results = await Promise.allSettled(this.clients.map((c) => c.close()));
+      await this.server?.stop();
       for (const r of results) if (r.status === 'rejected') throw wrapError(r.reason, `${this.name}: close`);
-    });
+    })();
     return this.closing;
   }
 }
