@@ -86,6 +86,11 @@ maybe('nbdinfo vs libnbd nbdinfo', () => {
     sh('qemu-img', 'create', '-q', '-f', 'qcow2', '-b', base, '-F', 'qcow2', qcow);
     sh('qemu-img', 'bitmap', '--add', qcow, 'bm0');
     sh('qemu-io', '-f', 'qcow2', '-c', 'write -P 0x22 1M 128k', '-c', 'write -z 2M 64k', qcow);
+    // 100M with data across the 32M and 64M marks: qemu-nbd states a 32M maximum, so the map
+    // is walked in several windows whose edges fall inside these extents.
+    const big = join(dir, 'big.qcow2');
+    sh('qemu-img', 'create', '-q', '-f', 'qcow2', big, '100M');
+    sh('qemu-io', '-f', 'qcow2', '-c', 'write -P 1 31M 2M', '-c', 'write -P 2 63M 3M', '-c', 'write -z 80M 1M', big);
 
     const started = await Promise.all([
       startServer('memory', nbdkit('memory', '1M')),
@@ -100,8 +105,10 @@ maybe('nbdinfo vs libnbd nbdinfo', () => {
         'exportdesc=fixed:some "desc"', 'default-export=a',
       )),
       startServer('qemu', (sock) => ['qemu-nbd', '-t', '-e', '16', '-k', sock, '-f', 'qcow2', '-A', '-B', 'bm0', qcow]),
+      startServer('bigqemu', (sock) => ['qemu-nbd', '-t', '-e', '16', '-k', sock, '-f', 'qcow2', '-A', join(dir, 'big.qcow2')]),
+      startServer('sparse', nbdkit('sparse-random', '1G', 'seed=42', 'runlength=65536')),
     ]);
-    const names = ['memory', 'data', 'null0', 'pattern', 'oldstyle', 'nosr', 'exports', 'qemu'];
+    const names = ['memory', 'data', 'null0', 'pattern', 'oldstyle', 'nosr', 'exports', 'qemu', 'bigqemu', 'sparse'];
     names.forEach((n, i) => (SERVERS[n] = started[i]!));
   });
 
@@ -166,6 +173,20 @@ maybe('nbdinfo vs libnbd nbdinfo', () => {
     for (const c of ['MULTICONN', 'sr', 'Fast_Zero']) checks.push(() => expectSame(['--can', c, SERVERS.qemu!]));
     checks.push(() => expectSame(['--is', 'readonly', SERVERS.qemu!]));
     await inParallel(checks);
+  });
+
+  it('maps walked in several requests: qemu-nbd 100M (32M maximum), sparse-random 1G', async () => {
+    const checks: Array<() => Promise<unknown>> = [];
+    for (const mode of MAP_MODES) {
+      checks.push(() => expectSame([...mode, SERVERS.bigqemu!]));
+      checks.push(() => expectSame([...mode.map((m) => (m === '--map' ? '--map=qemu:allocation-depth' : m)), SERVERS.bigqemu!]));
+      checks.push(() => expectSame([...mode, SERVERS.sparse!]));
+    }
+    checks.push(() => expectSame([SERVERS.bigqemu!]));
+    checks.push(() => expectSame(['--json', SERVERS.sparse!]));
+    await inParallel(checks);
+    const map = JSON.parse((await runTool(OURS, ['--map', '--json', SERVERS.sparse!])).stdout) as unknown[];
+    expect(map.length).toBeGreaterThan(100);
   });
 
   it('oldstyle: everything but --list matches', async () => {

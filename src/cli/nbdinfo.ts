@@ -14,9 +14,19 @@ function debugWanted(): boolean {
   return process.env['NBD_DEBUG'] === '1';
 }
 
-function finish(stdout: string, errors: string[], status: number): never {
-  if (stdout) process.stdout.write(stdout);
-  for (const e of errors) process.stderr.write(`${TOOL}: ${e.replace(/\s*\n\s*/g, ' ').trim()}\n`);
+function write(stream: NodeJS.WriteStream, text: string): Promise<void> {
+  if (text === '') return Promise.resolve();
+  // A pipe takes 64 KiB at once; the rest is queued, so wait for it before exiting.
+  // A reader that went away (nbdinfo ... | head -1) is not our failure: stop quietly.
+  return new Promise((resolve) => {
+    stream.once('error', () => resolve());
+    stream.write(text, () => resolve());
+  });
+}
+
+async function finish(stdout: string, errors: string[], status: number): Promise<never> {
+  await write(process.stdout, stdout);
+  await write(process.stderr, errors.map((e) => `${TOOL}: ${e.replace(/\s*\n\s*/g, ' ').trim()}\n`).join(''));
   // Exiting explicitly means a stray handle can never hang a script; everything was closed.
   process.exit(status);
 }
@@ -38,7 +48,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     parsed = parseArgs(argv);
   } catch (err) {
-    if (err instanceof UsageError) finish('', [err.message], 1);
+    if (err instanceof UsageError) return finish('', [err.message], 1);
     throw err;
   }
   switch (parsed.action) {
@@ -62,11 +72,12 @@ export async function main(argv: string[]): Promise<void> {
     const { runInfo } = await import('../info/run.js');
     const env = environmentFor(parsed.options.target, Boolean(process.stdout.isTTY));
     const result = await runInfo(parsed.options, env);
-    finish(result.stdout, result.errors, result.exitCode);
+    return await finish(result.stdout, result.errors, result.exitCode);
   } catch (err) {
     const { explain } = await import('../info/explain.js');
-    process.stderr.write(`${oneLine(explain(err))}\n`);
-    if (debugWanted() && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    let text = `${oneLine(explain(err))}\n`;
+    if (debugWanted() && err instanceof Error && err.stack) text += `${err.stack}\n`;
+    await write(process.stderr, text);
     process.exit(1);
   }
 }
