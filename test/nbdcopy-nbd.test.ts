@@ -213,4 +213,38 @@ describe.skipIf(!have)('nbdcopy with NBD endpoints', () => {
     const read = [...text.matchAll(/Read id=\d+ offset=0x[0-9a-f]+ count=0x([0-9a-f]+)/g)].reduce((a, m) => a + parseInt(m[1]!, 16), 0);
     expect(read).toBe(8 * MiB);
   });
+
+  it('falls back when the server refuses fast zero, or cannot zero at all', async () => {
+    // Start each destination from non-zero data so the zeroes we make show in the checksum.
+    fs.writeFileSync(path.join(dir, 'junk.img'), noise(SIZE, 21));
+    const a = await nbdkit('--filter=nozero', 'memory', String(SIZE), 'zeromode=emulate', 'fastzeromode=slow');
+    expect(ours([path.join(dir, 'junk.img'), a.uri]).status).toBe(0);
+    const ra = ours(['-v', src, a.uri]);
+    expect(ra.status).toBe(0);
+    expect(ra.stderr).toMatch(/fast zero refused, using plain write zeroes/);
+    expect(sha256File(readBack(a.uri, 'slowzero.img'))).toBe(sha256File(src));
+    const b = await nbdkit('--filter=nozero', 'memory', String(SIZE), 'zeromode=none');
+    expect(ours([path.join(dir, 'junk.img'), b.uri]).status).toBe(0);
+    const rb = ours(['-v', src, b.uri]);
+    expect(rb.status).toBe(0);
+    expect(rb.stderr).toMatch(/canZero=false/);
+    expect(sha256File(readBack(b.uri, 'nozero.img'))).toBe(sha256File(src));
+  });
+
+  it('multi-conn to a [ nbdkit ] subprocess that allows it; none to qemu-nbd', () => {
+    const r = ours(['-v', '--', '[', 'nbdkit', 'pattern', String(256 * MiB), ']', 'null:']);
+    expect(r.status).toBe(0);
+    expect(r.stderr).toMatch(/"connections":4/);
+    const q = ours(['-v', '--', '[', 'qemu-nbd', '-r', '-f', 'raw', src, ']', 'null:']);
+    expect(q.status).toBe(0);
+    expect(q.stderr).toMatch(/"connections":1/);
+  });
+
+  it('a stream longer than the NBD destination is an error', async () => {
+    const d = await nbdkit('memory', String(MiB));
+    const r = ours(['-', d.uri], noise(2 * MiB, 4));
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/^nbdcopy: .*source is larger than the destination/);
+  });
 });
+
