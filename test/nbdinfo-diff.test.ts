@@ -189,6 +189,19 @@ maybe('nbdinfo vs libnbd nbdinfo', () => {
     expect(map.length).toBeGreaterThan(100);
   });
 
+  it('--can names newer than libnbd 1.14: answered by us, unknown to it', async () => {
+    // libnbd 1.14 predates extended headers and block status payloads, so it rejects these
+    // names (exit 1). nbdkit 1.32 and qemu-nbd 7.2 support neither, so the answer is "no" (2).
+    for (const name of ['extended-headers', 'eh', 'block-status-payload']) {
+      for (const server of ['memory', 'qemu']) {
+        const { ours, theirs } = await both(['--can', name, SERVERS[server]!]);
+        expect(theirs.code).toBe(1);
+        expect(theirs.stderr).toMatch(/unknown --can or --is option/);
+        expect(ours).toEqual({ stdout: '', stderr: '', code: 2 });
+      }
+    }
+  });
+
   it('oldstyle: everything but --list matches', async () => {
     await inParallel([
       ...[[], ['--json'], ['--size'], ['--no-content'], ...MAP_MODES].map((mode) => () => expectSame([...mode, SERVERS.oldstyle!])),
