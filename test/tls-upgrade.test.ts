@@ -8,7 +8,8 @@ import type { Duplex } from 'node:stream';
 import { upgradeClientTls } from '../src/tls/client.js';
 import { loadServerTlsContext, upgradeServerTls } from '../src/tls/server.js';
 import { tlsSessionInfo } from '../src/tls/session-info.js';
-import { loadClientCertificates } from '../src/tls/cert-dir.js';
+import { defaultClientCertDirs, defaultServerCertDirs, loadClientCertificates } from '../src/tls/cert-dir.js';
+import { Duplex as DuplexStream } from 'node:stream';
 import { lookupPskKey, parsePskFile } from '../src/tls/psk-file.js';
 import type { ClientTlsOptions, ServerTlsOptions } from '../src/tls/types.js';
 import { NbdError } from '../src/protocol/errors.js';
@@ -262,7 +263,48 @@ describe.skipIf(!tools)('TLS upgrade functions over a Unix socket pair', () => {
   });
 });
 
+/** Two in-memory Duplex ends joined back to back: not net.Sockets, so TLS goes through JS streams. */
+function memoryPair(): [DuplexStream, DuplexStream] {
+  let a!: DuplexStream;
+  let b!: DuplexStream;
+  const make = (peer: () => DuplexStream): DuplexStream => new DuplexStream({
+    read() {},
+    write(chunk: Buffer, _enc, cb) { peer().push(chunk); cb(); },
+    final(cb) { peer().push(null); cb(); },
+  });
+  a = make(() => b);
+  b = make(() => a);
+  return [a, b];
+}
+
+describe.skipIf(!tools)('TLS upgrade over plain Duplex streams', () => {
+  it('PSK and X.509 work over streams that are not sockets', async () => {
+    for (const [client, server] of [
+      [{ mode: 'require', pskFile: psk, username: 'alice' }, { mode: 'require', pskFile: psk }],
+      [{ mode: 'require', certificates: caOnlyDir, hostname: 'localhost' }, { mode: 'require', certificates: serverDir }],
+    ] as [ClientTlsOptions, ServerTlsOptions][]) {
+      const [c, s] = memoryPair();
+      const [sc, cc] = await Promise.all([upgradeServerTls(s, server), upgradeClientTls(c, client)]);
+      await roundTrip(cc, sc);
+      await roundTrip(sc, cc);
+      cc.destroy();
+      sc.destroy();
+    }
+  });
+});
+
 describe.skipIf(!tools)('TLS credential loading', () => {
+  it('default certificate directories follow libnbd and nbdkit', () => {
+    if (process.getuid?.() === 0) {
+      expect(defaultClientCertDirs()).toEqual(['/etc/pki/libnbd']);
+      expect(defaultServerCertDirs()).toEqual(['/etc/pki/nbdkit']);
+    } else {
+      const home = process.env.HOME!;
+      expect(defaultClientCertDirs()).toEqual([join(home, '.pki', 'libnbd'), join(home, '.config', 'pki', 'libnbd')]);
+      expect(defaultServerCertDirs()).toEqual([join(home, '.pki', 'nbdkit'), join(home, '.config', 'pki', 'nbdkit')]);
+    }
+  });
+
   it('server: missing certificate directory and files are clear start-up errors', () => {
     expect(() => loadServerTlsContext({ mode: 'require', certificates: join(root, 'nope') }))
       .toThrow(`TLS certificates directory ${join(root, 'nope')}: no such directory`);
