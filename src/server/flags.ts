@@ -1,0 +1,24 @@
+// Transmission flags of an export as this connection will see them.
+import {
+  FLAG_CAN_MULTI_CONN, FLAG_HAS_FLAGS, FLAG_READ_ONLY, FLAG_SEND_CACHE, FLAG_SEND_DF, FLAG_SEND_FAST_ZERO,
+  FLAG_SEND_FLUSH, FLAG_SEND_FUA, FLAG_SEND_TRIM, FLAG_SEND_WRITE_ZEROES,
+} from '../protocol/constants.js';
+import type { ResolvedExport } from './options.js';
+
+export function transmissionFlags(exp: ResolvedExport, structured: boolean): number {
+  const b = exp.backend;
+  const writable = !exp.readOnly && b.writable;
+  let flags = FLAG_HAS_FLAGS;
+  if (!writable) flags |= FLAG_READ_ONLY;
+  if (writable && b.canFlush) flags |= FLAG_SEND_FLUSH | FLAG_SEND_FUA;
+  if (writable && b.canTrim) flags |= FLAG_SEND_TRIM;
+  if (writable && b.canZero) {
+    flags |= FLAG_SEND_WRITE_ZEROES;
+    if (b.canFastZero) flags |= FLAG_SEND_FAST_ZERO;
+  }
+  // DF only means something when reads can be fragmented, i.e. with structured replies.
+  if (structured) flags |= FLAG_SEND_DF;
+  if (b.multiConn) flags |= FLAG_CAN_MULTI_CONN;
+  if (b.canCache) flags |= FLAG_SEND_CACHE;
+  return flags;
+}

@@ -1,0 +1,152 @@
+// startServer: resolve exports, listen (Unix socket, TCP, or an inherited fd), run one session
+// per connection, and shut everything down on close().
+import { mkdtempSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Duplex } from 'node:stream';
+import { NbdError } from '../protocol/errors.js';
+import { createBackend } from './backends/index.js';
+import type { Backend } from './backends/types.js';
+import type { BackendInput, ExportSpec, ResolvedExport, ServerOptions, SessionConfig } from './options.js';
+import { runSession, type Session } from './session.js';
+
+export interface RunningServer {
+  /** NBD URI of the default export (nbd+unix://... or nbd://...). */
+  readonly uri: string;
+  readonly unixSocket?: string;
+  readonly port?: number;
+  /** Connections currently open (tests check that none leak). */
+  readonly connections: number;
+  /** Serve one more connection that arrived some other way (e.g. stdin/stdout). */
+  serve(stream: Duplex): Promise<void>;
+  close(): Promise<void>;
+}
+
+function isBackend(input: BackendInput): input is Backend {
+  return !Array.isArray(input) && typeof (input as Backend).read === 'function';
+}
+
+/** Resolves the export list; backends built here from names are closed with the server. */
+export async function resolveExports(options: ServerOptions, owned: Backend[]): Promise<SessionConfig['exports']> {
+  const build = async (input: BackendInput): Promise<Backend> => {
+    if (isBackend(input)) return input;
+    const [name, ...args] = input as readonly string[];
+    if (!name) throw new NbdError('EINVAL', 'empty backend specification');
+    const b = await createBackend(name, args, { readOnly: options.readOnly });
+    owned.push(b);
+    return b;
+  };
+  const exports = new Map<string, ResolvedExport>();
+  if (options.exports) {
+    for (const [name, value] of Object.entries(options.exports)) {
+      const spec: ExportSpec | undefined = isExportSpec(value) ? value : undefined;
+      const backend = await build(spec ? spec.backend : (value as BackendInput));
+      exports.set(name, {
+        name,
+        backend,
+        description: spec?.description,
+        readOnly: (options.readOnly ?? false) || (spec?.readOnly ?? false),
+      });
+    }
+  }
+  if (options.backend) {
+    const name = options.exportName ?? '';
+    if (exports.has(name)) throw new NbdError('EINVAL', `export '${name}' given twice`);
+    exports.set(name, {
+      name,
+      backend: await build(options.backend),
+      description: options.description,
+      readOnly: options.readOnly ?? false,
+    });
+  }
+  if (exports.size === 0) throw new NbdError('EINVAL', 'no backend or exports given');
+  return exports;
+}
+
+function isExportSpec(v: unknown): v is ExportSpec {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && 'backend' in v;
+}
+
+export function sessionConfig(options: ServerOptions, exports: SessionConfig['exports']): SessionConfig {
+  const structured = options.structuredReplies ?? true;
+  return {
+    exports,
+    // "" is the default export when listed; otherwise the first one is.
+    defaultExport: exports.get('') ?? exports.values().next().value!,
+    oldstyle: options.oldstyle ?? false,
+    structuredReplies: structured,
+    extendedHeaders: structured && (options.extendedHeaders ?? true),
+    faults: options.faults,
+    tls: options.tls,
+    log: options.log,
+  };
+}
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const owned: Backend[] = [];
+  const exports = await resolveExports(options, owned);
+  const config = sessionConfig(options, exports);
+  const sessions = new Set<Session>();
+  const server = net.createServer({ allowHalfOpen: true });
+
+  const serve = (stream: Duplex): Promise<void> => {
+    const session = runSession(stream, config);
+    sessions.add(session);
+    return session.done.finally(() => sessions.delete(session));
+  };
+  server.on('connection', (socket) => {
+    socket.setNoDelay?.(true);
+    void serve(socket);
+  });
+  server.on('error', (err) => options.log?.(`listener error: ${err.message}`));
+
+  let unixSocket: string | undefined;
+  let port: number | undefined;
+  let privateDir: string | undefined;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (options.listenFd !== undefined) {
+      server.listen({ fd: options.listenFd }, resolve);
+    } else if (options.port !== undefined) {
+      server.listen({ port: options.port, host: options.host ?? 'localhost' }, resolve);
+    } else {
+      if (options.unixSocket === undefined) privateDir = mkdtempSync(join(tmpdir(), 'nbdserve-'));
+      unixSocket = options.unixSocket ?? join(privateDir!, 'sock');
+      server.listen({ path: unixSocket }, resolve);
+    }
+  }).catch(async (err: Error) => {
+    for (const b of owned) await b.close();
+    throw new NbdError('EINVAL', `cannot listen: ${err.message}`, { cause: err });
+  });
+  const addr = server.address();
+  if (addr && typeof addr === 'object') port = addr.port;
+
+  const exportPath = encodeURIComponent(config.defaultExport.name);
+  const scheme = options.tls && options.tls.mode !== 'off' ? 'nbds' : 'nbd';
+  const uri = unixSocket !== undefined
+    ? `${scheme}+unix:///${exportPath}?socket=${encodeURIComponent(unixSocket)}`
+    : port !== undefined ? `${scheme}://localhost:${port}/${exportPath}` : `${scheme}+unix:///${exportPath}`;
+
+  let closing: Promise<void> | undefined;
+  return {
+    uri,
+    unixSocket,
+    port,
+    get connections() {
+      return sessions.size;
+    },
+    serve,
+    close: () => {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        for (const s of sessions) s.destroy();
+        await Promise.all([...sessions].map((s) => s.done));
+        await stopped;
+        for (const b of owned) await b.close();
+        if (privateDir) rmSync(privateDir, { recursive: true, force: true });
+      })();
+      return closing;
+    },
+  };
+}

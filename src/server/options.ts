@@ -1,0 +1,69 @@
+// What a server is told (library options) and what each session works from (resolved config).
+import type { ServerTlsOptions } from '../tls/types.js';
+import type { Backend } from './backends/types.js';
+import type { FaultOptions } from './faults.js';
+
+/** One export: a backend and what to tell clients about it. */
+export interface ExportSpec {
+  backend: Backend;
+  description?: string;
+  readOnly?: boolean;
+}
+
+/** A backend object, or a backend by name with its arguments, e.g. ['memory', '1G']. */
+export type BackendInput = Backend | readonly string[];
+
+export interface ServerOptions {
+  /** The single export (named by `exportName`, default ""). Either this or `exports`. */
+  backend?: BackendInput;
+  exportName?: string;
+  description?: string;
+  /** Several exports by name; the first is also the default export "" unless "" is listed. */
+  exports?: Record<string, ExportSpec | BackendInput>;
+  /** Listen on this Unix socket path. Default when neither port nor fd is given: a private one. */
+  unixSocket?: string;
+  /** Listen on TCP (0 = any free port). */
+  port?: number;
+  host?: string;
+  /** Serve connections on an already listening fd (socket activation: 3). */
+  listenFd?: number;
+  readOnly?: boolean;
+  /** Oldstyle handshake (no options, default export only, simple replies). */
+  oldstyle?: boolean;
+  /** Offer structured replies (default true). */
+  structuredReplies?: boolean;
+  /** Offer extended headers (default true; needs structured replies). */
+  extendedHeaders?: boolean;
+  faults?: FaultOptions;
+  tls?: ServerTlsOptions;
+  /** Debug log sink (the CLI's -v). */
+  log?: (message: string) => void;
+}
+
+export interface ResolvedExport {
+  name: string;
+  backend: Backend;
+  description: string | undefined;
+  readOnly: boolean;
+}
+
+/** Everything a session needs, shared by every connection of one server. */
+export interface SessionConfig {
+  exports: Map<string, ResolvedExport>;
+  /** The export a client gets for the empty name. */
+  defaultExport: ResolvedExport;
+  oldstyle: boolean;
+  structuredReplies: boolean;
+  extendedHeaders: boolean;
+  faults: FaultOptions | undefined;
+  tls: ServerTlsOptions | undefined;
+  log: ((message: string) => void) | undefined;
+}
+
+/** Payload limit we advertise and enforce for READ and WRITE. */
+export const MAX_PAYLOAD = 32 * 1024 * 1024;
+/** A WRITE payload above this is treated as a broken or hostile client: disconnect. */
+export const MAX_SKIPPABLE_PAYLOAD = 64 * 1024 * 1024;
+/** Requests a connection may have in flight before we stop reading from it. */
+export const MAX_IN_FLIGHT = 64;
+export const PREFERRED_BLOCK = 4096;

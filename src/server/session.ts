@@ -1,0 +1,45 @@
+// One client connection from greeting to close, over any Duplex (Unix or TCP socket, stdin and
+// stdout, a TLS stream after STARTTLS). Failures end this session only, never the server.
+import type { Duplex } from 'node:stream';
+import { sharedPool } from './buffer-pool.js';
+import { EndSession, negotiate } from './negotiate.js';
+import type { SessionConfig } from './options.js';
+import { Transmission } from './transmission.js';
+
+export interface Session {
+  /** Settles (never rejects) when the connection is gone. */
+  readonly done: Promise<void>;
+  destroy(): void;
+}
+
+export function runSession(stream: Duplex, config: SessionConfig): Session {
+  let transmission: Transmission | undefined;
+  let current: Duplex = stream;
+  // Unhandled 'error' events would crash the process; the session reports them instead.
+  stream.on('error', () => {});
+  const done = (async () => {
+    try {
+      const n = await negotiate(stream, config);
+      current = n.stream;
+      if (current !== stream) current.on('error', () => {});
+      config.log?.(`client entered transmission on export '${n.export.name}' (${['simple', 'structured', 'extended'][n.style]} replies)`);
+      transmission = new Transmission(n, config, sharedPool);
+      transmission.start();
+      await transmission.done;
+    } catch (err) {
+      const why = err instanceof EndSession ? err.message : `handshake failed: ${(err as Error).message}`;
+      config.log?.(`closing connection: ${why}`);
+    } finally {
+      current.destroy();
+      if (current !== stream) stream.destroy();
+    }
+  })();
+  return {
+    done,
+    destroy: () => {
+      if (transmission) transmission.destroy();
+      current.destroy();
+      stream.destroy();
+    },
+  };
+}
