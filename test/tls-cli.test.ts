@@ -145,6 +145,26 @@ describe.skipIf(!tools)('our nbdinfo over TLS', () => {
     const refused = await run(ourNbdinfo, [plain.uri('nbds+unix', pskQuery(), 'alice')]);
     expectOneLineError(refused, 'nbdinfo');
     expect(refused.stderr).toMatch(/TLS/);
+    if (process.env.TLS_TEST_LOG === '1') console.log([badKey, noUser, noFile, badCa, refused].map((r) => r.stderr).join(''));
+  });
+});
+
+describe.skipIf(!tools)('our nbdinfo over TLS on TCP (host name checks)', () => {
+  it('localhost matches the certificate; 127.0.0.1 (not in it) is refused; tls-verify-peer=false allows it', async () => {
+    const s = await startServer({ backend: ['pattern', '1M'], port: 0, host: '127.0.0.1', tls: { mode: 'require', certificates: serverDir } });
+    ours.push(s);
+    const uri = (host: string, extra = ''): string => `nbds://${host}:${s.port}/?tls-certificates=${q(clientDir)}${extra}`;
+    const ok = await run(ourNbdinfo, ['--size', uri('localhost')]);
+    expect(ok.stderr).toBe('');
+    expect(ok.stdout.trim()).toBe(String(MiB));
+    const badHost = await run(ourNbdinfo, ['--size', uri('127.0.0.1')]);
+    expectOneLineError(badHost, 'nbdinfo');
+    expect(badHost.stderr).toMatch(/server certificate does not match the host name/);
+    const unchecked = await run(ourNbdinfo, ['--size', uri('127.0.0.1', '&tls-verify-peer=false')]);
+    expect(unchecked.stdout.trim()).toBe(String(MiB));
+    const badCa = await run(ourNbdinfo, ['--size', `nbds://localhost:${s.port}/?tls-certificates=${q(wrongCaDir)}`]);
+    expectOneLineError(badCa, 'nbdinfo');
+    expect(badCa.stderr).toMatch(/server certificate is not trusted/);
   });
 });
 
@@ -181,6 +201,7 @@ describe.skipIf(!tools)('our nbdcopy over TLS', () => {
     const dst = await nbdkit(['--tls=require', `--tls-psk=${psk}`, 'memory', '1M']);
     const r = await run(ourNbdcopy, [src.uri('nbds+unix', pskQuery(), 'alice'), dst.uri('nbds+unix', pskQuery(wrongPsk), 'alice')]);
     expectOneLineError(r, 'nbdcopy');
+    if (process.env.TLS_TEST_LOG === '1') console.log(r.stderr);
   });
 
   it('plaintext-only destination with nbds://: exit 1, one line, nothing copied in plaintext', async () => {
