@@ -114,6 +114,11 @@ describe('protocol violations', () => {
     await expect(c.pread(Buffer.alloc(4096), 0)).rejects.toMatchObject({ code: 'ECONNRESET', message: /middle of a reply/ });
   });
 
+  it('a server that accepts but never speaks times out', T, async () => {
+    const s = await fake(() => new Promise(() => undefined));
+    await expect(connect(s.uri, { handshakeTimeoutMs: 200 })).rejects.toMatchObject({ code: 'ETIMEDOUT', message: /no answer/ });
+  });
+
   it('server closing with commands in flight', T, async () => {
     const s = await fake(async (p) => {
       await p.negotiate(1 << 20);

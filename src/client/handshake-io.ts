@@ -67,6 +67,12 @@ export class HandshakeIO {
     return left;
   }
 
+  /** Fails the pending and later reads with `err` and drops the connection (timeouts). */
+  abort(err: NbdError): void {
+    this.fail(err);
+    this.stream.destroy();
+  }
+
   private fail(err: NbdError): void {
     if (this.ended) return;
     this.ended = err;

@@ -40,6 +40,11 @@ export interface ClientOptions {
   fullInfo?: boolean;
   /** Commands on the wire at once; more wait in a queue (default 64). */
   maxInFlight?: number;
+  /**
+   * Give up when the server has not finished the handshake after this many ms (default
+   * 30000; 0 = wait forever). A server that accepts but never speaks would otherwise hang us.
+   */
+  handshakeTimeoutMs?: number;
 }
 
 const U32_MAX = 0xffffffff;
@@ -98,6 +103,10 @@ export class NbdClient {
     this._state = 'negotiating';
     const neg = new Negotiator(new HandshakeIO(transport.stream));
     this.neg = neg;
+    const limit = this.opts.handshakeTimeoutMs ?? 30_000;
+    const timer = limit > 0
+      ? setTimeout(() => neg.io.abort(new NbdError('ETIMEDOUT', `handshake: no answer from the server after ${limit / 1000} s`)), limit)
+      : undefined;
     try {
       await neg.greet();
       this.conn.protocol = neg.protocol;
@@ -119,6 +128,8 @@ export class NbdClient {
     } catch (err) {
       await this.fail(err);
       throw err;
+    } finally {
+      clearTimeout(timer);
     }
   }
 

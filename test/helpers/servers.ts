@@ -1,7 +1,7 @@
 // Start real NBD servers (nbdkit, qemu-nbd, nbd-server) for tests on private Unix sockets in
 // fresh temp dirs, and always reap them. Shared by every test file that needs a server.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -73,9 +73,19 @@ async function waitFor(cond: () => boolean | Promise<boolean>, child: ChildProce
   }
 }
 
+/** The socket file can exist a moment before the server listens: probe with a connect. */
+function canConnectUnix(path: string): Promise<boolean> {
+  if (!existsSync(path)) return Promise.resolve(false);
+  return canConnect({ path });
+}
+
 function canConnectTcp(port: number): Promise<boolean> {
+  return canConnect({ host: '127.0.0.1', port });
+}
+
+function canConnect(opts: net.NetConnectOpts): Promise<boolean> {
   return new Promise((resolve) => {
-    const s = net.connect({ host: '127.0.0.1', port });
+    const s = net.connect(opts);
     s.once('connect', () => {
       s.destroy();
       resolve(true);
@@ -142,7 +152,7 @@ export async function startNbdkit(args: string[], opts: StartOptions = {}): Prom
   const { child, stderr } = spawnServer('nbdkit', ['-f', '-U', socket, ...args]);
   const stop = stopper(child, dir);
   try {
-    await waitFor(() => existsSync(socket), child, `nbdkit ${args.join(' ')}`, stderr);
+    await waitFor(() => canConnectUnix(socket), child, `nbdkit ${args.join(' ')}`, stderr);
   } catch (e) {
     await stop();
     throw e;
@@ -160,7 +170,7 @@ export async function startQemuNbd(args: string[], opts: StartOptions = {}): Pro
   const { child, stderr } = spawnServer('qemu-nbd', ['-k', socket, '--persistent', ...args]);
   const stop = stopper(child, dir);
   try {
-    await waitFor(() => existsSync(socket), child, `qemu-nbd ${args.join(' ')}`, stderr);
+    await waitFor(() => canConnectUnix(socket), child, `qemu-nbd ${args.join(' ')}`, stderr);
   } catch (e) {
     await stop();
     throw e;
@@ -175,13 +185,16 @@ export interface NbdServerExport {
 }
 
 /**
- * nbd-server in the foreground (-d) with a generated config. Listens on a Unix socket by
- * default, or on 127.0.0.1:<free port> with { tcp: true }. The URI names the first export.
+ * nbd-server with a generated config, on a Unix socket by default or on 127.0.0.1:<free port>
+ * with { tcp: true }. The URI names the first export. nbd-server daemonizes (in the foreground
+ * with -d it serves one client only), so we follow its pid file and also kill the per-client
+ * children it forked when stopping.
  */
 export async function startNbdServer(exports: NbdServerExport[], opts: StartOptions & { tcp?: boolean } = {}): Promise<RunningServer> {
   const dir = opts.dir ?? makeTempDir('nbd-server-');
   const socket = opts.tcp ? '' : join(dir, 'nbd-server.sock');
   const port = opts.tcp ? await freePort() : undefined;
+  const pidFile = join(dir, 'nbd-server.pid');
   const lines = ['[generic]', '  allowlist = true'];
   if (port !== undefined) lines.push(`  port = ${port}`, '  listenaddr = 127.0.0.1');
   else lines.push(`  unixsock = ${socket}`);
@@ -191,19 +204,60 @@ export async function startNbdServer(exports: NbdServerExport[], opts: StartOpti
   }
   const conf = join(dir, 'nbd-server.conf');
   writeFileSync(conf, lines.join('\n') + '\n');
-  const { child, stderr } = spawnServer('nbd-server', ['-C', conf, '-d']);
-  const stop = stopper(child, dir);
-  try {
-    await waitFor(() => (port !== undefined ? canConnectTcp(port) : existsSync(socket)), child, 'nbd-server', stderr);
-  } catch (e) {
-    await stop();
-    throw e;
+  const launcher = spawnSync('nbd-server', ['-C', conf, '-p', pidFile], { encoding: 'utf8', timeout: 10_000 });
+  if (launcher.status !== 0) {
+    rmSync(dir, { recursive: true, force: true });
+    throw new Error(`nbd-server failed to start: ${launcher.stderr || launcher.error}`);
   }
+  let pid = 0;
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    if (existsSync(pidFile)) pid = Number(readFileSync(pidFile, 'utf8').trim()) || 0;
+    const listening = port !== undefined ? await canConnectTcp(port) : await canConnectUnix(socket);
+    if (pid && listening) break;
+    if (Date.now() > deadline) {
+      if (pid) process.kill(pid, 'SIGKILL');
+      rmSync(dir, { recursive: true, force: true });
+      throw new Error('nbd-server did not start within 10 s');
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  daemons.add(pid);
+  let done: Promise<void> | undefined;
+  const stop = (): Promise<void> => {
+    done ??= (async () => {
+      for (const p of [...childrenOf(pid), pid]) killQuietly(p, 'SIGTERM');
+      const until = Date.now() + 3000;
+      while (!processGone(pid) && Date.now() < until) await new Promise((r) => setTimeout(r, 20));
+      for (const p of [...childrenOf(pid), pid]) killQuietly(p, 'SIGKILL');
+      daemons.delete(pid);
+      rmSync(dir, { recursive: true, force: true });
+    })();
+    return done;
+  };
   const name = opts.exportName ?? exports[0]?.name ?? '';
   const uri = port !== undefined ? `nbd://127.0.0.1:${port}/${encodeURIComponent(name)}` : unixUri(socket, name);
-  const server: RunningServer = { uri, socket, dir, pid: child.pid!, stop };
+  const server: RunningServer = { uri, socket, dir, pid, stop };
   if (port !== undefined) server.port = port;
   return server;
+}
+
+const daemons = new Set<number>();
+process.on('exit', () => {
+  for (const pid of daemons) killQuietly(pid, 'SIGKILL');
+});
+
+function killQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  const r = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
+  return (r.stdout ?? '').split('\n').map((l) => Number(l.trim())).filter((n) => n > 0);
 }
 
 /** A TCP port on 127.0.0.1 that was free a moment ago. */
