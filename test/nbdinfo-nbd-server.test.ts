@@ -1,6 +1,6 @@
 // Our nbdinfo vs libnbd's on nbd-server (a third server implementation), over a Unix socket
 // and over TCP (where the "uri:" lines carry host and port).
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,7 @@ import { makeTempDir, requireBinaries, startNbdServer, type RunningServer } from
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OURS = join(REPO, 'bin', 'nbdinfo');
 const THEIRS = '/usr/bin/nbdinfo';
-const ok = requireBinaries('nbd-server', THEIRS) && existsSync(join(REPO, 'dist', 'cli', 'nbdinfo.js'));
+const ok = requireBinaries('nbd-server', THEIRS);
 const maybe = ok ? describe : describe.skip;
 
 function runTool(bin: string, args: string[]): Promise<{ stdout: string; code: number }> {
@@ -25,6 +25,9 @@ maybe('nbdinfo vs libnbd nbdinfo on nbd-server', () => {
   const servers: RunningServer[] = [];
 
   beforeAll(async () => {
+    if (!existsSync(join(REPO, 'dist', 'cli', 'nbdinfo.js'))) {
+      spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO, stdio: 'inherit' });
+    }
     const dir = makeTempDir('nbdinfo-nbd-server-');
     const disk = join(dir, 'disk.img');
     const bytes = Buffer.alloc(3 << 20);
