@@ -3,7 +3,8 @@
 // against nbdkit --tls=require --tls-psk (TLS-PSK, as both sides negotiate it by default).
 // A plaintext row of the same copy shows what TLS itself costs each tool.
 //
-//   npm run build && node bench/tls-copy.mjs [--size 1G] [--runs 3] [--json FILE]
+//   npm run build && node bench/tls-copy.mjs [--size 1G] [--runs 3] [--only TEXT] [--json FILE]
+//   (--only keeps the scenarios whose name contains TEXT)
 //
 // Runs alternate between the tools (ours, libnbd, ours, ...) after one unmeasured warm-up
 // each, so drift on a shared machine hits both alike. Reported: median wall time, MB/s,
@@ -23,7 +24,7 @@ const OURS = join(repo, 'bin', 'nbdcopy');
 const LIBNBD = '/usr/bin/nbdcopy';
 
 function parseArgs(argv) {
-  const opts = { size: '1G', runs: 3, json: null };
+  const opts = { size: '1G', runs: 3, json: null, only: null };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -34,8 +35,9 @@ function parseArgs(argv) {
     if (a === '--size') opts.size = value();
     else if (a === '--runs') opts.runs = Number(value());
     else if (a === '--json') opts.json = value();
+    else if (a === '--only') opts.only = value();
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node bench/tls-copy.mjs [--size 1G] [--runs N] [--json FILE]');
+      console.log('usage: node bench/tls-copy.mjs [--size 1G] [--runs N] [--only TEXT] [--json FILE]');
       process.exit(0);
     } else fail(`unknown option ${a}`);
   }
@@ -92,8 +94,9 @@ async function main() {
   ];
   const tools = [{ id: 'ours', bin: OURS }, { id: 'libnbd', bin: LIBNBD }];
   const results = [];
-  console.log(`TLS copy bench: ${opts.size} pattern from nbdkit --tls=require --tls-psk, ${opts.runs} runs per tool, medians`);
-  for (const sc of scenarios) {
+  const env = { machineLoad: (await import('node:os')).loadavg()[0] };
+  console.log(`TLS copy bench: ${opts.size} pattern from nbdkit --tls=require --tls-psk, ${opts.runs} runs per tool, medians (load average at start ${env.machineLoad.toFixed(1)})`);
+  for (const sc of scenarios.filter((x) => opts.only === null || x.name.includes(opts.only))) {
     const runs = { ours: [], libnbd: [] };
     for (let i = -1; i < opts.runs; i++) {
       for (const t of tools) {
@@ -115,7 +118,7 @@ async function main() {
     console.log(`${sc.name.padEnd(32)} ours ${fmt(row.ours)} | libnbd ${fmt(row.libnbd)} | ours/libnbd ${row.ratio.toFixed(2)}`);
   }
   await Promise.all([tls, plain, tlsDst].map((s) => stopChild(s.handle)));
-  if (opts.json) writeFileSync(opts.json, JSON.stringify({ size: opts.size, runs: opts.runs, results }, null, 2) + '\n');
+  if (opts.json) writeFileSync(opts.json, JSON.stringify({ size: opts.size, runs: opts.runs, loadAtStart: env.machineLoad, results }, null, 2) + '\n');
 }
 
 main().catch((err) => fail(process.env.NBD_DEBUG === '1' ? err.stack : err.message));
