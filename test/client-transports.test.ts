@@ -3,7 +3,7 @@
 import { execFileSync } from 'node:child_process';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, MultiConn, type NbdClient } from '../src/client/index.js';
-import { freePort, processGone, requireBinary } from './helpers/servers.js';
+import { freePort, processReaped, requireBinary } from './helpers/servers.js';
 
 const haveNbdkit = requireBinary('nbdkit');
 const haveQemu = requireBinary('qemu-nbd');
@@ -38,7 +38,7 @@ describe.skipIf(!haveNbdkit)('nbdkit subprocesses', () => {
     expect(pids.length).toBe(1);
     await roundTrip(c);
     await c.close();
-    expect(processGone(pids[0]!)).toBe(true);
+    expect(processReaped(pids[0]!)).toBe(true);
   });
 
   it('socket activation: nbdkit memory 1M, reaped after close', async () => {
@@ -49,7 +49,7 @@ describe.skipIf(!haveNbdkit)('nbdkit subprocesses', () => {
     expect(pids.length).toBe(1);
     await roundTrip(c);
     await c.close();
-    expect(processGone(pids[0]!)).toBe(true);
+    expect(processReaped(pids[0]!)).toBe(true);
   });
 
   it('socket activation with multi-conn: several connections to one server', async () => {
@@ -65,7 +65,7 @@ describe.skipIf(!haveNbdkit)('nbdkit subprocesses', () => {
     expect(r.equals(w)).toBe(true);
     const pids = childPids('nbdkit');
     await m.close();
-    expect(pids.every(processGone)).toBe(true);
+    expect(pids.every(processReaped)).toBe(true);
   });
 
   it('a command that is not an NBD server fails cleanly', async () => {
@@ -121,7 +121,7 @@ describe.skipIf(!haveQemu)('qemu-nbd socket activation', () => {
       await roundTrip(c);
       const pids = childPids('qemu-nbd');
       await c.close();
-      expect(pids.every(processGone)).toBe(true);
+      expect(pids.every(processReaped)).toBe(true);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

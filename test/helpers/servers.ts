@@ -273,8 +273,23 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** True when process `pid` no longer exists (reaped or never started). */
+/** True when process `pid` no longer runs (gone, or a zombie waiting for a parent not ours). */
 export function processGone(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z');
+  } catch {
+    return true;
+  }
+}
+
+/** Strict: true only when `pid` is fully gone (a zombie still counts as not reaped). */
+export function processReaped(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return false;
