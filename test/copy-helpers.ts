@@ -1,6 +1,6 @@
 // Private helpers of the copy / nbdcopy tests: temp dirs, running our bin and libnbd's,
 // hashing files, and the external-binary policy (fail in CI, loud skip elsewhere).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -111,5 +111,36 @@ export function which(bin: string): string | undefined {
     return execFileSync('sh', ['-c', `command -v ${bin}`]).toString().trim() || undefined;
   } catch {
     return undefined;
+  }
+}
+
+/** Like run(), without blocking this process's event loop (needed with in-process servers). */
+export function runAsync(bin: string, args: string[], options: { cwd?: string; input?: Buffer } = {}): Promise<RunResult> {
+  return new Promise((resolve) => {
+    const child = spawn(bin, args, { cwd: options.cwd, env: { ...process.env, NBD_DEBUG: '' } });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 50_000);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stdout: Buffer.concat(out), stderr });
+    });
+    child.stdin.end(options.input);
+  });
+}
+
+/** True when `file` holds each piece's bytes at its offset. */
+export function regionsMatch(file: string, pieces: Array<[number, Buffer]>): boolean {
+  const fd = fs.openSync(file, 'r');
+  try {
+    return pieces.every(([offset, data]) => {
+      const b = Buffer.alloc(data.length);
+      fs.readSync(fd, b, 0, b.length, offset);
+      return b.equals(data);
+    });
+  } finally {
+    fs.closeSync(fd);
   }
 }
