@@ -254,6 +254,14 @@ describe.skipIf(!tools)('TLS upgrade functions over a Unix socket pair', () => {
     expect(c.destroyed).toBe(true);
   });
 
+  it('a client that never starts the handshake times out on the server', async () => {
+    const [c, s] = await unixSocketPair(root, 'silent-client.sock');
+    pair.push(c, s);
+    const err = await upgradeServerTls(s, { mode: 'require', pskFile: psk, handshakeTimeoutMs: 300 }).catch((e: unknown) => e);
+    expect((err as NbdError).code).toBe('ETIMEDOUT');
+    expect((err as NbdError).message).toBe('TLS: handshake did not finish within 300 ms');
+  });
+
   it('a peer that hangs up mid-handshake gives ECONNRESET, not a hang', async () => {
     const [c, s] = await unixSocketPair(root, 'hangup.sock');
     pair.push(c, s);
