@@ -14,7 +14,7 @@ export function parsePskFile(text: string, where: string): PskTable {
   for (let i = 0; i < lines.length; i++) {
     const line = lines[i]!.trim();
     if (line === '' || line.startsWith('#')) continue;
-    // The user name may not contain ':' but the split must still tolerate odd keys, so cut at the last one.
+    // Keys are hex and never contain ':', so the last colon is the separator.
     const colon = line.lastIndexOf(':');
     if (colon <= 0) {
       throw new NbdError('EINVAL', `${where}:${i + 1}: expected 'username:hexkey'`);

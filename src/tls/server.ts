@@ -39,6 +39,7 @@ export function loadServerTlsContext(options: ServerTlsOptions): ServerTlsContex
       verifyPeer: false,
       handshakeTimeoutMs,
       serverOptions: {
+        // Same suites as the client side (see client.ts); libnbd's GnuTLS agrees on them.
         ciphers: 'ECDHE-PSK:DHE-PSK:PSK',
         maxVersion: 'TLSv1.2',
         // An unknown identity gets no key, which OpenSSL turns into a handshake failure.
