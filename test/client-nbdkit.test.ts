@@ -209,6 +209,32 @@ describe.skipIf(!have)('nbdkit interop', () => {
     await c.pread(Buffer.alloc(512), 0);
   });
 
+  it('option mode without automatic structured replies: the caller asks for them', async () => {
+    const s = await serve(['memory', '1M']);
+    const c = await open(s.uri, { optMode: true, requestStructuredReplies: false, requestExtendedHeaders: false });
+    expect(c.connection.structuredReplies).toBe(false);
+    expect(await c.optExtendedHeaders()).toBe(false);
+    expect(await c.optStructuredReply()).toBe(true);
+    expect(await c.optSetMetaContext(['base:allocation'])).toEqual(['base:allocation']);
+    await c.optGo();
+    expect(c.connection).toMatchObject({ structuredReplies: true, metaContexts: ['base:allocation'] });
+    expect((await c.blockStatus(1 << 20, 0)).get('base:allocation')).toEqual([{ length: 1 << 20, flags: 3 }]);
+  });
+
+  it('an existing socket as the target', async () => {
+    const s = await serve(['memory', '1M']);
+    const net = await import('node:net');
+    const sock = net.connect({ path: s.socket });
+    await new Promise((r) => sock.once('connect', r));
+    const c = await connect({ socket: sock });
+    clients.push(c);
+    expect(c.export.size).toBe(1 << 20);
+    expect(c.connection.uri).toBeUndefined();
+    await c.pread(Buffer.alloc(512), 0);
+    await c.close();
+    expect(sock.destroyed).toBe(true);
+  });
+
   it('optAbort ends option mode and closes', async () => {
     const s = await serve(['memory', '1M']);
     const c = await open(s.uri, { optMode: true });

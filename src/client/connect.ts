@@ -49,7 +49,7 @@ export async function openTransport(target: ConnectTarget, plainOnly = false): P
   }
   if ('vsock' in target) throw new NbdError('ENOTSUP', 'connect: AF_VSOCK is not supported by this client');
   if ('command' in target) return openCommand(target.command);
-  if ('activation' in target) return openActivation(target.activation);
+  if ('activation' in target) return openActivation(target.activation, plainOnly);
   if ('fd' in target) return openFd(target.fd);
   if ('socket' in target) return { stream: target.socket, address: {}, cleanup: () => Promise.resolve() };
   throw new NbdError('EINVAL', 'connect: unknown target');

@@ -127,7 +127,7 @@ export async function openCommand(argv: string[]): Promise<Transport> {
  * Starts `argv` with a listening Unix socket on fd 3 and LISTEN_FDS=1 / LISTEN_PID=<its pid>
  * (systemd socket activation, as libnbd does for nbdcopy's `[ CMD ARGS ]`), then connects.
  */
-export async function openActivation(argv: string[]): Promise<Transport> {
+export async function openActivation(argv: string[], reuseBuffer = false): Promise<Transport> {
   if (argv.length === 0) throw new NbdError('EINVAL', 'connect: empty command');
   const { listenUnix } = await import('../sys/socket.js');
   const dir = mkdtempSync(join(tmpdir(), 'nbd-activation-'));
@@ -155,8 +155,8 @@ export async function openActivation(argv: string[]): Promise<Transport> {
   const cleanup = childCleanup(child, removeDir);
   try {
     // The socket is already listening, so connect succeeds while the server is still starting.
-    const stream = await Promise.race([connectNet({ path }, path, true), spawnFailure(child, argv)]);
-    const reconnect = async (): Promise<Transport> => ({ ...(await openUnix(path, true)), address: {} });
+    const stream = await Promise.race([connectNet({ path }, path, reuseBuffer), spawnFailure(child, argv)]);
+    const reconnect = async (): Promise<Transport> => ({ ...(await openUnix(path, reuseBuffer)), address: {} });
     return { stream, address: {}, cleanup, reconnect };
   } catch (err) {
     await cleanup();
