@@ -66,7 +66,9 @@ async function measureNodeStartup(tmpDir) {
 
 async function runBench(options) {
   const scenarios = selectScenarios(options.scenarios);
-  const serverKind = chooseServerKind(options.server, repoRoot);
+  // --ours DIR races another build (a snapshot, another checkout) instead of this one.
+  const oursRoot = options.ours ? resolve(options.ours) : repoRoot;
+  const serverKind = chooseServerKind(options.server, oursRoot);
   const tmpRoot = mkdtempSync(join(process.env.BENCH_TMPDIR ?? tmpdir(), 'nbd-bench-'));
   const dropCleanup = onCleanup(() => rmSync(tmpRoot, { recursive: true, force: true }));
   if (!haveGnuTime()) log(`bench: ${GNU_TIME} not found (Debian package "time"): CPU and peak RSS are not measured`);
@@ -75,7 +77,7 @@ async function runBench(options) {
   const startedAt = new Date().toISOString();
   const loadAtStart = loadavg();
   try {
-    const toolStatus = await probeTools({ toolIds: options.tools, repoRoot, serverKind, tmpDir: tmpRoot });
+    const toolStatus = await probeTools({ toolIds: options.tools, repoRoot: oursRoot, serverKind, tmpDir: tmpRoot });
     for (const [toolId, jobs] of Object.entries(toolStatus)) {
       for (const [job, status] of Object.entries(jobs)) {
         log(`bench: ${toolId} ${job}: ${status.available ? `${status.program} (${status.version ?? 'version unknown'})` : `SKIPPED, ${status.note}`}`);
@@ -86,7 +88,7 @@ async function runBench(options) {
     log(`bench: node start-up (node -e 0): median ${formatSeconds(nodeStartup.medianWallMs)}, rss ${formatRss(nodeStartup.maxRssKb)}`);
     const results = [];
     for (const scenario of scenarios) {
-      const result = await runScenario({ scenario, options, toolStatus, serverKind, tmpRoot, repoRoot, log: process.env.BENCH_VERBOSE ? log : null });
+      const result = await runScenario({ scenario, options, toolStatus, serverKind, tmpRoot, repoRoot: oursRoot, log: process.env.BENCH_VERBOSE ? log : null });
       printScenario(result);
       results.push(result);
     }
@@ -107,8 +109,9 @@ async function runBench(options) {
       },
       tools: {
         ...toolStatus,
-        ours: toolStatus.ours ? { ...toolStatus.ours, commit: gitDescribe(repoRoot) } : undefined,
-        server: { kind: serverKind, version: serverKind === 'nbdkit' ? versionOf(NBDKIT) : gitDescribe(repoRoot) },
+        ours: toolStatus.ours ? { ...toolStatus.ours, root: oursRoot, commit: gitDescribe(oursRoot) } : undefined,
+        server: { kind: serverKind, version: serverKind === 'nbdkit' ? versionOf(NBDKIT) : gitDescribe(oursRoot) },
+        bench: { commit: gitDescribe(repoRoot) },
       },
       scenarios: results,
     };

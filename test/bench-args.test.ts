@@ -13,6 +13,7 @@ describe('parseBenchArgs', () => {
       runs: 3,
       warmup: true,
       server: null,
+      ours: null,
       json: null,
       markdown: false,
       svg: null,
@@ -33,8 +34,8 @@ describe('parseBenchArgs', () => {
   });
 
   it('reads outputs, baseline and threshold', () => {
-    const options = parseBenchArgs(['--json', 'r.json', '--svg', 'c.svg', '--markdown', '--baseline', 'b.json', '--threshold', '7.5', '--server', 'nbdserve', '--no-warmup']);
-    expect(options).toMatchObject({ json: 'r.json', svg: 'c.svg', markdown: true, baseline: 'b.json', threshold: 7.5, server: 'nbdserve', warmup: false });
+    const options = parseBenchArgs(['--json', 'r.json', '--svg', 'c.svg', '--markdown', '--baseline', 'b.json', '--threshold', '7.5', '--server', 'nbdserve', '--no-warmup', '--ours', '/snap']);
+    expect(options).toMatchObject({ json: 'r.json', svg: 'c.svg', markdown: true, baseline: 'b.json', threshold: 7.5, server: 'nbdserve', warmup: false, ours: '/snap' });
   });
 
   it('rejects nonsense with a message that names the option', () => {

@@ -6,6 +6,7 @@ export interface BenchOptions {
   runs: number;
   warmup: boolean;
   server: 'nbdkit' | 'nbdserve' | null;
+  ours: string | null;
   json: string | null;
   markdown: boolean;
   svg: string | null;

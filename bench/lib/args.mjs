@@ -10,6 +10,7 @@ export const USAGE = `usage: node bench/run.mjs [options]   (or: npm run bench -
   --runs N              measured runs per tool and scenario (default 3; after 1 warm-up)
   --no-warmup           skip the unmeasured warm-up run
   --server KIND         nbdkit or nbdserve (default: nbdkit when installed)
+  --ours DIR            race DIR/bin/nbdcopy etc. instead of this checkout's (e.g. a snapshot)
   --json FILE           write machine-readable results (machine, versions, exact commands)
   --markdown            print the results as Markdown tables
   --svg FILE            write a chart of our time / their time per scenario
@@ -43,6 +44,7 @@ export function parseBenchArgs(argv) {
       runs: { type: 'string' },
       'no-warmup': { type: 'boolean', default: false },
       server: { type: 'string' },
+      ours: { type: 'string' },
       json: { type: 'string' },
       markdown: { type: 'boolean', default: false },
       svg: { type: 'string' },
@@ -73,6 +75,7 @@ export function parseBenchArgs(argv) {
     runs: values.runs === undefined ? 3 : positiveNumber(values.runs, 'runs', { integer: true }),
     warmup: !values['no-warmup'],
     server: values.server ?? null,
+    ours: values.ours ?? null,
     json: values.json ?? null,
     markdown: values.markdown,
     svg: values.svg ?? null,

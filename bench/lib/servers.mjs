@@ -34,7 +34,7 @@ export function serverArgv(kind, spec, socket, repoRoot) {
     if (spec.delayReadMs) argv.push(`delay-read=${spec.delayReadMs}ms`);
     return argv;
   }
-  const argv = [join(repoRoot, 'bin/nbdserve'), '-U', socket];
+  const argv = [join(repoRoot, 'bin/nbdserve'), '-U', socket, '--exit-with-parent'];
   if (spec.delayReadMs) argv.push('--delay', `read=${spec.delayReadMs}`);
   if (spec.backend === 'file') argv.push('file', spec.path);
   else argv.push(spec.backend, sizeArg(spec.size));
