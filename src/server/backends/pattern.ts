@@ -5,23 +5,30 @@ import type { Backend, Extent } from './types.js';
 import { NbdError } from '../../protocol/errors.js';
 
 const TWO_32 = 0x1_0000_0000;
-const BLOCK = 0x10000; // the low 16 bits of an offset index LOW16_SWAPPED
+const BLOCK = 0x10000; // offsets in one 64 KiB-aligned block share all but their low 16 bits
 
 function bswap32(x: number): number {
   return (((x & 0xff) << 24) | ((x & 0xff00) << 8) | ((x >>> 8) & 0xff00) | (x >>> 24)) >>> 0;
 }
 
-/** bswap32 of each 8-aligned value below 2^16: the varying bytes of a low word. */
-const LOW16_SWAPPED = (() => {
-  const t = new Uint32Array(BLOCK / 8);
-  for (let i = 0; i < t.length; i++) t[i] = bswap32(i * 8);
+/**
+ * The pattern of the first 64 KiB as 32-bit words with the constant bytes left at zero: in any
+ * 64 KiB-aligned block only the last two bytes of each word differ from the block's first word.
+ */
+const TEMPLATE = (() => {
+  const t = new Uint32Array(BLOCK / 4);
+  for (let i = 0; i < BLOCK / 8; i++) t[2 * i + 1] = bswap32(i * 8);
   return t;
 })();
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-/** Fills `words` (a Uint32Array over the target bytes) with the pattern starting at 8-aligned `offset`. */
-function fillAligned(words: Uint32Array, offset: number): void {
+/**
+ * Fills `words`/`halves` (views of the same 8-aligned target) with the pattern starting at
+ * 8-aligned `offset`: copy the template, then store the block's constant bytes (the high
+ * 32 bits, and bytes 4-5 of each word) only where they are not zero.
+ */
+function fillAligned(words: Uint32Array, halves: Uint16Array, offset: number): void {
   let w = 0;
   const count = words.length; // even: two 32-bit halves per 8-byte word
   let pos = offset;
@@ -29,19 +36,15 @@ function fillAligned(words: Uint32Array, offset: number): void {
     const hi = Math.floor(pos / TWO_32);
     const lo = pos - hi * TWO_32;
     const hiSwapped = bswap32(hi);
-    const base16 = lo & 0xffff0000;
-    const highHalfSwapped = bswap32(base16);
-    // Stay inside one 64 KiB block of offsets: there the two constant parts do not change.
-    let i = (lo & 0xffff) >>> 3;
-    const wordsLeftInBlock = (BLOCK / 8) - i;
-    const n = Math.min(wordsLeftInBlock, (count - w) >>> 1);
+    // Bytes 4 and 5 of the word, big-endian, read as one little-endian 16-bit value.
+    const mid16 = ((lo >>> 24) & 0xff) | (((lo >>> 16) & 0xff) << 8);
+    const first = (lo & 0xffff) >>> 3;
+    const n = Math.min(BLOCK / 8 - first, (count - w) >>> 1);
     const end = w + n * 2;
-    while (w < end) {
-      words[w] = hiSwapped;
-      words[w + 1] = highHalfSwapped | LOW16_SWAPPED[i]!;
-      w += 2;
-      i++;
-    }
+    words.set(TEMPLATE.subarray(2 * first, 2 * first + n * 2), w);
+    if (hiSwapped !== 0) for (let k = w; k < end; k += 2) words[k] = hiSwapped;
+    if (mid16 !== 0) for (let k = w * 2 + 2, e = end * 2; k < e; k += 4) halves[k] = mid16;
+    w = end;
     pos += n * 8;
   }
 }
@@ -61,7 +64,11 @@ function fillBytes(into: Buffer, offset: number): void {
 
 export function fillPattern(into: Buffer, offset: number): void {
   if (LITTLE_ENDIAN && offset % 8 === 0 && into.length % 8 === 0 && into.byteOffset % 4 === 0) {
-    fillAligned(new Uint32Array(into.buffer, into.byteOffset, into.length >>> 2), offset);
+    fillAligned(
+      new Uint32Array(into.buffer, into.byteOffset, into.length >>> 2),
+      new Uint16Array(into.buffer, into.byteOffset, into.length >>> 1),
+      offset,
+    );
   } else {
     fillBytes(into, offset);
   }
