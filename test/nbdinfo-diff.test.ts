@@ -141,9 +141,16 @@ maybe('nbdinfo vs libnbd nbdinfo', () => {
   const CAN = ['connect', 'read', 'write', 'flush', 'fua', 'trim', 'zero', 'fast-zero', 'df', 'multi-conn', 'cache', 'structured-reply'];
   const IS = ['read-only', 'rotational', 'tls'];
 
+  // Every mode and every --can on two servers (read-write and read-only); the others get the
+  // modes whose output depends on the server. JSON output already compares every flag.
+  const FULL = new Set(['memory', 'pattern']);
+  const SHORT_SHOW = [[], ['--json'], ['--size'], ['--list', '--json']];
+  const SHORT_CAN = ['write', 'trim', 'structured-reply'];
+
   for (const server of ['memory', 'data', 'null0', 'pattern', 'nosr', 'qemu']) {
+    const full = FULL.has(server);
     it(`${server}: text, JSON, size, list`, async () => {
-      await inParallel(SHOW_MODES.map((mode) => () => expectSame([...mode, SERVERS[server]!])));
+      await inParallel((full ? SHOW_MODES : SHORT_SHOW).map((mode) => () => expectSame([...mode, SERVERS[server]!])));
       const json = JSON.parse((await runTool(OURS, ['--json', SERVERS[server]!])).stdout);
       expect(json.exports).toHaveLength(1);
     });
@@ -154,8 +161,8 @@ maybe('nbdinfo vs libnbd nbdinfo', () => {
 
     it(`${server}: --can / --is exit codes`, async () => {
       await inParallel([
-        ...CAN.map((c) => () => expectSame(['--can', c, SERVERS[server]!])),
-        ...IS.map((c) => () => expectSame(['--is', c, SERVERS[server]!])),
+        ...(full ? CAN : SHORT_CAN).map((c) => () => expectSame(['--can', c, SERVERS[server]!])),
+        ...(full ? IS : ['read-only']).map((c) => () => expectSame(['--is', c, SERVERS[server]!])),
       ]);
     });
   }
@@ -205,7 +212,7 @@ maybe('nbdinfo vs libnbd nbdinfo', () => {
   it('oldstyle: everything but --list matches', async () => {
     await inParallel([
       ...[[], ['--json'], ['--size'], ['--no-content'], ...MAP_MODES].map((mode) => () => expectSame([...mode, SERVERS.oldstyle!])),
-      ...CAN.map((c) => () => expectSame(['--can', c, SERVERS.oldstyle!])),
+      ...SHORT_CAN.map((c) => () => expectSame(['--can', c, SERVERS.oldstyle!])),
     ]);
     // libnbd fails with its internal state name ("nbd_opt_list: invalid state: READY ...");
     // we say why in our words. Both exit 1 with nothing on stdout.
