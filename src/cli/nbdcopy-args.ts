@@ -23,6 +23,8 @@ export interface NbdcopyArgs {
   requestSize: number;
   requests: number;
   sparse: number;
+  /** -S was given; otherwise the destination's preferred block size may raise the default. */
+  sparseExplicit: boolean;
   synchronous: boolean;
   /** 0 = automatic. We have no threads: a non-zero value caps the number of connections. */
   threads: number;
@@ -94,7 +96,7 @@ export function parseNbdcopyArgs(argv: readonly string[]): NbdcopyArgs {
   const args: NbdcopyArgs = {
     action: 'copy', source: '', destination: '',
     allocated: false, connections: undefined, destinationIsZero: false, flush: false, noExtents: false,
-    progress: false, queueSize: 16 * 1024 * 1024, requestSize: 256 * 1024, requests: 64, sparse: 4096,
+    progress: false, queueSize: 16 * 1024 * 1024, requestSize: 256 * 1024, requests: 64, sparse: 4096, sparseExplicit: false,
     synchronous: false, threads: 0, verbose: false,
   };
   const raw: Record<string, string | true> = {};
@@ -165,7 +167,7 @@ export function parseNbdcopyArgs(argv: readonly string[]): NbdcopyArgs {
       case 'threads': args.threads = parseCount(text, what); break;
       case 'queueSize': args.queueSize = parseSize(text, what); break;
       case 'requestSize': args.requestSize = parseSize(text, what); break;
-      case 'sparse': args.sparse = parseSize(text, what); break;
+      case 'sparse': args.sparse = parseSize(text, what); args.sparseExplicit = true; break;
     }
   }
   if (args.connections !== undefined && args.connections < 1) throw usageError('--connections: must be at least 1');

@@ -72,8 +72,11 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
     progress = await makeProgress(args.progress, source.size);
     const sink = progress;
     const started = performance.now();
+    // nbdcopy's default -S: 4096 or the destination's preferred block size, whichever is larger.
+    const sparseSize = args.sparseExplicit || args.sparse === 0 ? args.sparse : Math.max(args.sparse, destination.preferredBlockSize);
     const result = await copy(source, destination, {
       ...copyOptions(args),
+      sparseSize,
       onProgress: (done) => sink.update(done),
       log,
       signal: controller.signal,

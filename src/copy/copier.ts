@@ -14,6 +14,8 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 /** Largest zero request we issue; NBD endpoints split further if a server objects. */
 const MAX_ZERO_REQUEST = GiB;
+/** Requests in flight when neither side is an NBD server (libuv's default thread pool size). */
+const LOCAL_IN_FLIGHT = 4;
 
 export interface CopyPlan {
   connections: number;
@@ -62,7 +64,13 @@ export async function planCopy(source: Endpoint, destination: Endpoint, options:
   if (options.sparseSize > 0 && worthDetecting) {
     sparseSize = Math.min(requestSize, Math.max(options.sparseSize, minBlock));
   }
-  const lanesPerConnection = sequential ? 1 : Math.max(1, Math.min(options.requests, Math.floor(options.queueSize / requestSize)));
+  let lanesPerConnection = sequential ? 1 : Math.max(1, Math.min(options.requests, Math.floor(options.queueSize / requestSize)));
+  if (!sequential && source.maxConnections === Infinity && destination.maxConnections === Infinity) {
+    // Local to local: every request is a thread-pool job (4 threads); more in flight only
+    // queues, and concurrent writers to one file contend in the kernel.
+    connections = 1;
+    lanesPerConnection = Math.min(lanesPerConnection, LOCAL_IN_FLIGHT);
+  }
   const size = source.size ?? 0;
   const sliceSize = sequential
     ? Math.max(size, 1)
