@@ -125,4 +125,18 @@ describe.skipIf(!have)('nbdcopy error paths', () => {
     await sleep(100);
     for (const k of kids) expect(processGone(k)).toBe(true);
   });
+
+  it('SIGINT while a subprocess never answers the handshake exits at once and kills it', async () => {
+    const job = runAsync(['--', '[', 'sleep', '30', ']', 'out.img']);
+    await sleep(700);
+    const kids = childrenOf(job.pid);
+    expect(kids.length).toBeGreaterThan(0);
+    process.kill(job.pid, 'SIGINT');
+    const r = await job.done;
+    expect(r.status).toBe(1);
+    expect(r.stderr).toBe('nbdcopy: interrupted by SIGINT\n');
+    await sleep(200);
+    for (const k of kids) expect(processGone(k)).toBe(true);
+  });
 });
+

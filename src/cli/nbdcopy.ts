@@ -10,6 +10,9 @@ import { parseEndpointSpec } from '../copy/spec.js';
 import type { Endpoint } from '../copy/endpoint.js';
 import { DEFAULT_COPY_OPTIONS, type CopyOptions } from '../copy/options.js';
 
+/** After ^C, how long requests in flight may take to finish before we exit anyway. */
+const DRAIN_TIMEOUT_MS = 5000;
+
 export function main(argv: string[]): void {
   void runCli('nbdcopy', argv, () => run(argv));
 }
@@ -51,14 +54,20 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
   let destination: Endpoint | undefined;
   let progress: ProgressSink | undefined;
   let signals = 0;
+  let copying = false;
   const onSignal = (name: NodeJS.Signals) => {
     signals++;
-    controller.abort(new NbdError('EINTR', `interrupted by ${name}`));
-    if (signals > 1) {
-      // The user insists: do not wait for in-flight requests any longer.
-      process.stderr.write(`nbdcopy: interrupted by ${name}\n`);
-      void Promise.allSettled([source?.close(), destination?.close()]).then(() => process.exit(1));
-    }
+    const reason = new NbdError('EINTR', `interrupted by ${name}`);
+    controller.abort(reason);
+    // Before the copy starts (a connect or handshake may hang) and on a second signal there
+    // is nothing worth waiting for. Otherwise in-flight requests get a few seconds to drain.
+    // Subprocess servers are killed by the client's exit hook either way.
+    const forceExit = () => {
+      process.stderr.write(`nbdcopy: ${reason.message}\n`);
+      process.exit(1);
+    };
+    if (!copying || signals > 1) forceExit();
+    else setTimeout(forceExit, DRAIN_TIMEOUT_MS).unref();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
@@ -72,6 +81,7 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
     progress = await makeProgress(args.progress, source.size);
     const sink = progress;
     const started = performance.now();
+    copying = true;
     // nbdcopy's default -S: 4096 or the destination's preferred block size, whichever is larger.
     const sparseSize = args.sparseExplicit || args.sparse === 0 ? args.sparse : Math.max(args.sparse, destination.preferredBlockSize);
     const result = await copy(source, destination, {
