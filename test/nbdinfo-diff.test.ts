@@ -107,8 +107,10 @@ maybe('nbdinfo vs libnbd nbdinfo', () => {
       startServer('qemu', (sock) => ['qemu-nbd', '-t', '-e', '16', '-k', sock, '-f', 'qcow2', '-A', '-B', 'bm0', qcow]),
       startServer('bigqemu', (sock) => ['qemu-nbd', '-t', '-e', '16', '-k', sock, '-f', 'qcow2', '-A', join(dir, 'big.qcow2')]),
       startServer('sparse', nbdkit('sparse-random', '1G', 'seed=42', 'runlength=65536')),
+      // Our embedded server: the only one here that speaks extended headers.
+      startServer('ours', (sock) => [process.execPath, join(REPO, 'bin', 'nbdserve'), '-f', '-U', sock, 'memory', '1G']),
     ]);
-    const names = ['memory', 'data', 'null0', 'pattern', 'oldstyle', 'nosr', 'exports', 'qemu', 'bigqemu', 'sparse'];
+    const names = ['memory', 'data', 'null0', 'pattern', 'oldstyle', 'nosr', 'exports', 'qemu', 'bigqemu', 'sparse', 'ours'];
     names.forEach((n, i) => (SERVERS[n] = started[i]!));
   });
 
@@ -207,6 +209,13 @@ maybe('nbdinfo vs libnbd nbdinfo', () => {
         expect(ours).toEqual({ stdout: '', stderr: '', code: 2 });
       }
     }
+  });
+
+  it('our embedded server: same output as libnbd, and extended headers answered', async () => {
+    // libnbd 1.14 does not speak extended headers, so it talks structured replies to our
+    // server while we negotiate extended headers; the printed facts must still be the same.
+    await inParallel([[], ['--json'], ['--map', '--json'], ['--list'], ['--size']].map((mode) => () => expectSame([...mode, SERVERS.ours!])));
+    expect((await runTool(OURS, ['--can', 'extended-headers', SERVERS.ours!])).code).toBe(0);
   });
 
   it('oldstyle: everything but --list matches', async () => {
