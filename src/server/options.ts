@@ -5,7 +5,7 @@ import type { FaultOptions } from './faults.js';
 
 /** One export: a backend and what to tell clients about it. */
 export interface ExportSpec {
-  backend: Backend;
+  backend: BackendInput;
   description?: string;
   readOnly?: boolean;
 }
