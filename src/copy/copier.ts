@@ -14,6 +14,13 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 /** Largest zero request we issue; NBD endpoints split further if a server objects. */
 const MAX_ZERO_REQUEST = GiB;
+/**
+ * Largest slice of the disk handed to one connection. Slices only cost an extents call each,
+ * so mostly-empty disks want them big; four per connection keep the work balanced.
+ */
+const MAX_SLICE = 4 * GiB;
+/** Bytes of extents asked for at once (block status lengths are 32-bit without extended headers). */
+const EXTENT_WINDOW = 4 * GiB - 64 * MiB;
 /** Requests in flight when neither side is an NBD server (libuv's default thread pool size). */
 const LOCAL_IN_FLIGHT = 4;
 
@@ -74,7 +81,7 @@ export async function planCopy(source: Endpoint, destination: Endpoint, options:
   const size = source.size ?? 0;
   const sliceSize = sequential
     ? Math.max(size, 1)
-    : Math.max(requestSize, alignDown(Math.min(GiB, Math.max(16 * MiB, Math.ceil(size / (connections * 4)))), requestSize));
+    : Math.max(requestSize, alignDown(Math.min(MAX_SLICE, Math.max(16 * MiB, Math.ceil(size / (connections * 4)))), requestSize));
   return { connections, lanesPerConnection, requestSize, sparseSize, sliceSize, sequential };
 }
 
@@ -170,7 +177,7 @@ async function copyExtents(source: Endpoint, destination: Endpoint, options: Cop
   const limits = {
     requestSize: plan.requestSize,
     zeroSize: Math.max(plan.requestSize, alignDown(MAX_ZERO_REQUEST, plan.requestSize)),
-    extentWindow: Math.min(GiB, plan.sliceSize),
+    extentWindow: Math.min(EXTENT_WINDOW, plan.sliceSize),
     useExtents: !options.noExtents && source.canExtents,
   };
   for (let c = 0; c < plan.connections; c++) run.planners.push(new ConnectionPlanner(source, c, dealer, limits));

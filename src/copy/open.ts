@@ -1,9 +1,8 @@
-// Opens a SOURCE or DESTINATION spec as an Endpoint. NBD endpoints are loaded lazily so a
-// local copy never pays for the client library's start-up.
+// Opens a SOURCE or DESTINATION spec as an Endpoint. Each kind is loaded lazily: a local
+// copy never pays for the client library, a URI copy never loads the FFI for files.
 import type { DestinationHints, Endpoint } from './endpoint.js';
 import type { EndpointSpec } from './spec.js';
 import { NullEndpoint } from './endpoints/null.js';
-import { openLocalDestination, openLocalSource, openStdin, openStdout } from './endpoints/open-local.js';
 import { NbdError } from '../protocol/errors.js';
 
 export interface OpenOptions {
@@ -15,9 +14,9 @@ export interface OpenOptions {
 
 export async function openSource(spec: EndpointSpec, options: OpenOptions = {}): Promise<Endpoint> {
   switch (spec.kind) {
-    case 'stdio': return openStdin();
+    case 'stdio': return (await import('./endpoints/open-local.js')).openStdin();
     case 'null': throw new NbdError('EINVAL', 'null: can only be used as the destination');
-    case 'file': return openLocalSource(spec.path);
+    case 'file': return (await import('./endpoints/open-local.js')).openLocalSource(spec.path);
     case 'uri':
     case 'command': {
       const { openNbdEndpoint } = await import('./endpoints/nbd.js');
@@ -28,9 +27,9 @@ export async function openSource(spec: EndpointSpec, options: OpenOptions = {}):
 
 export async function openDestination(spec: EndpointSpec, hints: DestinationHints, options: OpenOptions = {}): Promise<Endpoint> {
   switch (spec.kind) {
-    case 'stdio': return openStdout();
+    case 'stdio': return (await import('./endpoints/open-local.js')).openStdout();
     case 'null': return new NullEndpoint();
-    case 'file': return openLocalDestination(spec.path, hints);
+    case 'file': return (await import('./endpoints/open-local.js')).openLocalDestination(spec.path, hints);
     case 'uri':
     case 'command': {
       const { openNbdEndpoint } = await import('./endpoints/nbd.js');
