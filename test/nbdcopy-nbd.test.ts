@@ -246,5 +246,28 @@ describe.skipIf(!have)('nbdcopy with NBD endpoints', () => {
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/^nbdcopy: .*source is larger than the destination/);
   });
+
+  it('--synchronous: one request at a time, in disk order', async () => {
+    const log = path.join(dir, 'sync.log');
+    const d = await nbdkit('--filter=log', 'memory', String(SIZE), `logfile=${log}`);
+    expect(ours(['--synchronous', src, d.uri]).status).toBe(0);
+    const lines = fs.readFileSync(log, 'utf8').split('\n');
+    let open = 0;
+    let last = -1;
+    for (const l of lines) {
+      const start = /connection=\d+ (Write|Zero) id=\d+ offset=0x([0-9a-f]+)/.exec(l);
+      if (start) {
+        expect(open).toBe(0);
+        open++;
+        const offset = parseInt(start[2]!, 16);
+        expect(offset).toBeGreaterThan(last);
+        last = offset;
+      } else if (/\.\.\.(Write|Zero) id=\d+ return/.test(l)) {
+        open--;
+      }
+    }
+    expect(last).toBeGreaterThan(0);
+    expect(sha256File(readBack(d.uri, 'sync.img'))).toBe(sha256File(src));
+  });
 });
 
