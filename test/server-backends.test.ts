@@ -161,6 +161,29 @@ describe('nbdserve CLI', () => {
     await c.close();
   });
 
+  it('-s also works when stdin and stdout are two different pipes', async () => {
+    ensureBuilt();
+    const child = spawn(process.execPath, [NBDSERVE, '-s', 'memory', '1M'], { stdio: ['pipe', 'pipe', 'ignore'] });
+    cleanups.push(() => { child.kill('SIGKILL'); });
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    let got = Buffer.alloc(0);
+    child.stdout!.on('data', (d: Buffer) => {
+      got = Buffer.concat([got, d]);
+      if (got.length === 18) {
+        // Client flags (fixed newstyle, no zeroes), then NBD_OPT_ABORT.
+        const b = Buffer.alloc(20);
+        b.writeUInt32BE(3, 0);
+        b.writeBigUInt64BE(0x49484156454f5054n, 4);
+        b.writeUInt32BE(2, 12);
+        child.stdin!.write(b);
+      }
+    });
+    expect(await exited).toBe(0);
+    expect(got.subarray(0, 8).toString()).toBe('NBDMAGIC');
+    // The ACK to NBD_OPT_ABORT: reply magic, option 2, type ACK (1), length 0.
+    expect(got.subarray(18).toString('hex')).toBe('0003e889045565a9' + '00000002' + '00000001' + '00000000');
+  });
+
   it('socket activation (LISTEN_FDS) started by our client', async () => {
     ensureBuilt();
     const c = await connect({ activation: [process.execPath, NBDSERVE, 'pattern', '1M'] });

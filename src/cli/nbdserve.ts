@@ -132,9 +132,16 @@ function socketActivationFd(): number | undefined {
   return 3;
 }
 
-/** stdin/stdout as one Duplex: the socket itself when fd 0 is one (nbd_connect_command). */
+/**
+ * stdin/stdout as one Duplex: the socket itself when both are the same socket (libnbd's
+ * nbd_connect_command passes one socketpair end as both), else the two streams joined.
+ */
 function stdioStream(): Duplex {
-  if (fstatSync(0).isSocket()) return new net.Socket({ fd: 0, readable: true, writable: true, allowHalfOpen: true });
+  const a = fstatSync(0);
+  const b = fstatSync(1);
+  if (a.isSocket() && a.dev === b.dev && a.ino === b.ino) {
+    return new net.Socket({ fd: 0, readable: true, writable: true, allowHalfOpen: true });
+  }
   return Duplex.from({ readable: process.stdin, writable: process.stdout });
 }
 
@@ -183,9 +190,8 @@ export async function run(argv: readonly string[]): Promise<number> {
   const base = serverOptions(o, log);
 
   if (o.single) {
-    // Serve exactly one client on stdin/stdout, then exit. Listening is not needed, but
-    // startServer resolves exports the same way; a private socket nobody connects to is harmless.
-    const server = await startServer(base);
+    // Serve exactly one client on stdin/stdout, then exit: no listener at all.
+    const server = await startServer({ ...base, listen: false });
     try {
       await server.serve(stdioStream());
     } finally {

@@ -104,7 +104,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let unixSocket: string | undefined;
   let port: number | undefined;
   let privateDir: string | undefined;
-  await new Promise<void>((resolve, reject) => {
+  const listening = options.listen ?? true;
+  if (listening) await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     if (options.listenFd !== undefined) {
       server.listen({ fd: options.listenFd }, resolve);
@@ -119,7 +120,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     for (const b of owned) await b.close();
     throw new NbdError('EINVAL', `cannot listen: ${err.message}`, { cause: err });
   });
-  const addr = server.address();
+  const addr = listening ? server.address() : null;
   if (addr && typeof addr === 'object') port = addr.port;
 
   const exportPath = encodeURIComponent(config.defaultExport.name);
@@ -139,7 +140,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     serve,
     close: () => {
       closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
+        const stopped = listening ? new Promise<void>((resolve) => server.close(() => resolve())) : Promise.resolve();
         for (const s of sessions) s.destroy();
         await Promise.all([...sessions].map((s) => s.done));
         await stopped;

@@ -27,6 +27,8 @@ export interface ServerOptions {
   host?: string;
   /** Serve connections on an already listening fd (socket activation: 3). */
   listenFd?: number;
+  /** false: open no listener at all; connections come only through serve() (nbdserve -s). */
+  listen?: boolean;
   readOnly?: boolean;
   /** Oldstyle handshake (no options, default export only, simple replies). */
   oldstyle?: boolean;
