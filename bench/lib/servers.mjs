@@ -59,12 +59,14 @@ export async function startServer({ kind, spec, tmpDir, name, repoRoot, readyTim
   const argv = serverArgv(kind, spec, socket, repoRoot);
   const log = createWriteStream(logPath);
   const handle = spawnTracked(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
-  handle.child.stdout.pipe(log);
-  handle.child.stderr.pipe(log);
+  // Two sources share one log: neither may end it, or the other one writes after its end.
+  handle.child.stdout.pipe(log, { end: false });
+  handle.child.stderr.pipe(log, { end: false });
   let exited = null;
   void handle.done.then((result) => {
     exited = result;
   });
+  handle.child.once('close', () => log.end());
 
   const deadline = Date.now() + readyTimeoutMs;
   for (;;) {
