@@ -7,9 +7,12 @@ import { zeroBuffer } from '../zero-buffer.js';
 import { wrapError } from '../errors.js';
 import { seekData, seekHole, isSeekUnsupported } from '../../sys/seek.js';
 import { allocateRange, punchHole, zeroRange, FallocateError } from '../../sys/fallocate.js';
+import { settleAndDrop, startWriteback } from '../../sys/pagecache.js';
 
 /** Extents asked in one call are capped so one huge fragmented file cannot build a giant array. */
 const MAX_EXTENTS_PER_CALL = 4096;
+/** Written bytes allowed to sit in the page cache before we wait for them and drop them. */
+const DIRTY_WINDOW = 64 * 1024 * 1024;
 
 export interface FileEndpointInit {
   name: string;
@@ -44,6 +47,11 @@ export class FileEndpoint implements Endpoint {
   private noZeroRange = false;
   private noAllocate = false;
   private seekBroken = false;
+  /** Ranges written and sent to writeback, oldest first (flat pairs: offset, length). */
+  private readonly written: number[] = [];
+  private writtenHead = 0;
+  private writtenBytes = 0;
+  private pageCacheControl = true;
 
   constructor(init: FileEndpointInit) {
     this.name = init.name;
@@ -67,6 +75,32 @@ export class FileEndpoint implements Endpoint {
       await writeFully(this.fd, buffer, offset);
     } catch (err) {
       throw wrapError(err, `${this.name}: write at ${offset}`);
+    }
+    if (this.pageCacheControl) await this.limitDirty(offset, buffer.length);
+  }
+
+  /**
+   * Like libnbd's nbdcopy: kick writeback of each write at once, and once more than
+   * DIRTY_WINDOW is pending wait for the oldest range and drop it from the cache. The writer
+   * that pushes us over the window pays the wait, which is the back-pressure we want.
+   */
+  private async limitDirty(offset: number, length: number): Promise<void> {
+    if (!startWriteback(this.fd, offset, length)) {
+      this.pageCacheControl = false;
+      return;
+    }
+    this.written.push(offset, length);
+    this.writtenBytes += length;
+    while (this.writtenBytes > DIRTY_WINDOW && this.writtenHead < this.written.length) {
+      const o = this.written[this.writtenHead]!;
+      const l = this.written[this.writtenHead + 1]!;
+      this.writtenHead += 2;
+      this.writtenBytes -= l;
+      if (this.writtenHead > 4096) {
+        this.written.splice(0, this.writtenHead);
+        this.writtenHead = 0;
+      }
+      await settleAndDrop(this.fd, o, l);
     }
   }
 
