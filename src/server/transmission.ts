@@ -21,6 +21,8 @@ import { ReplyStyle, chunkHeaderSize, putChunkHeader, putSimpleReply, putU64 } f
 /** Most extents one block status reply carries (the client asks again for the rest). */
 const MAX_EXTENTS_PER_REPLY = 65536;
 const U32_MAX = 0xffff_ffff;
+/** Reply bytes queued on the socket beyond which we stop taking new requests. */
+const MAX_QUEUED_REPLY_BYTES = 16 * 1024 * 1024;
 
 interface Rejection {
   code: ErrnoCode;
@@ -377,8 +379,11 @@ export class Transmission {
       return;
     }
     const view = length === buf.length ? buf : buf.subarray(0, length);
-    const ok = pooled ? this.stream.write(view, () => this.pool.release(pooled)) : this.stream.write(view);
-    if (!ok && !this.waitingDrain) {
+    if (pooled) this.stream.write(view, () => this.pool.release(pooled));
+    else this.stream.write(view);
+    // A socket's high-water mark (16 KiB) is below one read reply, so write() says "full" almost
+    // always; stop reading new requests only once a real backlog of replies has built up.
+    if (this.stream.writableLength > MAX_QUEUED_REPLY_BYTES && !this.waitingDrain) {
       this.waitingDrain = true;
       this.updateInput();
     }
