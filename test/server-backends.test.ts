@@ -77,6 +77,18 @@ describe('backends', () => {
     expect(m.allocatedBytes).toBe(65536);
   });
 
+  it('memory: short-range extents (direct page lookups) agree with the sorted-page walk', () => {
+    const m = new MemoryBackend(64 * 1024 * 1024);
+    for (const off of [0, 70000, 5 * 65536, 5 * 65536 + 100, 9 * 65536 - 1, 40 * 65536]) m.write(Buffer.alloc(10, 1), off);
+    const long = m.extents(0, 64 * 1024 * 1024); // more than 64 pages: the sorted walk
+    const flat = (ex: Array<{ length: number; flags: number }>): number[] => ex.flatMap((e) => Array(e.length / 4096).fill(e.flags));
+    const ref = flat(long);
+    for (let start = 0; start < 48 * 65536; start += 3 * 65536) {
+      const short = m.extents(start, 16 * 65536);
+      expect(flat(short)).toEqual(ref.slice(start / 4096, start / 4096 + 256));
+    }
+  });
+
   it('pattern: big-endian offsets in every 8-byte word, at any offset and alignment', () => {
     const p = new PatternBackend(8 * 1024 ** 3);
     const b = Buffer.alloc(64);

@@ -6,6 +6,7 @@ import type { Backend, Extent, ZeroOptions } from './types.js';
 
 const PAGE_SHIFT = 16;
 const PAGE_SIZE = 1 << PAGE_SHIFT;
+const SHORT_RANGE = 64 * PAGE_SIZE;
 
 export class MemoryBackend implements Backend {
   readonly kind = 'memory';
@@ -80,9 +81,19 @@ export class MemoryBackend implements Backend {
   }
 
   extents(offset: number, length: number): Extent[] {
-    const sorted = this.pagesInOrder();
     const end = offset + length;
     const out: Extent[] = [];
+    // Short ranges (every structured read asks) look pages up directly: no sorting after writes.
+    if (length <= SHORT_RANGE) {
+      for (let pos = offset; pos < end;) {
+        const pageNo = Math.floor(pos / PAGE_SIZE);
+        const to = Math.min(end, (pageNo + 1) * PAGE_SIZE);
+        push(out, to - pos, this.pages.has(pageNo) ? 0 : STATE_HOLE | STATE_ZERO);
+        pos = to;
+      }
+      return out;
+    }
+    const sorted = this.pagesInOrder();
     let pos = offset;
     // First allocated page at or after the page holding `pos`.
     let i = lowerBound(sorted, Math.floor(pos / PAGE_SIZE));
