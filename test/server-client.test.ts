@@ -89,6 +89,34 @@ describe('our client against our server', () => {
     });
   }
 
+  it('hundreds of overlapping random writes and reads stay consistent with a shadow copy', async () => {
+    const size = 4 * 1024 * 1024;
+    const s = await serve({ backend: ['memory', '4M'] });
+    const c = await client(s.uri, { maxInFlight: 32 });
+    const shadow = Buffer.alloc(size);
+    let seed = 12345;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    // Writes to disjoint 64 KiB slots per round so completion order cannot matter.
+    for (let round = 0; round < 4; round++) {
+      const ops: Promise<void>[] = [];
+      for (let slot = 0; slot < 64; slot++) {
+        const off = slot * 65536 + rnd(32768);
+        const len = 1 + rnd(32767);
+        const data = Buffer.alloc(len, (round * 64 + slot) & 0xff);
+        data.copy(shadow, off);
+        ops.push(slot % 5 === 0 ? c.zero(len, off).then(() => { shadow.fill(0, off, off + len); }) : c.pwrite(data, off));
+      }
+      // zero() updates the shadow only after it completes: no other op touches that slot.
+      await Promise.all(ops);
+    }
+    const back = Buffer.alloc(size);
+    await Promise.all(Array.from({ length: 16 }, (_, i) => c.pread(back.subarray(i * 262144, (i + 1) * 262144), i * 262144)));
+    expect(sha(back)).toBe(sha(shadow));
+  });
+
   it('option mode: list, info, meta contexts, structured replies, extended headers, go', async () => {
     const s = await serve({
       exports: {

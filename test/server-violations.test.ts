@@ -261,6 +261,48 @@ describe('request validation', () => {
     });
   }
 
+  it('requests split at every byte boundary, and many requests in one packet, parse the same', async () => {
+    const s = await serve({ backend: new MemoryBackend(1 << 20) });
+    for (const extended of [false, true]) {
+      const r = await raw(s);
+      await r.negotiate({ extended, structured: !extended });
+      const h = Buffer.alloc(extended ? 32 : 28);
+      const build = (type: number, cookie: number, offset: number, length: number): Buffer => {
+        const b = Buffer.alloc(h.length);
+        b.writeUInt32BE(extended ? 0x21e41c71 : 0x25609513, 0);
+        b.writeUInt16BE(type, 6);
+        b.writeUInt32BE(cookie, 12);
+        b.writeUInt32BE(offset, 20);
+        if (extended) b.writeUInt32BE(length, 28);
+        else b.writeUInt32BE(length, 24);
+        return b;
+      };
+      const payload = Buffer.from('split-payload-bytes');
+      const stream = Buffer.concat([build(CMD_WRITE, 1, 4000, payload.length), payload, build(CMD_READ, 2, 4000, payload.length)]);
+      for (const byte of stream) {
+        r.write(Buffer.from([byte]));
+        await new Promise((res) => setImmediate(res));
+      }
+      const w = await readAll(r, 1);
+      expect(w[0]!.error).toBe(0);
+      const rd = await readAll(r, 2);
+      expect(rd.map((c) => c.type)).toEqual([REPLY_TYPE_OFFSET_DATA]);
+      expect(rd[0]!.payload.subarray(8).toString()).toBe('split-payload-bytes');
+      // Many requests in one write: all answered.
+      const many = Buffer.concat(Array.from({ length: 50 }, (_, i) => build(CMD_READ, 100 + i, i * 512, 512)));
+      r.write(many);
+      const seen = new Set<number>();
+      for (let i = 0; i < 50; i++) {
+        const magic = (await r.read(4)).readUInt32BE(0);
+        const rest = await r.read(magic === STRUCTURED_REPLY_MAGIC ? 16 : 28);
+        const len = magic === STRUCTURED_REPLY_MAGIC ? rest.readUInt32BE(12) : rest.readUInt32BE(24);
+        await r.read(len);
+        seen.add(rest.readUInt32BE(8));
+      }
+      expect(seen.size).toBe(50);
+    }
+  });
+
   it('a bad request magic or an absurd write length drops that client only', async () => {
     const s = await serve({ backend: new MemoryBackend(1 << 20) });
     const r = await raw(s);
