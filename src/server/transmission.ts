@@ -75,7 +75,7 @@ export class Transmission {
 
   start(): void {
     const s = this.stream;
-    s.on('data', (chunk: Buffer) => this.parser.push(chunk));
+    s.on('data', (chunk: Buffer) => this.push(chunk));
     s.on('end', () => this.onInputEnd());
     s.on('error', (err) => this.kill(`connection error: ${err.message}`));
     s.on('close', () => this.finish());
@@ -83,8 +83,17 @@ export class Transmission {
       this.waitingDrain = false;
       this.updateInput();
     });
-    for (const chunk of this.n.leftover) this.parser.push(chunk);
+    for (const chunk of this.n.leftover) this.push(chunk);
     s.resume();
+  }
+
+  /** A bug while parsing must cost this connection only, never the whole server. */
+  private push(chunk: Buffer): void {
+    try {
+      this.parser.push(chunk);
+    } catch (err) {
+      this.kill(`internal error while parsing a request: ${(err as Error).message}`);
+    }
   }
 
   /** Ends the connection now (server shutdown). */
