@@ -12,7 +12,7 @@ import {
   REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, REPLY_TYPE_BLOCK_STATUS_EXT, REPLY_TYPE_ERROR, REPLY_TYPE_NONE,
   REPLY_TYPE_OFFSET_DATA, REPLY_TYPE_OFFSET_HOLE, SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC,
   decodeBlockStatus, decodeErrorChunk, decodeRepMetaContext, decodeRepServer, encodeInfoRequestPayload,
-  encodeMetaContextPayload,
+  encodeMetaContextPayload, NbdError,
 } from '../src/protocol/index.js';
 import { MemoryBackend, PatternBackend, fillPattern } from '../src/server/index.js';
 import { RawNbd, startEmbedded, type Embedded } from './helpers/embedded.js';
@@ -398,6 +398,19 @@ describe('extended headers and structured replies on the wire', () => {
     expect((await readAll(r2, 2))[0]!.error).toBe(NBD_EINVAL);
     r2.sendRequest(CMD_WRITE_ZEROES, CMD_FLAG_NO_HOLE, 3, 0, 4096);
     expect((await readAll(r2, 3))[0]!.error).toBe(0);
+
+    // A backend that advertises fast zero but finds it cannot: ENOTSUP reaches the client.
+    const picky = new MemoryBackend(1 << 20);
+    picky.zero = (_o, _l, opts) => {
+      if (opts.fast) throw new NbdError('ENOTSUP', 'not fast here');
+    };
+    const s3 = await serve({ backend: picky });
+    const r3 = await raw(s3);
+    await r3.negotiate({ structured: true });
+    r3.sendRequest(CMD_WRITE_ZEROES, CMD_FLAG_FAST_ZERO, 4, 0, 4096);
+    const e = (await readAll(r3, 4))[0]!;
+    expect(e.error).toBe(NBD_ENOTSUP);
+    expect(decodeErrorChunk(e.payload, 0, e.payload.length, false).message).toBe('not fast here');
   });
 
   it('replies out of order: a delayed read does not hold back a later flush', async () => {
