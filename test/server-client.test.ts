@@ -1,6 +1,7 @@
 // Our client against our server, for every option and command, with extended headers on and
 // off (nothing else here speaks extended headers). Bytes are checked against what was written.
 import { createHash } from 'node:crypto';
+import { Duplex, PassThrough } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, type NbdClient } from '../src/client/index.js';
 import { MemoryBackend, SparseRandomBackend, fillPattern } from '../src/server/index.js';
@@ -194,6 +195,22 @@ describe('our client against our server', () => {
     const r = Buffer.alloc(5);
     await c.pread(r, 100);
     expect(r.toString()).toBe('hello');
+  });
+
+  it('a session over a plain in-memory Duplex (no socket at all) via serve()', async () => {
+    const s = await serve({ backend: ['memory', '1M'] });
+    const toServer = new PassThrough();
+    const toClient = new PassThrough();
+    const served = s.serve(Duplex.from({ readable: toServer, writable: toClient }));
+    const c = await connect({ socket: Duplex.from({ readable: toClient, writable: toServer }) });
+    expect(c.connection.extendedHeaders).toBe(true);
+    await c.pwrite(Buffer.from('duplex'), 4096);
+    const r = Buffer.alloc(6);
+    await c.pread(r, 4096);
+    expect(r.toString()).toBe('duplex');
+    await c.disconnect();
+    await served;
+    expect(s.connections).toBe(0);
   });
 
   it('oldstyle server', async () => {
