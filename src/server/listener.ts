@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { NbdError } from '../protocol/errors.js';
-import { createBackend } from './backends/index.js';
+import { createBackend } from './backends/factory.js';
 import type { Backend } from './backends/types.js';
 import type { BackendInput, ExportSpec, ResolvedExport, ServerOptions, SessionConfig } from './options.js';
 import { runSession, type Session } from './session.js';
