@@ -11,9 +11,9 @@ import { fileURLToPath } from 'node:url';
 const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const tool = (name: string): string => join(repo, 'bin', name);
 
-function show(argv: string[]): void {
+function show(argv: string[], suffix = ''): void {
   const printable = argv.map((a) => (a.startsWith(repo) ? a.slice(repo.length + 1) : a));
-  process.stdout.write(`\n$ ${printable.map((a) => (/[\s?&*]/.test(a) ? `'${a}'` : a)).join(' ')}\n`);
+  process.stdout.write(`\n$ ${printable.map((a) => (/[\s?&*]/.test(a) ? `'${a}'` : a)).join(' ')}${suffix}\n`);
 }
 
 function run(argv: string[]): void {
@@ -52,7 +52,7 @@ export async function main(): Promise<void> {
   const socket = join(work, 'demo.sock');
   const image = join(work, 'demo.img');
   const serverArgv = [tool('nbdserve'), '-U', socket, 'sparse-random', '1G'];
-  show([...serverArgv, '&']);
+  show(serverArgv, ' &');
   const server = spawn(serverArgv[0]!, serverArgv.slice(1), { stdio: ['ignore', 'inherit', 'inherit'] });
   const stop = (): void => {
     if (server.exitCode === null) server.kill('SIGTERM');
