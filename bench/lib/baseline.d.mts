@@ -6,7 +6,7 @@ export interface ComparisonEntry {
   beforeMs: number | null;
   afterMs: number | null;
   changePct: number | null;
-  verdict: 'slower' | 'faster' | 'same' | 'new' | 'gone';
+  verdict: 'slower' | 'faster' | 'same' | 'new' | 'gone' | 'n/a';
   ratioBefore?: number | null;
   ratioAfter?: number | null;
 }

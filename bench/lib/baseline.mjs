@@ -31,7 +31,7 @@ function libnbdMedian(scenario) {
 /**
  * Returns { entries, regressions, exitCode }.
  * entry: { scenario, tool, beforeMs, afterMs, changePct, verdict, ratioBefore, ratioAfter }
- * verdict: 'slower' | 'faster' | 'same' | 'new' | 'gone'.
+ * verdict: 'slower' | 'faster' | 'same' | 'new' | 'gone', or 'n/a' when neither side measured it.
  * ratioBefore/After are ours / libnbd in the same run (ours rows only): machine-independent.
  */
 export function compareResults(baseline, current, { thresholdPct = null } = {}) {
@@ -47,7 +47,7 @@ export function compareResults(baseline, current, { thresholdPct = null } = {}) 
     const afterMs = medianOf(now?.row);
     const changePct = percentChange(beforeMs, afterMs);
     let verdict;
-    if (beforeMs == null && afterMs == null) verdict = 'same';
+    if (beforeMs == null && afterMs == null) verdict = 'n/a';
     else if (beforeMs == null) verdict = 'new';
     else if (afterMs == null) verdict = 'gone';
     else if (changePct > band) verdict = 'slower';
