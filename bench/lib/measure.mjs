@@ -75,7 +75,7 @@ export async function runMeasured({ argv, env, cwd, tmpDir, stdout = 'ignore', t
     exitCode: exit.code,
   };
   if (stdout === 'count') result.stdoutBytes = Number(counted.trim()) || 0;
-  if (timedOut) result.error = `timed out after ${Math.round(timeoutMs / 1000)} s`;
+  if (timedOut) result.error = `timed out after ${timeoutMs / 1000} s`;
   else if (exit.error) result.error = `cannot start: ${exit.error.message}`;
   else if (!result.ok) result.error = reasonFromStderr(stderrTail()) || `exit status ${exit.code ?? exit.signal}`;
   return result;
