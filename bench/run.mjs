@@ -48,7 +48,7 @@ function printScenario(result) {
     const rel = r ? `  ours/this ${formatRatio(r.wall)}` : '';
     log(
       `  ${row.tool.padEnd(9)} median ${formatSeconds(s.medianWallMs)} (min ${formatSeconds(s.minWallMs)}, max ${formatSeconds(s.maxWallMs)})` +
-        `  cpu ${formatSeconds(s.medianCpuMs)}  rss ${formatRss(s.maxRssKb)}` +
+        `  cpu ${formatSeconds(s.medianCpuMs)}  server cpu ${formatSeconds(s.medianServerCpuMs)}  rss ${formatRss(s.maxRssKb)}` +
         (result.kind === 'info' ? '' : `  ${formatRate(s.bytesPerSecond)}`) +
         rel +
         (s.failed > 0 ? `  [${s.failed} failed: ${row.note}]` : ''),

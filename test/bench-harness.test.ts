@@ -58,6 +58,7 @@ describe.skipIf(!haveTools)('bench/run.mjs on nbdkit', () => {
     expect(row.runs).toHaveLength(1);
     expect(row.runs[0]).toMatchObject({ ok: true, exitCode: 0 });
     expect(row.runs[0].maxRssKb).toBeGreaterThan(0);
+    expect(row.runs[0].serverCpuMs).toBeGreaterThanOrEqual(0);
     expect(row.summary.runs).toBe(1);
 
     // Servers stopped and data deleted: the temp root is gone.

@@ -5,6 +5,7 @@ import { formatBytes, parseSize, sizeArg } from '../bench/lib/sizes.mjs';
 import { parseTimeOutput, TIME_FORMAT } from '../bench/lib/time-format.mjs';
 import { reasonFromStderr } from '../bench/lib/measure.mjs';
 import { scenarioRatios } from '../bench/lib/results.mjs';
+import { cpuMsFromStat, processesCpuMs } from '../bench/lib/proc-cpu.mjs';
 
 const run = (wallMs: number, extra: Partial<Run> = {}): Run => ({
   ok: true,
@@ -49,6 +50,7 @@ describe('summarizeRuns', () => {
       maxWallMs: 300,
       medianCpuMs: 150, // (200/2 + 200/4)
       maxRssKb: 1300,
+      medianServerCpuMs: null,
       bytesPerSecond: 2 ** 30 * 5, // 1 GiB in 0.2 s
     });
   });
@@ -64,6 +66,23 @@ describe('summarizeRuns', () => {
     expect(none.runs).toBe(0);
     expect(none.medianWallMs).toBeNull();
     expect(none.bytesPerSecond).toBeNull();
+  });
+});
+
+describe('server CPU from /proc/PID/stat', () => {
+  it('adds utime and stime, counting fields from the last parenthesis', () => {
+    // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime ...
+    const stat = '1234 (nbd kit) (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 75 0 0 20 0 17 0';
+    expect(cpuMsFromStat(stat, 100)).toBe(3250);
+    expect(cpuMsFromStat('garbage', 100)).toBeNull();
+  });
+  it('reads this very process, and says null for a process that is gone', () => {
+    expect(processesCpuMs([process.pid])).toBeGreaterThanOrEqual(0);
+    expect(processesCpuMs([2 ** 30])).toBeNull();
+  });
+  it('summarises the server CPU of the runs that have it', () => {
+    const summary = summarizeRuns([run(100, { serverCpuMs: 40 }), run(100, { serverCpuMs: 60 }), run(100, { serverCpuMs: 50 })], 1);
+    expect(summary.medianServerCpuMs).toBe(50);
   });
 });
 

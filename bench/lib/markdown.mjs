@@ -19,7 +19,7 @@ function toolLabel(row) {
 
 /** The full table: one line per scenario and tool. */
 export function renderDetailTable(result) {
-  const header = ['Scenario', 'Server', 'Tool', 'Median', 'Min', 'Max', 'CPU user+sys', 'Peak RSS', 'Throughput', 'ours ÷ this (time)', 'ours ÷ this (CPU)'];
+  const header = ['Scenario', 'Server', 'Tool', 'Median', 'Min', 'Max', 'CPU user+sys', 'Server CPU', 'Peak RSS', 'Throughput', 'ours ÷ this (time)', 'ours ÷ this (CPU)'];
   const rows = [];
   for (const scenario of result.scenarios) {
     scenario.rows.forEach((row, index) => {
@@ -28,12 +28,12 @@ export function renderDetailTable(result) {
       // Every row names its server: a reader may cut one row out of the table.
       const server = scenario.server.kind;
       if (row.skipped) {
-        rows.push([name, server, toolLabel(row), `skipped: ${row.skipped}`, '', '', '', '', '', '', '']);
+        rows.push([name, server, toolLabel(row), `skipped: ${row.skipped}`, '', '', '', '', '', '', '', '']);
         return;
       }
       const s = row.summary;
       if (s.runs === 0) {
-        rows.push([name, server, toolLabel(row), `failed: ${row.note ?? 'see JSON'}`, '', '', '', '', '', '', '']);
+        rows.push([name, server, toolLabel(row), `failed: ${row.note ?? 'see JSON'}`, '', '', '', '', '', '', '', '']);
         return;
       }
       const r = row.tool === 'ours' ? null : scenario.ratios?.[row.tool];
@@ -46,6 +46,7 @@ export function renderDetailTable(result) {
         formatSeconds(s.minWallMs),
         formatSeconds(s.maxWallMs),
         formatSeconds(s.medianCpuMs),
+        formatSeconds(s.medianServerCpuMs),
         formatRss(s.maxRssKb),
         scenario.kind === 'info' ? '-' : formatRate(s.bytesPerSecond),
         r ? formatRatio(r.wall) : '',

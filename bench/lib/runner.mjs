@@ -7,6 +7,7 @@ import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'n
 import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { runMeasured } from './measure.mjs';
+import { processesCpuMs } from './proc-cpu.mjs';
 import { scenarioRatios } from './results.mjs';
 import { scenarioSize } from './scenarios.mjs';
 import { startServer } from './servers.mjs';
@@ -102,8 +103,12 @@ export async function runScenario({ scenario, options, toolStatus, serverKind, t
     }
 
     const active = rows.filter((row) => !row.skipped);
+    const serverPids = servers.map((server) => server.pid);
     const measure = async (row) => {
+      const serverBefore = processesCpuMs(serverPids);
       const run = await runMeasured({ argv: row.command, tmpDir: dir, stdout: row.stdout, timeoutMs });
+      const serverAfter = processesCpuMs(serverPids);
+      run.serverCpuMs = serverBefore != null && serverAfter != null ? serverAfter - serverBefore : null;
       const checked = checkOutput(run, dst, size);
       cleanOutput(dst.kind === 'file' ? dst.path : null);
       return checked;

@@ -87,6 +87,7 @@ export async function startServer({ kind, spec, tmpDir, name, repoRoot, readyTim
     socket,
     uri: `nbd+unix:///?socket=${socket}`,
     command: argv,
+    pid: handle.child.pid,
     stop: () => stopChild(handle),
   };
 }

@@ -4,6 +4,7 @@ export interface Run {
   userMs: number | null;
   sysMs: number | null;
   maxRssKb: number | null;
+  serverCpuMs?: number | null;
   exitCode?: number | null;
   error?: string;
 }
@@ -15,6 +16,7 @@ export interface Summary {
   maxWallMs: number | null;
   medianCpuMs: number | null;
   maxRssKb: number | null;
+  medianServerCpuMs: number | null;
   bytesPerSecond: number | null;
 }
 export declare function median(values: number[]): number | null;

@@ -18,7 +18,7 @@ export function maximum(values) {
 
 /**
  * Summarise the successful runs of one tool in one scenario.
- * A run is { wallMs, userMs, sysMs, maxRssKb, ok }; CPU and RSS may be null when
+ * A run is { wallMs, userMs, sysMs, maxRssKb, serverCpuMs?, ok }; CPU and RSS may be null when
  * /usr/bin/time was not available, and then the summary says null rather than 0.
  */
 export function summarizeRuns(runs, bytes) {
@@ -26,6 +26,7 @@ export function summarizeRuns(runs, bytes) {
   const walls = good.map((run) => run.wallMs);
   const cpus = good.filter((run) => run.userMs != null && run.sysMs != null).map((run) => run.userMs + run.sysMs);
   const rss = good.filter((run) => run.maxRssKb != null).map((run) => run.maxRssKb);
+  const serverCpus = good.filter((run) => run.serverCpuMs != null).map((run) => run.serverCpuMs);
   const medianWallMs = median(walls);
   return {
     runs: good.length,
@@ -35,6 +36,8 @@ export function summarizeRuns(runs, bytes) {
     maxWallMs: maximum(walls),
     medianCpuMs: median(cpus),
     maxRssKb: maximum(rss),
+    // CPU the server(s) spent during the run: the same server serves every tool.
+    medianServerCpuMs: median(serverCpus),
     // Throughput of the virtual size: what a user perceives as "copied N GiB in T s".
     bytesPerSecond: bytes > 0 && medianWallMs ? (bytes / medianWallMs) * 1000 : null,
   };

@@ -1,0 +1,2 @@
+export declare function cpuMsFromStat(text: string, ticks?: number): number | null;
+export declare function processesCpuMs(pids: number[]): number | null;
