@@ -1,6 +1,9 @@
 // nbdinfo: argv -> options -> one run -> all output written at once -> exit status.
 // Start-up time matters (scripts run it in loops), so only the argument parser is loaded
 // eagerly; the client, probing and renderers load once a server is actually needed.
+// node:fs is loaded by Node's own bootstrap, so importing it statically costs nothing, while a
+// dynamic import() would start the ESM loader in the single-file CommonJS bundle.
+import { readFileSync } from 'node:fs';
 import { parseArgs, UsageError, LONG_OPTIONS, SHORT_OPTIONS, type ParsedArgs } from '../info/argv.js';
 
 const TOOL = 'nbdinfo';
@@ -32,7 +35,6 @@ async function finish(stdout: string, errors: string[], status: number): Promise
 }
 
 async function version(): Promise<string> {
-  const { readFileSync } = await import('node:fs');
   let v = 'unknown';
   try {
     const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string };

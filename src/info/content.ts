@@ -1,9 +1,10 @@
 // "content:" — what file(1) makes of the first sectors, as libnbd's nbdinfo reports it: the
 // bytes go to a private temporary file and `file -b FILE` names them. Best effort: no file(1),
 // or any failure, means no content line, never an error.
+// A private directory from mkdtemp (libc picks the random name) rather than a random file name:
+// loading node:crypto and node:fs/promises just for this costs about 2 ms of start-up.
 import { execFile } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { unlink, writeFile } from 'node:fs/promises';
+import { mkdtempSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -11,9 +12,11 @@ import { join } from 'node:path';
 export const CONTENT_PROBE_BYTES = 8192;
 
 export async function describeContent(firstBytes: Uint8Array): Promise<string | undefined> {
-  const path = join(tmpdir(), `nbdinfo-${process.pid}-${randomBytes(6).toString('hex')}`);
+  let dir: string | undefined;
   try {
-    await writeFile(path, firstBytes, { flag: 'wx', mode: 0o600 });
+    dir = mkdtempSync(join(tmpdir(), 'nbdinfo-'));
+    const path = join(dir, 'content');
+    writeFileSync(path, firstBytes, { flag: 'wx', mode: 0o600 });
     const stdout = await new Promise<string | undefined>((resolve) => {
       execFile('file', ['-b', path], { encoding: 'utf8', timeout: 10_000 }, (err, out) => {
         resolve(err ? undefined : out);
@@ -25,6 +28,20 @@ export async function describeContent(firstBytes: Uint8Array): Promise<string | 
   } catch {
     return undefined;
   } finally {
-    await unlink(path).catch(() => undefined);
+    if (dir !== undefined) removeQuietly(dir);
+  }
+}
+
+/** The directory holds at most our one file; rmSync's recursive mode would load more of Node. */
+function removeQuietly(dir: string): void {
+  try {
+    unlinkSync(join(dir, 'content'));
+  } catch {
+    // Never written.
+  }
+  try {
+    rmdirSync(dir);
+  } catch {
+    // Best effort, like the probe itself.
   }
 }
