@@ -34,6 +34,7 @@ function listScenarios() {
 
 function printScenario(result) {
   log(`${result.name}: ${result.title}, ${formatBytes(result.bytes)}, server ${result.server.kind}`);
+  if (result.error) log(`  FAILED to set up: ${result.error}`);
   for (const row of result.rows) {
     if (row.skipped) {
       log(`  ${row.tool.padEnd(9)} skipped: ${row.skipped}`);
@@ -88,7 +89,13 @@ async function runBench(options) {
     log(`bench: node start-up (node -e 0): median ${formatSeconds(nodeStartup.medianWallMs)}, rss ${formatRss(nodeStartup.maxRssKb)}`);
     const results = [];
     for (const scenario of scenarios) {
-      const result = await runScenario({ scenario, options, toolStatus, serverKind, tmpRoot, repoRoot: oursRoot, log: process.env.BENCH_VERBOSE ? log : null });
+      let result;
+      try {
+        result = await runScenario({ scenario, options, toolStatus, serverKind, tmpRoot, repoRoot: oursRoot, log: process.env.BENCH_VERBOSE ? log : null });
+      } catch (error) {
+        // A scenario whose server or input cannot be set up is reported; the others still run.
+        result = { name: scenario.name, title: scenario.title, kind: scenario.destination.type === 'info' ? 'info' : 'copy', bytes: scenarioSize(scenario, options.quick), server: { kind: serverKind, commands: [] }, error: error.message, rows: [], ratios: {} };
+      }
       printScenario(result);
       results.push(result);
     }
@@ -97,6 +104,7 @@ async function runBench(options) {
       startedAt,
       finishedAt: new Date().toISOString(),
       command: ['node', 'bench/run.mjs', ...process.argv.slice(2)].join(' '),
+      label: options.label,
       quick: options.quick,
       runs: options.runs,
       warmup: options.warmup,
@@ -105,6 +113,7 @@ async function runBench(options) {
         wall: 'monotonic clock in the harness, from spawn to exit of the measured tool (and of wc -c for stdout)',
         cpu: haveGnuTime() ? `user+sys of the tool and its children, from ${GNU_TIME} (median of runs)` : null,
         rss: haveGnuTime() ? `peak resident set size, from ${GNU_TIME} (max of runs)` : null,
+        serverCpu: 'user+sys of the server process(es) during the run, from /proc/PID/stat (median of runs)',
         throughput: 'virtual size of the disk divided by the median wall time',
       },
       tools: {

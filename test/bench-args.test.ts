@@ -14,6 +14,7 @@ describe('parseBenchArgs', () => {
       warmup: true,
       server: null,
       ours: null,
+      label: null,
       json: null,
       markdown: false,
       svg: null,
@@ -34,8 +35,8 @@ describe('parseBenchArgs', () => {
   });
 
   it('reads outputs, baseline and threshold', () => {
-    const options = parseBenchArgs(['--json', 'r.json', '--svg', 'c.svg', '--markdown', '--baseline', 'b.json', '--threshold', '7.5', '--server', 'nbdserve', '--no-warmup', '--ours', '/snap']);
-    expect(options).toMatchObject({ json: 'r.json', svg: 'c.svg', markdown: true, baseline: 'b.json', threshold: 7.5, server: 'nbdserve', warmup: false, ours: '/snap' });
+    const options = parseBenchArgs(['--json', 'r.json', '--svg', 'c.svg', '--markdown', '--baseline', 'b.json', '--threshold', '7.5', '--server', 'nbdserve', '--no-warmup', '--ours', '/snap', '--label', 'snapshot of abc123']);
+    expect(options).toMatchObject({ json: 'r.json', svg: 'c.svg', markdown: true, baseline: 'b.json', threshold: 7.5, server: 'nbdserve', warmup: false, ours: '/snap', label: 'snapshot of abc123' });
   });
 
   it('rejects nonsense with a message that names the option', () => {

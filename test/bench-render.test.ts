@@ -64,6 +64,22 @@ describe('Markdown', () => {
     expect(cells(line ?? '')[9]).toBe('-');
   });
 
+  it('keeps a scenario that could not be set up, with the reason', () => {
+    const result = sample();
+    result.scenarios.push({ name: 'latency', bytes: 2 ** 28, server: { kind: 'nbdserve', commands: [] }, error: 'socket not ready', rows: [], ratios: {} });
+    const lines = renderDetailTable(result).split('\n');
+    expect(cells(lines.at(-1) ?? '').slice(0, 4)).toEqual(['latency (256 MiB)', 'nbdserve', '', 'set-up failed: socket not ready']);
+    expect(cells(lines.at(-1) ?? '')).toHaveLength(12);
+    expect(renderSummaryTable(result).split('\n').at(-1)).toBe('| latency | - | - | - |');
+  });
+
+  it('shows the run label and machine above the tables', () => {
+    const result = sample();
+    result.label = 'snapshot of abc123';
+    const text = renderMarkdown(result);
+    expect(text.split('\n').slice(0, 2)).toEqual(['Run: snapshot of abc123.', 'Machine: 2 × Example CPU <model> & co, 23.5 GiB RAM, Linux 6.1, Node v20.20.2.']);
+  });
+
   it('puts both tables in the paste-ready text', () => {
     const text = renderMarkdown(sample());
     expect(text).toContain(renderSummaryTable(sample()));

@@ -7,6 +7,7 @@ export interface BenchOptions {
   warmup: boolean;
   server: 'nbdkit' | 'nbdserve' | null;
   ours: string | null;
+  label: string | null;
   json: string | null;
   markdown: boolean;
   svg: string | null;

@@ -11,6 +11,7 @@ export const USAGE = `usage: node bench/run.mjs [options]   (or: npm run bench -
   --no-warmup           skip the unmeasured warm-up run
   --server KIND         nbdkit or nbdserve (default: nbdkit when installed)
   --ours DIR            race DIR/bin/nbdcopy etc. instead of this checkout's (e.g. a snapshot)
+  --label TEXT          a note stored in the JSON and shown above the tables (e.g. the commit)
   --json FILE           write machine-readable results (machine, versions, exact commands)
   --markdown            print the results as Markdown tables
   --svg FILE            write a chart of our time / their time per scenario
@@ -45,6 +46,7 @@ export function parseBenchArgs(argv) {
       'no-warmup': { type: 'boolean', default: false },
       server: { type: 'string' },
       ours: { type: 'string' },
+      label: { type: 'string' },
       json: { type: 'string' },
       markdown: { type: 'boolean', default: false },
       svg: { type: 'string' },
@@ -76,6 +78,7 @@ export function parseBenchArgs(argv) {
     warmup: !values['no-warmup'],
     server: values.server ?? null,
     ours: values.ours ?? null,
+    label: values.label ?? null,
     json: values.json ?? null,
     markdown: values.markdown,
     svg: values.svg ?? null,

@@ -22,6 +22,9 @@ export function renderDetailTable(result) {
   const header = ['Scenario', 'Server', 'Tool', 'Median', 'Min', 'Max', 'CPU user+sys', 'Server CPU', 'Peak RSS', 'Throughput', 'ours ÷ this (time)', 'ours ÷ this (CPU)'];
   const rows = [];
   for (const scenario of result.scenarios) {
+    if (scenario.error) {
+      rows.push([`${scenario.name} (${formatBytes(scenario.bytes)})`, scenario.server.kind, '', `set-up failed: ${scenario.error}`, '', '', '', '', '', '', '', '']);
+    }
     scenario.rows.forEach((row, index) => {
       const first = index === 0;
       const name = first ? `${scenario.name} (${formatBytes(scenario.bytes)})` : '';
@@ -73,6 +76,7 @@ export function renderSummaryTable(result) {
 export function renderContext(result) {
   const m = result.machine;
   const lines = [];
+  if (result.label) lines.push(`Run: ${result.label}.`);
   if (m) {
     const memory = m.memoryBytes ? `, ${formatBytes(m.memoryBytes)} RAM` : '';
     lines.push(`Machine: ${m.cpus} × ${m.cpuModel}${memory}, ${m.kernel}, Node ${m.node}.`);
