@@ -66,6 +66,8 @@ export interface SessionConfig {
 export const MAX_PAYLOAD = 32 * 1024 * 1024;
 /** A WRITE payload above this is treated as a broken or hostile client: disconnect. */
 export const MAX_SKIPPABLE_PAYLOAD = 64 * 1024 * 1024;
-/** Requests a connection may have in flight before we stop reading from it. */
-export const MAX_IN_FLIGHT = 64;
+/** Requests a connection may have in flight before we stop reading from it... */
+export const MAX_IN_FLIGHT = 256;
+/** ...and the bytes of payload they may hold (writes received, reads being built). */
+export const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 export const PREFERRED_BLOCK = 4096;

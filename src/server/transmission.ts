@@ -14,7 +14,7 @@ import type { Backend, Extent } from './backends/types.js';
 import type { BufferPool } from './buffer-pool.js';
 import { FaultInjector, type FaultKind } from './faults.js';
 import type { Negotiated } from './negotiate.js';
-import { MAX_IN_FLIGHT, MAX_PAYLOAD, type SessionConfig } from './options.js';
+import { MAX_IN_FLIGHT, MAX_IN_FLIGHT_BYTES, MAX_PAYLOAD, type SessionConfig } from './options.js';
 import { RequestParser, type ParsedRequest } from './request-parser.js';
 import { ReplyStyle, chunkHeaderSize, putChunkHeader, putSimpleReply, putU64 } from './wire.js';
 
@@ -22,7 +22,7 @@ import { ReplyStyle, chunkHeaderSize, putChunkHeader, putSimpleReply, putU64 } f
 const MAX_EXTENTS_PER_REPLY = 65536;
 const U32_MAX = 0xffff_ffff;
 /** Reply bytes queued on the socket beyond which we stop taking new requests. */
-const MAX_QUEUED_REPLY_BYTES = 16 * 1024 * 1024;
+const MAX_QUEUED_REPLY_BYTES = 32 * 1024 * 1024;
 
 interface Rejection {
   code: ErrnoCode;
@@ -48,6 +48,8 @@ export class Transmission {
   private readonly size: number;
   private readonly writable: boolean;
   private inFlight = 0;
+  /** WRITE payloads held and READ replies being built by the commands in flight. */
+  private inFlightBytes = 0;
   private disconnecting = false;
   private dead = false;
   private inputPaused = false;
@@ -122,6 +124,7 @@ export class Transmission {
       return;
     }
     this.inFlight++;
+    this.inFlightBytes += payloadBytes(req);
     this.updateInput();
     this.execute(req).then(
       () => this.completed(req),
@@ -136,6 +139,7 @@ export class Transmission {
   private completed(req: ParsedRequest): void {
     this.releasePayload(req);
     this.inFlight--;
+    this.inFlightBytes -= payloadBytes(req);
     this.updateInput();
     this.maybeClose();
   }
@@ -410,7 +414,7 @@ export class Transmission {
 
   /** Stop reading while too much is in flight or the client is not reading its replies. */
   private updateInput(): void {
-    const shouldPause = this.inFlight >= MAX_IN_FLIGHT || this.waitingDrain;
+    const shouldPause = this.inFlight >= MAX_IN_FLIGHT || this.inFlightBytes >= MAX_IN_FLIGHT_BYTES || this.waitingDrain;
     if (shouldPause && !this.inputPaused) {
       this.inputPaused = true;
       this.stream.pause();
@@ -448,4 +452,9 @@ export class Transmission {
     this.dead = true;
     this.resolveDone();
   }
+}
+
+/** Memory a command holds while in flight: its write payload or its read reply. */
+function payloadBytes(req: ParsedRequest): number {
+  return req.type === CMD_READ || req.type === CMD_WRITE ? req.length : 0;
 }
