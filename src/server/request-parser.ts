@@ -23,6 +23,8 @@ export interface ParsedRequest {
   pooled: Buffer | undefined;
   /** The payload was read and thrown away (the request is already known to fail). */
   payloadDropped: boolean;
+  /** Read reply bytes this request counts against the session's read-ahead (0 once sent). */
+  readCost: number;
 }
 
 export interface ParserEvents {
@@ -95,7 +97,7 @@ export class RequestParser {
     // Offsets past 2^53 lose precision but stay far beyond any export size, so they still fail bounds checks.
     const offset = buf.readUInt32BE(at + 16) * TWO_32 + buf.readUInt32BE(at + 20);
     const length = this.extended ? buf.readUInt32BE(at + 24) * TWO_32 + buf.readUInt32BE(at + 28) : buf.readUInt32BE(at + 24);
-    const req: ParsedRequest = { flags, type, cookie, offset, length, payload: undefined, pooled: undefined, payloadDropped: false };
+    const req: ParsedRequest = { flags, type, cookie, offset, length, payload: undefined, pooled: undefined, payloadDropped: false, readCost: 0 };
 
     // A payload follows a WRITE, and in extended mode any request flagged PAYLOAD_LEN.
     const hasPayload = type === CMD_WRITE || (this.extended && (flags & CMD_FLAG_PAYLOAD_LEN) !== 0);

@@ -23,6 +23,8 @@ const MAX_EXTENTS_PER_REPLY = 65536;
 const U32_MAX = 0xffff_ffff;
 /** Reply bytes queued on the socket beyond which we stop taking new requests. */
 const MAX_QUEUED_REPLY_BYTES = 32 * 1024 * 1024;
+/** Read reply bytes we build ahead of what the socket has taken. */
+const READ_AHEAD_BYTES = 2 * 1024 * 1024;
 
 interface Rejection {
   code: ErrnoCode;
@@ -48,6 +50,11 @@ export class Transmission {
   private readonly size: number;
   private readonly writable: boolean;
   private inFlight = 0;
+  /** Commands received and validated but not started (see pump). */
+  private readonly waiting: ParsedRequest[] = [];
+  private waitingHead = 0;
+  /** Bytes of read replies started but not yet handed to the socket. */
+  private unsentReadBytes = 0;
   /** WRITE payloads held and READ replies being built by the commands in flight. */
   private inFlightBytes = 0;
   private disconnecting = false;
@@ -126,14 +133,45 @@ export class Transmission {
     this.inFlight++;
     this.inFlightBytes += payloadBytes(req);
     this.updateInput();
-    this.execute(req).then(
-      () => this.completed(req),
-      (err: unknown) => {
-        const e = err instanceof NbdError ? err : new NbdError('EIO', (err as Error)?.message ?? String(err));
-        this.replyError(req, e.code, e.message);
-        this.completed(req);
-      },
-    );
+    this.waiting.push(req);
+    this.pump();
+  }
+
+  /**
+   * Starts waiting commands while the read replies not yet taken by the socket stay under
+   * READ_AHEAD_BYTES. Building replies just ahead of the socket, not for every pipelined request
+   * at once, keeps the buffers we fill and the kernel copies from in cache, and the pool small.
+   */
+  private pump(): void {
+    while (this.waitingHead < this.waiting.length && !this.dead) {
+      const req = this.waiting[this.waitingHead]!;
+      const cost = req.type === CMD_READ ? req.length : 0;
+      if (cost > 0 && this.unsentReadBytes > 0 && this.unsentReadBytes + cost > READ_AHEAD_BYTES) break;
+      this.waiting[this.waitingHead++] = undefined as unknown as ParsedRequest;
+      this.unsentReadBytes += cost;
+      req.readCost = cost;
+      this.execute(req).then(
+        () => this.completed(req),
+        (err: unknown) => {
+          const e = err instanceof NbdError ? err : new NbdError('EIO', (err as Error)?.message ?? String(err));
+          this.replyError(req, e.code, e.message);
+          this.readFlushed(req);
+          this.completed(req);
+        },
+      );
+    }
+    if (this.waitingHead === this.waiting.length) {
+      this.waiting.length = 0;
+      this.waitingHead = 0;
+    }
+  }
+
+  /** The socket took a read reply (or it failed): room to start the next reads. */
+  private readFlushed(req: ParsedRequest): void {
+    if (req.readCost === 0) return;
+    this.unsentReadBytes -= req.readCost;
+    req.readCost = 0;
+    this.pump();
   }
 
   private completed(req: ParsedRequest): void {
@@ -238,7 +276,7 @@ export class Transmission {
         throw err;
       }
       putSimpleReply(buf, 0, 0, req.cookie);
-      this.send(buf, total, buf);
+      this.send(buf, total, buf, req);
       return;
     }
     if (length === 0) return this.replyNone(req);
@@ -255,7 +293,7 @@ export class Transmission {
       }
       putChunkHeader(buf, 0, this.style, REPLY_FLAG_DONE, REPLY_TYPE_OFFSET_DATA, req.cookie, offset, 8 + length);
       putU64(buf, h, offset);
-      this.send(buf, total, buf);
+      this.send(buf, total, buf, req);
       return;
     }
     // Holes go out as OFFSET_HOLE chunks (12 bytes each) instead of zeroes.
@@ -285,7 +323,7 @@ export class Transmission {
       this.pool.release(buf);
       throw err;
     }
-    this.send(buf, total, buf);
+    this.send(buf, total, buf, req);
   }
 
   /**
@@ -386,14 +424,21 @@ export class Transmission {
     this.send(buf, buf.length, undefined);
   }
 
-  private send(buf: Buffer, length: number, pooled: Buffer | undefined): void {
+  private send(buf: Buffer, length: number, pooled: Buffer | undefined, read?: ParsedRequest): void {
     if (this.dead || this.stream.destroyed || !this.stream.writable) {
       if (pooled) this.pool.release(pooled);
+      if (read) this.readFlushed(read);
       return;
     }
     const view = length === buf.length ? buf : buf.subarray(0, length);
-    if (pooled) this.stream.write(view, () => this.pool.release(pooled));
-    else this.stream.write(view);
+    if (pooled) {
+      this.stream.write(view, () => {
+        this.pool.release(pooled);
+        if (read) this.readFlushed(read);
+      });
+    } else {
+      this.stream.write(view);
+    }
     // A socket's high-water mark (16 KiB) is below one read reply, so write() says "full" almost
     // always; stop reading new requests only once a real backlog of replies has built up.
     if (this.stream.writableLength > MAX_QUEUED_REPLY_BYTES && !this.waitingDrain) {
