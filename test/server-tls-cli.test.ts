@@ -8,11 +8,11 @@ import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { fillPattern } from '../src/server/index.js';
 import { requireBinaries } from './helpers/servers.js';
-import { makePskFile, makeTempDir, removeDir } from './helpers/tls-fixtures.js';
+import { makeCa, makeClientCert, makePskFile, makeServerCert, makeTempDir, removeDir } from './helpers/tls-fixtures.js';
 import { spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
 
 const execFile = promisify(execFileCb);
-const have = requireBinaries('/usr/bin/nbdinfo', '/usr/bin/nbdcopy', 'psktool');
+const have = requireBinaries('/usr/bin/nbdinfo', '/usr/bin/nbdcopy', 'psktool', 'certtool');
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
@@ -40,5 +40,22 @@ describe.skipIf(!have)('nbdserve --tls', () => {
     // The server survived all of it.
     const again = await execFile('/usr/bin/nbdinfo', ['--size', uri], { timeout: 20_000 });
     expect(again.stdout.trim()).toBe(String(1024 * 1024));
+  });
+
+  it('--tls=on --tls-certificates --tls-verify-peer: X.509 with a client certificate, plaintext still allowed', async () => {
+    const dir = makeTempDir('server-tls-cli-');
+    cleanups.push(() => removeDir(dir));
+    const ca = makeCa(dir);
+    const serverDir = makeServerCert(ca, join(dir, 'server'));
+    const clientDir = makeClientCert(ca, join(dir, 'client'));
+    const srv = await spawnNbdserve(['--tls=on', '--tls-certificates', serverDir, '--tls-verify-peer', 'memory', '1M']);
+    cleanups.push(() => srv.stop());
+    const tlsUri = `nbds+unix:///?socket=${encodeURIComponent(srv.socket)}&tls-certificates=${encodeURIComponent(clientDir)}`;
+    const j = JSON.parse((await execFile('/usr/bin/nbdinfo', ['--json', tlsUri], { timeout: 20_000 })).stdout);
+    expect(j.TLS).toBe(true);
+    // --tls=on (not require): a plaintext client is still served.
+    const plain = JSON.parse((await execFile('/usr/bin/nbdinfo', ['--json', srv.uri], { timeout: 20_000 })).stdout);
+    expect(plain.TLS).toBe(false);
+    expect(plain.exports[0]['export-size']).toBe(1024 * 1024);
   });
 });
