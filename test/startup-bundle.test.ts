@@ -1,18 +1,20 @@
-// The single-file CLI bundles (dist/bundle/<tool>.cjs, built by `npm run build`) and the bin/
-// launchers that prefer them. Everything runs in a private copy of bin/ next to a bundle built
-// here with the exact esbuild command of package.json's build script, so other builds of the
-// shared dist/ (a plain `npx tsc` makes the repo's bundle stale on purpose) cannot change what
-// is tested. No timing here: start-up figures belong to the benchmarks.
+// The single-file CLI bundles (dist/bundle/<tool>.cjs, built by `npm run build`), their trained
+// V8 code caches (dist/bundle/<tool>.v8cache) and the bin/ launchers that prefer them.
+// Everything runs in a private copy of bin/ next to a bundle built here with the exact esbuild
+// command of package.json's build script and trained by its training script, so other builds
+// of the shared dist/ (a plain `npx tsc` makes the repo's bundle stale on purpose) cannot
+// change what is tested. No timing here: start-up figures belong to the benchmarks.
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
-  copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync,
+  copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync,
+  writeFileSync,
 } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, startEmbedded, type Embedded } from './helpers/embedded.js';
+import { REPO, ensureBuilt, startEmbedded, type Embedded } from './helpers/embedded.js';
 
 const TOOLS = ['nbdinfo', 'nbdcopy', 'nbdserve'] as const;
 const LAUNCHER_FILES = [...TOOLS, 'launch.cjs', 'package.json'];
@@ -46,17 +48,36 @@ function fakeRoot(prefix: string): string {
   return root;
 }
 
-/** The esbuild half of `npm run build`, with its output directory moved to `outdir`. */
-function bundleInto(outdir: string): void {
-  const build = PACKAGE.scripts['build'] ?? '';
-  const esbuild = build.split('&&').map((s) => s.trim()).find((s) => s.startsWith('esbuild '));
-  if (esbuild === undefined) throw new Error(`package.json's build script runs no esbuild: ${build}`);
+/** The steps of `npm run build` after tsc, building and training the bundles of `root` instead. */
+function bundleInto(root: string): void {
+  const steps = (PACKAGE.scripts['build'] ?? '').split('&&').map((s) => s.trim());
+  const esbuild = steps.find((s) => s.startsWith('esbuild '));
+  if (esbuild === undefined) throw new Error(`package.json's build script runs no esbuild: ${steps.join(' && ')}`);
   const args = esbuild.split(/\s+/).slice(1);
   const i = args.indexOf('--outdir=dist/bundle');
   if (i < 0) throw new Error(`the esbuild command has no --outdir=dist/bundle: ${esbuild}`);
-  args[i] = `--outdir=${outdir}`;
-  const r = spawnSync(join(REPO, 'node_modules', '.bin', 'esbuild'), args, { cwd: REPO, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`esbuild failed: ${r.stderr}`);
+  args[i] = `--outdir=${join(root, 'dist', 'bundle')}`;
+  const built = spawnSync(join(REPO, 'node_modules', '.bin', 'esbuild'), args, { cwd: REPO, encoding: 'utf8' });
+  if (built.status !== 0) throw new Error(`esbuild failed: ${built.stderr}`);
+
+  const train = steps.find((s) => s.includes('train-code-cache'));
+  if (train === undefined) throw new Error('package.json\'s build script trains no code cache');
+  ensureBuilt(); // the training server comes from the repo's dist/
+  const trained = spawnSync(process.execPath, [join(REPO, 'scripts', 'train-code-cache.mjs'), root], { encoding: 'utf8' });
+  if (trained.status !== 0 || trained.stderr !== '') throw new Error(`training failed: ${trained.stderr}`);
+}
+
+/** What V8 made of `tool`'s code cache in a fresh Node: accepted, rejected, or none offered. */
+function cacheVerdict(root: string, tool: string): string {
+  const script = `
+    const { statSync } = require('node:fs');
+    const { compileBundle } = require(${JSON.stringify(join(root, 'bin', 'launch.cjs'))});
+    const bundle = ${JSON.stringify(join(root, 'dist', 'bundle', `${tool}.cjs`))};
+    const s = compileBundle(bundle, statSync(bundle).mtimeMs, ${JSON.stringify(join(root, 'dist', 'bundle', `${tool}.v8cache`))});
+    process.stdout.write(s.cachedDataRejected === undefined ? 'none' : s.cachedDataRejected ? 'rejected' : 'accepted');`;
+  const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(r.stderr);
+  return r.stdout;
 }
 
 /** 8-byte big-endian offsets, the bytes of nbdkit's (and our server's) pattern backend. */
@@ -92,7 +113,7 @@ describe('bundled CLIs', () => {
 
   beforeAll(() => {
     root = fakeRoot('startup-bundle-');
-    bundleInto(join(root, 'dist', 'bundle'));
+    bundleInto(root);
   });
 
   afterAll(async () => {
@@ -106,10 +127,13 @@ describe('bundled CLIs', () => {
     if (root) rmSync(root, { recursive: true, force: true });
   });
 
-  it('builds one file per tool and nothing else', () => {
+  it('builds one file per tool, and code caches V8 accepts for nbdinfo and nbdcopy', () => {
     for (const t of TOOLS) expect(existsSync(join(root, 'dist', 'bundle', `${t}.cjs`)), t).toBe(true);
     // No dist/cli here: the launchers can only have run the bundles in the tests below.
     expect(existsSync(join(root, 'dist', 'cli'))).toBe(false);
+    expect(cacheVerdict(root, 'nbdinfo')).toBe('accepted');
+    expect(cacheVerdict(root, 'nbdcopy')).toBe('accepted');
+    expect(cacheVerdict(root, 'nbdserve')).toBe('none');
   });
 
   it('--version reads the package version', async () => {
@@ -193,6 +217,28 @@ describe('bundled CLIs', () => {
     const copy = await run(bin('nbdcopy'), [uri, out]);
     expect(copy).toMatchObject({ code: 0, stderr: '' });
     expect(sha256(readFileSync(out))).toBe(sha256(patternBytes(1 << 20)));
+  });
+
+  it('a code cache older than its bundle is not offered to V8; a damaged one is rejected and the tool still runs', async () => {
+    const bundle = join(root, 'dist', 'bundle', 'nbdinfo.cjs');
+    const cache = join(root, 'dist', 'bundle', 'nbdinfo.v8cache');
+    const saved = readFileSync(cache);
+    try {
+      const old = new Date(Date.now() - 60_000);
+      utimesSync(cache, old, old);
+      expect(cacheVerdict(root, 'nbdinfo')).toBe('none');
+      expect((await run(bin('nbdinfo'), ['--version'])).code).toBe(0);
+
+      writeFileSync(cache, Buffer.alloc(saved.length, 0x5a));
+      expect(cacheVerdict(root, 'nbdinfo')).toBe('rejected');
+      const r = await run(bin('nbdinfo'), ['--version']);
+      expect(r).toMatchObject({ code: 0, stderr: '' });
+      expect(r.stdout.split('\n')[0]).toBe(`nbdinfo ${PACKAGE.version}`);
+    } finally {
+      writeFileSync(cache, saved);
+    }
+    expect(cacheVerdict(root, 'nbdinfo')).toBe('accepted');
+    expect(statSync(cache).mtimeMs).toBeGreaterThanOrEqual(statSync(bundle).mtimeMs);
   });
 });
 
