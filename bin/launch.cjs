@@ -36,11 +36,16 @@ function compileBundle(bundle, bundleMs, cacheFile) {
 }
 
 function loadBundle(bundle, bundleMs, cacheFile) {
+  const training = process.env.NBD_TOOLKIT_TRAIN_CODE_CACHE === '1';
+  // Without a cache, plain require() costs the same, and a dynamic import() inside the bundle
+  // works without the experimental warning Node 20 prints for one in a vm.Script (the training
+  // script never makes a cache for a bundle that has one).
+  if (!training && modifiedMs(cacheFile) < bundleMs) return require(bundle);
   const script = compileBundle(bundle, bundleMs, cacheFile);
   const loaded = { exports: {} };
   const { createRequire } = require('node:module');
   script.runInThisContext().call(loaded.exports, loaded.exports, createRequire(bundle), loaded, bundle, dirname(bundle));
-  if (process.env.NBD_TOOLKIT_TRAIN_CODE_CACHE === '1') {
+  if (training) {
     // At exit every function this run used is compiled, so the cache holds all of them, and
     // those of the earlier training runs whose cache this run started from.
     process.on('exit', () => {

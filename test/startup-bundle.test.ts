@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { REPO, ensureBuilt, startEmbedded, type Embedded } from './helpers/embedded.js';
+import { haveTool, makePskFile } from './helpers/tls-fixtures.js';
 
 const TOOLS = ['nbdinfo', 'nbdcopy', 'nbdserve'] as const;
 const LAUNCHER_FILES = [...TOOLS, 'launch.cjs', 'package.json'];
@@ -217,6 +218,26 @@ describe('bundled CLIs', () => {
     const copy = await run(bin('nbdcopy'), [uri, out]);
     expect(copy).toMatchObject({ code: 0, stderr: '' });
     expect(sha256(readFileSync(out))).toBe(sha256(patternBytes(1 << 20)));
+  });
+
+  it('nbdserve --tls=require: the bundle loads tsc\'s TLS module on demand, with no warning', async () => {
+    // negotiate.ts imports ../tls/server.js through a variable, which esbuild leaves alone: from
+    // dist/bundle/ it resolves to tsc's dist/tls/server.js, here the repo's.
+    if (!haveTool('psktool')) return;
+    ensureBuilt();
+    if (!existsSync(join(root, 'dist', 'tls'))) symlinkSync(join(REPO, 'dist', 'tls'), join(root, 'dist', 'tls'));
+    const psk = makePskFile(join(root, 'keys.psk'), 'alice');
+    const sock = join(root, 'tls.sock');
+    const child = spawn(bin('nbdserve'), ['-U', sock, '--tls=require', '--tls-psk', psk.path, 'memory', '2M'], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    children.push(child);
+    let serverErr = '';
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => { serverErr += d; });
+    await waitForSocket(sock, child);
+    const r = await run(bin('nbdinfo'), ['--size', `nbds+unix://alice@/?socket=${sock}&tls-psk-file=${psk.path}`]);
+    expect(r).toMatchObject({ code: 0, stdout: '2097152\n', stderr: '' });
+    expect(serverErr).toBe('');
   });
 
   it('a code cache older than its bundle is not offered to V8; a damaged one is rejected and the tool still runs', async () => {
