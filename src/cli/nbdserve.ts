@@ -173,6 +173,7 @@ function serverOptions(o: CliOptions, log: ((m: string) => void) | undefined): S
     faults: o.faults,
     tls: o.tls,
     log,
+    warn: (m) => { process.stderr.write(`nbdserve: warning: ${m}\n`); },
   };
 }
 
@@ -240,7 +241,7 @@ async function runCaptive(o: CliOptions, server: RunningServer, shutdown: () => 
     unixsocket: server.unixSocket ?? '',
     port: server.port !== undefined ? String(server.port) : '',
     exportname: o.exportName ?? '',
-    ...(o.tls ? { tls: o.tls.mode === 'require' ? '2' : '1' } : {}),
+    ...(server.tlsMode !== 'off' ? { tls: server.tlsMode === 'require' ? '2' : '1' } : {}),
   };
   const child = spawn('/bin/sh', ['-c', o.run!], { stdio: 'inherit', env });
   const forward = (sig: NodeJS.Signals): void => { child.kill(sig); };

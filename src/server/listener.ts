@@ -10,12 +10,15 @@ import { createBackend } from './backends/factory.js';
 import type { Backend } from './backends/types.js';
 import type { BackendInput, ExportSpec, ResolvedExport, ServerOptions, SessionConfig } from './options.js';
 import { runSession, type Session } from './session.js';
+import type { ServerTlsOptions } from '../tls/types.js';
 
 export interface RunningServer {
   /** NBD URI of the default export (nbd+unix://... or nbd://...). */
   readonly uri: string;
   readonly unixSocket?: string;
   readonly port?: number;
+  /** TLS as actually served: 'off' when --tls=on found no credentials (see checkTls). */
+  readonly tlsMode: ServerTlsOptions['mode'];
   /** Connections currently open (tests check that none leak). */
   readonly connections: number;
   /** Serve one more connection that arrived some other way (e.g. stdin/stdout). */
@@ -83,7 +86,37 @@ export function sessionConfig(options: ServerOptions, exports: SessionConfig['ex
   };
 }
 
+/**
+ * Loads the TLS credentials before anything else exists, so a missing file stops the server at
+ * start-up instead of failing every client later. As nbdkit: with mode 'on' and no credentials
+ * given or found in the default directories, warn and serve plaintext only (STARTTLS is then
+ * refused); credentials named explicitly must load in every mode.
+ */
+async function checkTls(options: ServerOptions): Promise<ServerTlsOptions | undefined> {
+  const tls = options.tls;
+  if (tls === undefined || tls.mode === 'off') return undefined;
+  // Same specifier as the STARTTLS handler, so both share one module (and its credential cache),
+  // and servers without TLS never load it.
+  const specifier = '../tls/server.js';
+  const mod = (await import(specifier)) as typeof import('../tls/server.js');
+  try {
+    mod.loadServerTlsContext(tls);
+    return tls;
+  } catch (err) {
+    const why = err instanceof Error ? err.message : String(err);
+    const nothingGiven = tls.pskFile === undefined && tls.certificates === undefined;
+    if (tls.mode === 'on' && nothingGiven && err instanceof NbdError && err.code === 'ENOENT') {
+      options.warn?.(`--tls=on but ${why}; TLS is disabled and TLS clients will be refused`);
+      return undefined;
+    }
+    const code = err instanceof NbdError ? err.code : 'EINVAL';
+    throw new NbdError(code, `--tls=${tls.mode}: ${why}`, { cause: err });
+  }
+}
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const tls = await checkTls(options);
+  if (tls !== options.tls) options = { ...options, tls };
   const owned: Backend[] = [];
   const exports = await resolveExports(options, owned);
   const config = sessionConfig(options, exports);
@@ -134,6 +167,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     uri,
     unixSocket,
     port,
+    tlsMode: tls?.mode ?? 'off',
     get connections() {
       return sessions.size;
     },

@@ -40,6 +40,8 @@ export interface ServerOptions {
   tls?: ServerTlsOptions;
   /** Debug log sink (the CLI's -v). */
   log?: (message: string) => void;
+  /** Problems that do not stop the server, e.g. --tls=on without credentials (TLS turned off). */
+  warn?: (message: string) => void;
 }
 
 export interface ResolvedExport {
