@@ -20,6 +20,8 @@ export interface Command {
   extents: BlockStatusResult | null;
   resolve: (value: unknown) => void;
   reject: (reason: unknown) => void;
+  /** WRITE only: called once the payload has been handed to the kernel (see pwrite). */
+  onSent?: (() => void) | undefined;
 }
 
 const NAMES: Record<number, string> = {

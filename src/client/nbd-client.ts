@@ -67,6 +67,9 @@ export class NbdClient {
   private nextCookie = 1;
   private deadError: NbdError | null = null;
   private corked = false;
+  /** onSent callbacks of queued WRITE payloads, in send order (socket writes complete in order). */
+  private sentCallbacks: Array<(() => void) | undefined> = [];
+  private sentHead = 0;
   private drainWaiters: Array<() => void> = [];
   private closing: Promise<void> | null = null;
 
@@ -281,8 +284,15 @@ export class NbdClient {
     return this.submit(CMD_READ, f, offset, buf.length, buf) as Promise<void>;
   }
 
-  pwrite(buf: Uint8Array, offset: number, flags?: CommandFlags): Promise<void> {
-    return this.submit(CMD_WRITE, flags?.fua ? CMD_FLAG_FUA : 0, offset, buf.length, buf) as Promise<void>;
+  /**
+   * Writes `buf` at `offset`. The buffer must not change until the promise settles, or, when
+   * `onSent` is given, until `onSent` is called: that happens as soon as the payload has been
+   * handed to the kernel, usually long before the server's reply. Copy loops use it to reuse
+   * a buffer while it is still in the CPU cache. `onSent` is not called if the command fails
+   * before its payload leaves (the promise then rejects).
+   */
+  pwrite(buf: Uint8Array, offset: number, flags?: CommandFlags, onSent?: () => void): Promise<void> {
+    return this.submit(CMD_WRITE, flags?.fua ? CMD_FLAG_FUA : 0, offset, buf.length, buf, onSent) as Promise<void>;
   }
 
   flush(): Promise<void> {
@@ -363,12 +373,14 @@ export class NbdClient {
     return null;
   }
 
-  private submit(type: number, flags: number, offset: number, length: number, data: Uint8Array | null): Promise<unknown> {
+  private submit(
+    type: number, flags: number, offset: number, length: number, data: Uint8Array | null, onSent?: () => void,
+  ): Promise<unknown> {
     const err = this.check(type, flags, offset, length);
     if (err) return Promise.reject(err);
     return new Promise((resolve, reject) => {
       const cmd: Command = {
-        cookie: 0, type, flags, offset, length, data, seen: 0, error: null, extents: null, resolve, reject,
+        cookie: 0, type, flags, offset, length, data, seen: 0, error: null, extents: null, resolve, reject, onSent,
       };
       if (this.inflight.size < this.maxInFlight) this.send(cmd);
       else this.queue.push(cmd);
@@ -392,8 +404,27 @@ export class NbdClient {
       process.nextTick(this.uncork);
     }
     stream.write(n === hdr.length ? hdr : hdr.subarray(0, n));
-    if (cmd.type === CMD_WRITE) stream.write(cmd.data!);
+    if (cmd.type !== CMD_WRITE) return;
+    if (cmd.onSent === undefined) {
+      stream.write(cmd.data!);
+    } else {
+      this.sentCallbacks.push(cmd.onSent);
+      cmd.onSent = undefined;
+      stream.write(cmd.data!, this.payloadSent);
+    }
   }
+
+  /** Write callback of payloads that asked for onSent; one shared function, no closure per request. */
+  private readonly payloadSent = (err?: Error | null): void => {
+    const cb = this.sentCallbacks[this.sentHead];
+    this.sentCallbacks[this.sentHead++] = undefined;
+    if (this.sentHead === this.sentCallbacks.length) {
+      this.sentCallbacks.length = 0;
+      this.sentHead = 0;
+    }
+    // A failed write means the connection is going down; the command's promise reports it.
+    if (!err) cb?.();
+  };
 
   private readonly uncork = (): void => {
     this.corked = false;

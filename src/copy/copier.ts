@@ -9,6 +9,8 @@ import { MAX_REQUEST_SIZE } from './options.js';
 import { ConnectionPlanner, SliceDealer, type WorkItem } from './planner.js';
 import { isZeroRange } from './zero-buffer.js';
 import { wrapError } from './errors.js';
+import { BufferPool } from './buffer-pool.js';
+import { SendWindow } from './send-window.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -23,6 +25,13 @@ const MAX_SLICE = 4 * GiB;
 const EXTENT_WINDOW = 4 * GiB - 64 * MiB;
 /** Requests in flight when neither side is an NBD server (libuv's default thread pool size). */
 const LOCAL_IN_FLIGHT = 4;
+/**
+ * Read-but-unsent bytes allowed per destination connection (when the destination says when
+ * a buffer is free again). Beyond the kernel's socket buffer this only has to cover the
+ * time to read the next request; measured with a 1 GiB file to nbdkit: 512 KiB - 2 MiB
+ * all keep the socket busy.
+ */
+const SEND_WINDOW = 1 * MiB;
 
 export interface CopyPlan {
   connections: number;
@@ -101,6 +110,9 @@ class CopyRun {
   error: unknown;
   done = 0;
   readonly planners: ConnectionPlanner[] = [];
+  readonly pool: BufferPool;
+  /** Per destination connection; empty when the destination cannot say when a buffer is free. */
+  readonly windows: SendWindow[] = [];
   private readonly skipZero: boolean;
 
   constructor(
@@ -111,12 +123,18 @@ class CopyRun {
   ) {
     this.skipZero = destination.discards
       || (!destination.sequential && !options.allocated && (destination.isZero || options.destinationIsZero));
+    this.pool = new BufferPool(plan.requestSize);
+    if (destination.releasesEarly === true && !plan.sequential) {
+      const limit = Math.max(SEND_WINDOW, plan.requestSize);
+      for (let c = 0; c < plan.connections; c++) this.windows.push(new SendWindow(limit));
+    }
   }
 
   fail(err: unknown): void {
     if (this.error !== undefined) return;
     this.error = err;
     for (const p of this.planners) p.stopped = true;
+    for (const w of this.windows) w.openAll();
   }
 
   zeroOut(offset: number, length: number, conn: number): Promise<void> | undefined {
@@ -124,11 +142,15 @@ class CopyRun {
     return this.destination.zero(offset, length, this.options.allocated, conn);
   }
 
-  /** Writes `view` (source bytes at `offset`), turning all-zero blocks into zero requests. */
-  async writeData(view: Buffer, offset: number, conn: number): Promise<void> {
+  /**
+   * Writes `view` (source bytes at `offset`), turning all-zero blocks into zero requests.
+   * `onSent` is passed to the last write (writes on one connection leave in order, so the
+   * buffer is free once that one is sent), or called at once when the last run is zeroes.
+   */
+  async writeData(view: Buffer, offset: number, conn: number, onSent?: () => void): Promise<void> {
     const s = this.plan.sparseSize;
     const len = view.length;
-    if (s === 0) return this.destination.write(view, offset, conn);
+    if (s === 0) return this.destination.write(view, offset, conn, onSent);
     let runStart = 0;
     let runZero = isZeroRange(view, 0, Math.min(s, len));
     for (let b = s; b < len; b += s) {
@@ -138,14 +160,18 @@ class CopyRun {
       runStart = b;
       runZero = z;
     }
-    await this.flushRun(view, offset, runStart, len, runZero, conn);
+    await this.flushRun(view, offset, runStart, len, runZero, conn, onSent);
   }
 
-  private async flushRun(view: Buffer, offset: number, from: number, to: number, zero: boolean, conn: number): Promise<void> {
+  private async flushRun(
+    view: Buffer, offset: number, from: number, to: number, zero: boolean, conn: number, onSent?: () => void,
+  ): Promise<void> {
     if (zero) {
+      onSent?.();
       await this.zeroOut(offset + from, to - from, conn);
     } else {
-      await this.destination.write(from === 0 && to === view.length ? view : view.subarray(from, to), offset + from, conn);
+      const part = from === 0 && to === view.length ? view : view.subarray(from, to);
+      await this.destination.write(part, offset + from, conn, onSent);
     }
   }
 
@@ -193,25 +219,49 @@ async function copyExtents(source: Endpoint, destination: Endpoint, options: Cop
 }
 
 async function lane(run: CopyRun, planner: ConnectionPlanner, conn: number): Promise<void> {
-  const { source } = run;
-  const buffer = Buffer.allocUnsafeSlow(run.plan.requestSize);
   const item: WorkItem = { offset: 0, length: 0, zero: false };
   try {
     while (await planner.next(item)) {
-      if (item.zero) {
-        await run.zeroOut(item.offset, item.length, conn);
-      } else {
-        const view = item.length === buffer.length ? buffer : buffer.subarray(0, item.length);
-        const n = await source.read(view, item.offset, conn);
-        if (n < item.length) {
-          throw new NbdError('EIO', `${source.name}: unexpected end of data at offset ${item.offset + n}`);
-        }
-        await run.writeData(view, item.offset, conn);
-      }
+      if (item.zero) await run.zeroOut(item.offset, item.length, conn);
+      else await copyData(run, item.offset, item.length, conn);
       run.progress(item.length);
     }
   } catch (err) {
     run.fail(err);
+  }
+}
+
+/**
+ * One data request: a pooled buffer is taken only once the destination connection has room
+ * to send it, and goes back to the pool as soon as its payload has left (or the request
+ * ends), so a few hot buffers serve all the requests in flight.
+ */
+async function copyData(run: CopyRun, offset: number, length: number, conn: number): Promise<void> {
+  const window = run.windows[conn];
+  if (window !== undefined) {
+    const wait = window.acquire(length);
+    if (wait !== undefined) await wait;
+    if (run.error !== undefined) {
+      window.release(length);
+      return;
+    }
+  }
+  const { source, pool } = run;
+  const buffer = pool.take();
+  let held = true;
+  const release = (): void => {
+    if (!held) return;
+    held = false;
+    pool.give(buffer);
+    window?.release(length);
+  };
+  try {
+    const view = length === buffer.length ? buffer : buffer.subarray(0, length);
+    const n = await source.read(view, offset, conn);
+    if (n < length) throw new NbdError('EIO', `${source.name}: unexpected end of data at offset ${offset + n}`);
+    await run.writeData(view, offset, conn, window === undefined ? undefined : release);
+  } finally {
+    release();
   }
 }
 

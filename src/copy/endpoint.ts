@@ -41,7 +41,14 @@ export interface Endpoint {
   /** Fill `buffer` from `offset`; `conn` selects the connection (0 .. connections-1).
    * Returns the number of bytes read (less than buffer.length only at end of a stream). */
   read(buffer: Uint8Array, offset: number, conn: number): Promise<number>;
-  write(buffer: Uint8Array, offset: number, conn: number): Promise<void>;
+  /**
+   * Writes `buffer` at `offset`. When the endpoint has `releasesEarly`, it calls `onSent` as
+   * soon as `buffer` may be reused (payload handed to the kernel), before the write completes;
+   * other endpoints ignore `onSent` and need the buffer until the promise settles.
+   */
+  write(buffer: Uint8Array, offset: number, conn: number, onSent?: () => void): Promise<void>;
+  /** write() calls `onSent` early (NBD: once the payload is in the socket). */
+  readonly releasesEarly?: boolean;
   /** Make [offset, offset+length) read as zeroes. `allocate` asks that it stays allocated (no hole). */
   zero(offset: number, length: number, allocate: boolean, conn: number): Promise<void>;
   /** Extents covering [offset, offset+length) in order; may stop short (callers ask again). */

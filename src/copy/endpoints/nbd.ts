@@ -69,6 +69,7 @@ export class NbdEndpoint implements Endpoint {
   readonly isZero = false;
   readonly canZero: boolean;
   readonly discards = false;
+  readonly releasesEarly = true;
   private readonly clients: NbdClient[];
   private readonly info: ExportInfo;
   /** Cleared when the server refuses FAST_ZERO: plain WRITE_ZEROES from then on. */
@@ -122,9 +123,9 @@ export class NbdEndpoint implements Endpoint {
     return buffer.length;
   }
 
-  async write(buffer: Uint8Array, offset: number, conn: number): Promise<void> {
+  async write(buffer: Uint8Array, offset: number, conn: number, onSent?: () => void): Promise<void> {
     try {
-      await this.clients[conn]!.pwrite(buffer, offset);
+      await this.clients[conn]!.pwrite(buffer, offset, undefined, onSent);
     } catch (err) {
       throw wrapError(err, `${this.name}: write at ${offset}`);
     }
