@@ -5,7 +5,7 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
-import { NbdError } from '../protocol/errors.js';
+import { NbdError, type ErrnoCode } from '../protocol/errors.js';
 import { createBackend } from './backends/factory.js';
 import type { Backend } from './backends/types.js';
 import type { BackendInput, ExportSpec, ResolvedExport, ServerOptions, SessionConfig } from './options.js';
@@ -104,13 +104,15 @@ async function checkTls(options: ServerOptions): Promise<ServerTlsOptions | unde
     return tls;
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
+    // By code, not instanceof: in the CLI bundle the TLS module (loaded from dist/) has its own
+    // copy of the NbdError class.
+    const code = (err as { code?: unknown }).code;
     const nothingGiven = tls.pskFile === undefined && tls.certificates === undefined;
-    if (tls.mode === 'on' && nothingGiven && err instanceof NbdError && err.code === 'ENOENT') {
+    if (tls.mode === 'on' && nothingGiven && code === 'ENOENT') {
       options.warn?.(`--tls=on but ${why}; TLS is disabled and TLS clients will be refused`);
       return undefined;
     }
-    const code = err instanceof NbdError ? err.code : 'EINVAL';
-    throw new NbdError(code, `--tls=${tls.mode}: ${why}`, { cause: err });
+    throw new NbdError(typeof code === 'string' && /^E[A-Z]+$/.test(code) ? code as ErrnoCode : 'EINVAL', `--tls=${tls.mode}: ${why}`, { cause: err });
   }
 }
 
