@@ -17,17 +17,27 @@ export class HandshakeIO {
   private waiter: Waiter | null = null;
   private ended: NbdError | null = null;
   private readonly onData = (chunk: Buffer): void => {
+    this.closedBeforeData = undefined;
     // Copy: a transport may reuse its receive buffer once this event returns.
     this.chunks.push(Buffer.from(chunk));
     this.queued += chunk.length;
     this.serve();
   };
-  private readonly onEnd = (): void => this.fail(new NbdError('ECONNRESET', 'server closed the connection during the handshake'));
+  /** Set until the first byte arrives; see the constructor. */
+  private closedBeforeData: ((cause?: Error) => NbdError) | undefined;
+  private readonly onEnd = (): void =>
+    this.fail(this.closedBeforeData?.() ?? new NbdError('ECONNRESET', 'server closed the connection during the handshake'));
   private readonly onError = (err: Error): void =>
-    this.fail(new NbdError('ECONNRESET', `connection failed during the handshake: ${err.message}`, { cause: err }));
+    this.fail(this.closedBeforeData?.(err)
+      ?? new NbdError('ECONNRESET', `connection failed during the handshake: ${err.message}`, { cause: err }));
 
-  constructor(stream: Duplex) {
+  /**
+   * `closedBeforeData` words the error when the stream ends or fails before the server sent
+   * anything on it (right after STARTTLS, that close is the server's verdict on our credentials).
+   */
+  constructor(stream: Duplex, closedBeforeData?: (cause?: Error) => NbdError) {
     this.stream = stream;
+    this.closedBeforeData = closedBeforeData;
     stream.on('data', this.onData);
     stream.on('end', this.onEnd);
     stream.on('close', this.onEnd);

@@ -18,6 +18,7 @@ import {
   encodeExportNamePayload, encodeInfoRequestPayload, encodeMetaContextPayload, isErrorReply, optionName,
   optionReplyName,
 } from '../protocol/options.js';
+import { closedAfterHandshake } from '../tls/handshake-errors.js';
 import type { ClientTlsOptions, ClientTlsUpgrade } from '../tls/types.js';
 import { debug } from './debug.js';
 import { makeExportInfo, type BlockSizes } from './export-info.js';
@@ -172,7 +173,7 @@ export class Negotiator {
     this.io.detach();
     const mod = (await import('../tls/client.js')) as { upgradeClientTls: ClientTlsUpgrade };
     const secure = await mod.upgradeClientTls(plain, options);
-    this.io = new HandshakeIO(secure);
+    this.io = new HandshakeIO(secure, closedAfterHandshake(secure, options.pskFile !== undefined));
     this.tls = true;
     debug(() => 'TLS handshake complete');
     return true;

@@ -1,5 +1,6 @@
 // Turns the many shapes of OpenSSL/Node handshake failures into one NbdError whose message
 // says what most likely went wrong (untrusted certificate, wrong host, wrong key...).
+import type { Duplex } from 'node:stream';
 import { NbdError } from '../protocol/errors.js';
 
 const UNTRUSTED_CERT_CODES = new Set([
@@ -70,4 +71,21 @@ export function closedDuringHandshake(side: TlsSide, usingPsk: boolean, cause?: 
     ? 'wrong PSK key or unknown user name?'
     : side === 'client' ? 'it may require a client certificate or reject ours' : 'it may have rejected our certificate';
   return new NbdError('ECONNRESET', `TLS: ${peer} closed the connection during the handshake (${hint})`, cause !== undefined ? { cause } : undefined);
+}
+
+/**
+ * Words the error for a server that hangs up on a connection whose handshake completed on our
+ * side, before sending a byte. In TLS 1.3 the server checks the client certificate only after
+ * our last handshake message, so this is how a missing or refused client certificate reaches a
+ * client (GnuTLS sends no alert): the next read just fails. Call it right after the handshake:
+ * a destroyed socket no longer tells whether we had a certificate to send.
+ */
+export function closedAfterHandshake(secure: Duplex, usingPsk: boolean): (cause?: unknown) => NbdError {
+  const local = (secure as { getCertificate?: () => object | null }).getCertificate?.();
+  const haveCertificate = local != null && Object.keys(local).length > 0;
+  const hint = usingPsk
+    ? 'it may have rejected the TLS session'
+    : haveCertificate ? 'it may have rejected our client certificate' : 'it may require a client certificate';
+  const message = `TLS: the server closed the connection right after the TLS handshake: ${hint}`;
+  return (cause) => new NbdError('ECONNRESET', message, cause !== undefined ? { cause } : undefined);
 }
