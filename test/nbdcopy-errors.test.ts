@@ -39,17 +39,44 @@ function childrenOf(pid: number): number[] {
   return r.stdout.toString().split('\n').filter(Boolean).map(Number);
 }
 
-/** Runs our nbdcopy in the background; `whenRunning` fires once it has been busy for a moment. */
-function runAsync(args: string[]): { pid: number; done: Promise<{ status: number | null; stderr: string }> } {
-  const child = spawn(OUR_NBDCOPY, args, { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+/** Runs our nbdcopy in the background, collecting stdout (for --progress=1) and stderr. */
+function runAsync(args: string[]): { pid: number; stdout: () => string; done: Promise<{ status: number | null; stderr: string }> } {
+  const child = spawn(OUR_NBDCOPY, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
   let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<{ status: number | null; stderr: string }>((resolve) => {
     child.on('exit', (status) => resolve({ status, stderr }));
   });
   const kill = setTimeout(() => child.kill('SIGKILL'), 40_000);
   void done.then(() => clearTimeout(kill));
-  return { pid: child.pid!, done };
+  return { pid: child.pid!, stdout: () => stdout, done };
+}
+
+/**
+ * Polls until `ready()` holds. A fixed sleep is not enough on a loaded machine: a signal sent
+ * before nbdcopy has installed its handlers kills it outright (no message, no status 1).
+ */
+async function until(what: string, ready: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!ready()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
+/** The subprocess servers of `pid`, once there are any (nbdcopy spawns them after installing its signal handlers). */
+async function subprocessesOf(pid: number): Promise<number[]> {
+  let kids: number[] = [];
+  await until(`a subprocess of ${pid}`, () => (kids = childrenOf(pid)).length > 0);
+  return kids;
+}
+
+/** nbdcopy's exit hook SIGTERMs its subprocesses; dying takes a moment when the machine is busy. */
+async function expectAllGone(pids: number[]): Promise<void> {
+  await until(`processes ${pids.join(', ')} to exit`, () => pids.every(processGone), 10_000).catch(() => {});
+  for (const k of pids) expect(processGone(k)).toBe(true);
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -113,30 +140,26 @@ describe.skipIf(!have)('nbdcopy error paths', () => {
   });
 
   it.each(['SIGINT', 'SIGTERM'] as const)('%s stops the copy, reaps the subprocess, exits 1', async (signal) => {
-    const job = runAsync(['--', '[', 'nbdkit', '--filter=delay', 'pattern', '1G', 'delay-read=20ms', ']', 'null:']);
-    await sleep(1200);
-    const kids = childrenOf(job.pid);
-    expect(kids.length).toBeGreaterThan(0);
+    // --progress=1 prints 0/100 as the copy starts: the signal then lands mid-copy.
+    const job = runAsync(['--progress=1', '--', '[', 'nbdkit', '--filter=delay', 'pattern', '1G', 'delay-read=20ms', ']', 'null:']);
+    const kids = await subprocessesOf(job.pid);
+    await until('the copy to start', () => job.stdout().startsWith('0/100\n'));
     process.kill(job.pid, signal);
     const r = await job.done;
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(new RegExp(`^nbdcopy: interrupted by ${signal}$`, 'm'));
     expect(hasExactlyOneErrorLine(ourLines(r.stderr))).toBe(true);
-    await sleep(100);
-    for (const k of kids) expect(processGone(k)).toBe(true);
+    await expectAllGone(kids);
   });
 
   it('SIGINT while a subprocess never answers the handshake exits at once and kills it', async () => {
     const job = runAsync(['--', '[', 'sleep', '30', ']', 'out.img']);
-    await sleep(700);
-    const kids = childrenOf(job.pid);
-    expect(kids.length).toBeGreaterThan(0);
+    const kids = await subprocessesOf(job.pid);
     process.kill(job.pid, 'SIGINT');
     const r = await job.done;
     expect(r.status).toBe(1);
     expect(r.stderr).toBe('nbdcopy: interrupted by SIGINT\n');
-    await sleep(200);
-    for (const k of kids) expect(processGone(k)).toBe(true);
+    await expectAllGone(kids);
   });
 });
 

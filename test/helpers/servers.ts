@@ -74,7 +74,7 @@ async function waitFor(cond: () => boolean | Promise<boolean>, child: ChildProce
 }
 
 /** The socket file can exist a moment before the server listens: probe with a connect. */
-function canConnectUnix(path: string): Promise<boolean> {
+export function canConnectUnix(path: string): Promise<boolean> {
   if (!existsSync(path)) return Promise.resolve(false);
   return canConnect({ path });
 }

@@ -5,6 +5,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { connect, createServer, isIP, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { canConnectUnix } from './servers.js';
 
 export interface Ca {
   dir: string;
@@ -136,17 +137,23 @@ export interface RunningServer {
   stop: () => Promise<void>;
 }
 
-/** Waits until `path` exists (a server's Unix socket), failing early if the process dies. */
+/**
+ * Waits until the server accepts connections on `path`, failing early if the process dies. The
+ * socket file appears at bind(), a moment before listen(): a client connecting in between gets
+ * ECONNREFUSED (seen under load), so only a successful connect counts.
+ */
 async function waitForSocket(path: string, child: ChildProcess, stderr: () => string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (existsSync(path)) return;
+  const deadline = Date.now() + 15_000;
+  for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`server exited before listening: ${stderr().trim()}`);
     }
+    if (await canConnectUnix(path)) return;
+    if (Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, 25));
   }
   child.kill('SIGKILL');
-  throw new Error(`server did not create ${path}: ${stderr().trim()}`);
+  throw new Error(`server did not listen on ${path}: ${stderr().trim()}`);
 }
 
 function stopChild(child: ChildProcess): Promise<void> {
