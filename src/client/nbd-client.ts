@@ -187,6 +187,12 @@ export class NbdClient {
     stream.on('end', this.onEnd);
     stream.on('close', this.onEnd);
     stream.on('error', this.onError);
+    // Read payloads go straight from the kernel into the caller's buffers (one copy, like
+    // libnbd's recv into the user buffer) when we own the socket and nothing is layered on it.
+    if (this.transport?.setReadTarget && stream === this.transport.stream) {
+      const reader = this.reader;
+      this.transport.setReadTarget(() => reader.directTarget());
+    }
     this._state = 'ready';
     debug(() => `ready: export '${info.exportName}' size ${info.size} flags 0x${info.transmissionFlags.toString(16)}, ` +
       `structured ${neg.structuredReplies}, extended ${neg.extendedHeaders}, contexts [${[...neg.contexts.values()].join(', ')}]`);
@@ -497,6 +503,8 @@ export class NbdClient {
     this.queueHead = 0;
     for (const w of this.drainWaiters) w();
     this.drainWaiters = [];
+    // No more reads into callers' buffers: their commands have just been failed.
+    this.transport?.setReadTarget?.(null);
     const stream = this.stream ?? this.neg?.io.stream ?? this.transport?.stream;
     stream?.destroy();
     await this.transport?.cleanup();

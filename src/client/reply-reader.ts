@@ -30,6 +30,13 @@ const S_HEADER = 0;
 const S_DATA = 1;
 const S_PAYLOAD = 2;
 
+/**
+ * Read payloads at least this long still to come are received straight into the caller's
+ * buffer (see directTarget); shorter tails go through the shared receive buffer, where they
+ * share one read with the replies queued behind them.
+ */
+const MIN_DIRECT_READ = 64 * 1024;
+
 /** Servers should send at most 2^20 extents per chunk; allow the 64-bit form of that and some. */
 const MAX_BLOCK_STATUS_PAYLOAD = 8 + 16 * (1 << 20) + 16;
 const MAX_ERROR_PAYLOAD = 6 + 0xffff + 8;
@@ -72,13 +79,28 @@ export class ReplyReader {
     return this.state !== S_HEADER || this.hdrHave > 0;
   }
 
+  /**
+   * Where the next socket read should land: the unfilled rest of the read payload being
+   * received, when that is big enough, so the kernel copies it into the caller's buffer and
+   * we copy nothing. Exactly the payload's remaining length, so a read can never run into
+   * the next reply. Undefined means: use the shared receive buffer.
+   */
+  directTarget(): Uint8Array | undefined {
+    if (this.state !== S_DATA || this.remaining < MIN_DIRECT_READ) return undefined;
+    return this.dst!.subarray(this.dstOff, this.dstOff + this.remaining);
+  }
+
   feed(chunk: Buffer): void {
     const n = chunk.length;
     let p = 0;
     while (p < n) {
       if (this.state === S_DATA) {
         const k = this.remaining < n - p ? this.remaining : n - p;
-        chunk.copy(this.dst!, this.dstOff, p, p + k);
+        const dst = this.dst!;
+        // Bytes the kernel already put in place (directTarget) need no copy.
+        if (chunk.buffer !== dst.buffer || chunk.byteOffset + p !== dst.byteOffset + this.dstOff) {
+          chunk.copy(dst, this.dstOff, p, p + k);
+        }
         p += k;
         this.dstOff += k;
         this.remaining -= k;

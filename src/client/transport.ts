@@ -28,10 +28,19 @@ export interface Transport {
   cleanup(): Promise<void>;
   /** Another connection to the same server (socket activation), owned by this transport. */
   reconnect?: () => Promise<Transport>;
+  /**
+   * Sockets we read with a reused buffer: `choose` may name, before each read, a buffer the
+   * next bytes should go to instead (undefined = the shared one). Data events then carry a
+   * view of that buffer. Absent on streams we did not open (TLS layers, fds, commands).
+   */
+  setReadTarget?: (choose: (() => Uint8Array | undefined) | null) => void;
 }
 
 /** Size of the reusable receive buffer of sockets we open ourselves. */
 const RECEIVE_BUFFER_SIZE = 1 << 20;
+
+/** setReadTarget of the sockets connectNet made with a reused buffer. */
+const readTargets = new WeakMap<net.Socket, NonNullable<Transport['setReadTarget']>>();
 
 /**
  * With `reuseBuffer`, the kernel's bytes land in one per-connection buffer (net's `onread`)
@@ -43,11 +52,15 @@ function connectNet(opts: net.NetConnectOpts, what: string, reuseBuffer = false)
   return new Promise((resolve, reject) => {
     let sock: net.Socket;
     if (reuseBuffer) {
-      const buffer = Buffer.allocUnsafe(RECEIVE_BUFFER_SIZE);
+      const shared = Buffer.allocUnsafe(RECEIVE_BUFFER_SIZE);
+      let choose: (() => Uint8Array | undefined) | null = null;
+      // Node asks this function for the buffer of every next read.
+      const nextBuffer = (): Uint8Array => (choose === null ? shared : choose() ?? shared);
       sock = net.connect({
         ...opts,
-        onread: { buffer, callback: (n: number, buf: Uint8Array) => { sock.emit('data', (buf as Buffer).subarray(0, n)); } },
+        onread: { buffer: nextBuffer, callback: (n: number, buf: Uint8Array) => { sock.emit('data', (buf as Buffer).subarray(0, n)); } },
       } as unknown as net.NetConnectOpts);
+      readTargets.set(sock, (fn) => { choose = fn; });
     } else {
       sock = net.connect(opts);
     }
@@ -71,12 +84,12 @@ function noCleanup(): Promise<void> {
 
 export async function openUnix(path: string, reuseBuffer = false): Promise<Transport> {
   const stream = await connectNet({ path }, path, reuseBuffer);
-  return { stream, address: { unixSocket: path }, cleanup: noCleanup };
+  return { stream, address: { unixSocket: path }, cleanup: noCleanup, setReadTarget: readTargets.get(stream) };
 }
 
 export async function openTcp(host: string, port: number, reuseBuffer = false): Promise<Transport> {
   const stream = await connectNet({ host, port }, `${host}:${port}`, reuseBuffer);
-  return { stream, address: { host, port }, cleanup: noCleanup };
+  return { stream, address: { host, port }, cleanup: noCleanup, setReadTarget: readTargets.get(stream) };
 }
 
 export function openFd(fd: number): Transport {
@@ -157,7 +170,7 @@ export async function openActivation(argv: string[], reuseBuffer = false): Promi
     // The socket is already listening, so connect succeeds while the server is still starting.
     const stream = await Promise.race([connectNet({ path }, path, reuseBuffer), spawnFailure(child, argv)]);
     const reconnect = async (): Promise<Transport> => ({ ...(await openUnix(path, reuseBuffer)), address: {} });
-    return { stream, address: {}, cleanup, reconnect };
+    return { stream, address: {}, cleanup, reconnect, setReadTarget: readTargets.get(stream) };
   } catch (err) {
     await cleanup();
     throw err;

@@ -16,13 +16,14 @@ const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 /** Largest zero request we issue; NBD endpoints split further if a server objects. */
 const MAX_ZERO_REQUEST = GiB;
-/**
- * Largest slice of the disk handed to one connection. Slices only cost an extents call each,
- * so mostly-empty disks want them big; four per connection keep the work balanced.
- */
-const MAX_SLICE = 4 * GiB;
 /** Bytes of extents asked for at once (block status lengths are 32-bit without extended headers). */
 const EXTENT_WINDOW = 4 * GiB - 64 * MiB;
+/**
+ * Largest slice of the disk handed to one connection. Slices only cost an extents call each,
+ * so mostly-empty disks want them big; four per connection keep the work balanced. One
+ * extent window exactly, so a big empty slice is one block status round trip, not two.
+ */
+const MAX_SLICE = EXTENT_WINDOW;
 /** Requests in flight when neither side is an NBD server (libuv's default thread pool size). */
 const LOCAL_IN_FLIGHT = 4;
 /**

@@ -106,11 +106,20 @@ export class NbdEndpoint implements Endpoint {
 
   async setConnections(count: number): Promise<void> {
     const want = Math.min(count, this.maxConnections);
-    while (this.clients.length < want) {
-      const c = await open(this.spec, this.server);
-      this.clients.push(c);
-      if (this.closing !== undefined) await c.close();
+    // Handshakes are several round trips each: do them side by side, not one after another.
+    const opening: Promise<NbdClient>[] = [];
+    for (let i = this.clients.length; i < want; i++) opening.push(open(this.spec, this.server));
+    const results = await Promise.allSettled(opening);
+    let failure: unknown;
+    for (const r of results) {
+      if (r.status === 'rejected') {
+        failure ??= r.reason;
+        continue;
+      }
+      this.clients.push(r.value);
+      if (this.closing !== undefined) await r.value.close();
     }
+    if (failure !== undefined) throw failure;
     this.log?.(`${this.name}: ${this.clients.length} connection(s)`);
   }
 
