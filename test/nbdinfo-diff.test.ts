@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canConnectUnix } from './helpers/servers.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OURS = join(REPO, 'bin', 'nbdinfo');
@@ -42,13 +43,15 @@ async function both(args: string[]): Promise<{ ours: Outcome; theirs: Outcome }>
 let dir = '';
 const children: ChildProcess[] = [];
 
+/** Waits until the server accepts connections (its socket file exists a moment before it listens). */
 async function waitForPath(path: string, child: ChildProcess): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (existsSync(path)) return;
-    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}) before creating ${path}`);
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}) before listening on ${path}`);
+    if (await canConnectUnix(path)) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${path}`);
     await new Promise((r) => setTimeout(r, 25));
   }
-  throw new Error(`timed out waiting for ${path}`);
 }
 
 /** Starts a server on a private Unix socket; returns its nbd+unix URI. */

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { canConnectUnix } from './helpers/servers.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OURS = join(REPO, 'bin', 'nbdinfo');
@@ -43,8 +44,11 @@ async function startNbdkit(name: string, args: string[]): Promise<string> {
   const sock = join(dir, `${name}.sock`);
   const child = spawn('nbdkit', ['-f', '-U', sock, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
   children.push(child);
-  for (let i = 0; i < 200 && !existsSync(sock); i++) {
+  // Its socket file exists a moment before it listens: wait for a connect to succeed.
+  const deadline = Date.now() + 15_000;
+  while (!(await canConnectUnix(sock))) {
     if (child.exitCode !== null) throw new Error(`nbdkit ${args.join(' ')} exited with ${child.exitCode}`);
+    if (Date.now() > deadline) throw new Error(`nbdkit ${args.join(' ')} did not listen on ${sock}`);
     await new Promise((r) => setTimeout(r, 25));
   }
   return sock;

@@ -11,11 +11,26 @@ import {
   parseErrorRate, parseSize,
 } from '../src/server/index.js';
 import { NBDSERVE, ensureBuilt } from './helpers/embedded.js';
+import { canConnectUnix } from './helpers/servers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
+
+/** Polls `ready` (fixed sleeps race with a slow start on a loaded machine). */
+async function until(what: string, ready: () => boolean | Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await ready())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** The pid in a pid file once it is fully written (it exists, empty, for a moment first). */
+function pidIn(path: string): number {
+  return existsSync(path) ? Number(readFileSync(path, 'utf8').trim() || NaN) : NaN;
+}
 
 function tempDir(): string {
   const d = mkdtempSync(join(tmpdir(), 'server-backends-'));
@@ -212,8 +227,8 @@ describe('nbdserve CLI', () => {
     const pidFile = join(dir, 'pid');
     const child = spawn(process.execPath, [NBDSERVE, '-U', sock, '-P', pidFile, 'memory', '1M'], { stdio: 'ignore' });
     cleanups.push(() => { child.kill('SIGKILL'); });
-    for (let i = 0; i < 200 && !existsSync(pidFile); i++) await new Promise((r) => setTimeout(r, 25));
-    expect(Number(readFileSync(pidFile, 'utf8'))).toBe(child.pid);
+    await until('the pid file', () => pidIn(pidFile) > 0);
+    expect(pidIn(pidFile)).toBe(child.pid);
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGTERM');
     expect(await exited).toBe(0);
@@ -225,10 +240,10 @@ describe('nbdserve CLI', () => {
     const shell = spawn('/bin/sh', ['-c', `"${process.execPath}" "${NBDSERVE}" --exit-with-parent -U "${join(dir, 's2')}" -P "${pid2}" memory 1M & while [ ! -s "${pid2}" ]; do sleep 0.05; done`], { stdio: 'ignore' });
     cleanups.push(() => { shell.kill('SIGKILL'); });
     const shellExit = new Promise((r) => shell.once('exit', r));
-    for (let i = 0; i < 400 && !existsSync(pid2); i++) await new Promise((r) => setTimeout(r, 25));
-    await new Promise((r) => setTimeout(r, 50));
-    const orphan = Number(readFileSync(pid2, 'utf8'));
+    // The shell exits only once the pid file has content.
     await shellExit;
+    const orphan = pidIn(pid2);
+    expect(orphan).toBeGreaterThan(1);
     let alive = true;
     for (let i = 0; i < 120 && alive; i++) {
       await new Promise((r) => setTimeout(r, 50));
@@ -244,8 +259,8 @@ describe('nbdserve CLI', () => {
     const sock = join(dir, 's');
     const child = spawn(process.execPath, [NBDSERVE, '-U', sock, '--error-rate', 'write=1:ENOSPC', '--disconnect-after', '3', 'memory', '1M'], { stdio: 'ignore' });
     cleanups.push(() => { child.kill('SIGKILL'); });
-    for (let i = 0; i < 200 && !existsSync(sock); i++) await new Promise((r) => setTimeout(r, 25));
-    await new Promise((r) => setTimeout(r, 100));
+    // The socket file exists a moment before the server listens: wait for a connect to work.
+    await until('nbdserve to listen', () => canConnectUnix(sock));
     const c = await connect({ unixSocket: sock });
     await expect(c.pwrite(Buffer.alloc(512), 0)).rejects.toMatchObject({ code: 'ENOSPC' });
     await c.pread(Buffer.alloc(512), 0);

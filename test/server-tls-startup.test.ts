@@ -9,6 +9,7 @@ import { connect, type NbdClient } from '../src/client/index.js';
 import { NbdError } from '../src/protocol/errors.js';
 import { startServer } from '../src/server/index.js';
 import { NBDSERVE, ensureBuilt } from './helpers/embedded.js';
+import { canConnectUnix } from './helpers/servers.js';
 import { makeTempDir, removeDir } from './helpers/tls-fixtures.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
@@ -81,7 +82,8 @@ async function waitForSocket(path: string, proc: Spawned): Promise<void> {
   const deadline = Date.now() + 20_000;
   let exited = false;
   void proc.exited.then(() => { exited = true; });
-  while (!existsSync(path)) {
+  // The socket file exists a moment before the server listens: only a connect proves it does.
+  while (!(await canConnectUnix(path))) {
     if (exited) throw new Error(`nbdserve exited: ${proc.stderr().trim()}`);
     if (Date.now() > deadline) throw new Error(`nbdserve did not listen: ${proc.stderr().trim()}`);
     await new Promise((r) => setTimeout(r, 25));
