@@ -17,10 +17,10 @@ import {
   CLIENT_FLAGS_SIZE, NEWSTYLE_GREETING_SIZE, encodeExportNameReply, encodeNewstyleGreeting,
   encodeOldstyleHandshake, exportNameReplySize,
 } from '../protocol/handshake.js';
+import { ExactReader } from '../stream/exact-reader.js';
 import type { ServerTlsUpgrade } from '../tls/types.js';
 import { transmissionFlags } from './flags.js';
 import { MAX_PAYLOAD, PREFERRED_BLOCK, type ResolvedExport, type SessionConfig } from './options.js';
-import { StreamReader } from './stream-reader.js';
 import { ReplyStyle } from './wire.js';
 
 /** Option payloads above this are not read: the client is broken or hostile. */
@@ -42,7 +42,7 @@ export interface Negotiated {
 
 interface State {
   stream: Duplex;
-  reader: StreamReader;
+  reader: ExactReader;
   structured: boolean;
   extended: boolean;
   /** Export name the last SET_META_CONTEXT was about, and whether it selected base:allocation. */
@@ -51,12 +51,20 @@ interface State {
   tls: boolean;
 }
 
+/** Exact-length reads of what the client sends during the handshake. */
+function clientReader(stream: Duplex): ExactReader {
+  return new ExactReader(stream, {
+    endError: () => new NbdError('ECONNRESET', 'client closed the connection'),
+    streamError: (err) => new NbdError('ECONNRESET', `connection error: ${err.message}`, { cause: err }),
+  });
+}
+
 /** Raised to end the session without a reply (abort, protocol violation). */
 export class EndSession extends Error {}
 
 export async function negotiate(stream: Duplex, config: SessionConfig): Promise<Negotiated> {
   if (config.oldstyle) return oldstyle(stream, config);
-  const reader = new StreamReader(stream);
+  const reader = clientReader(stream);
   try {
     const greeting = Buffer.alloc(NEWSTYLE_GREETING_SIZE);
     encodeNewstyleGreeting(greeting, 0, FLAG_FIXED_NEWSTYLE | FLAG_NO_ZEROES);
@@ -235,7 +243,7 @@ async function startTls(
   config.log?.('TLS session established');
   // Nothing negotiated in plain text survives the upgrade.
   st.stream = secure;
-  st.reader = new StreamReader(secure);
+  st.reader = clientReader(secure);
   st.structured = false;
   st.extended = false;
   st.metaExport = undefined;
