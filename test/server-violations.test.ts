@@ -1,6 +1,9 @@
 // Raw bytes at our server: every validation error gets the right errno (and a message in
 // structured/extended error chunks), option errors get the right reply type, a client that
 // breaks the framing is dropped, and the server keeps serving the next client.
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   CMD_BLOCK_STATUS, CMD_CACHE, CMD_DISC, CMD_FLAG_DF, CMD_FLAG_FAST_ZERO, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE,
@@ -164,7 +167,12 @@ describe('option haggling', () => {
   });
 
   it('with TLS required, options other than STARTTLS/ABORT get TLS_REQD and EXPORT_NAME disconnects', async () => {
-    const s = await serve({ backend: new MemoryBackend(4096), tls: { mode: 'require', pskFile: '/nonexistent' } });
+    // Credentials are loaded at start-up, so the key file must exist (no client gets that far).
+    const dir = mkdtempSync(join(tmpdir(), 'server-violations-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const pskFile = join(dir, 'keys.psk');
+    writeFileSync(pskFile, `alice:${'ab'.repeat(32)}\n`);
+    const s = await serve({ backend: new MemoryBackend(4096), tls: { mode: 'require', pskFile } });
     const r = await raw(s);
     await r.greet();
     for (const opt of [OPT_LIST, OPT_STRUCTURED_REPLY, OPT_GO, OPT_INFO, 999]) {
