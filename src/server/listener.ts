@@ -95,17 +95,16 @@ export function sessionConfig(options: ServerOptions, exports: SessionConfig['ex
 async function checkTls(options: ServerOptions): Promise<ServerTlsOptions | undefined> {
   const tls = options.tls;
   if (tls === undefined || tls.mode === 'off') return undefined;
-  // Same specifier as the STARTTLS handler, so both share one module (and its credential cache),
-  // and servers without TLS never load it.
-  const specifier = '../tls/server.js';
-  const mod = (await import(specifier)) as typeof import('../tls/server.js');
+  // The same literal specifier as the STARTTLS handler, so both share one module (and its
+  // credential cache), also in the esbuild bundle; servers without TLS never evaluate it.
+  const mod = await import('../tls/server.js');
   try {
     mod.loadServerTlsContext(tls);
     return tls;
   } catch (err) {
     const why = err instanceof Error ? err.message : String(err);
-    // By code, not instanceof: in the CLI bundle the TLS module (loaded from dist/) has its own
-    // copy of the NbdError class.
+    // By code, not instanceof, so this holds whichever copy of the NbdError class the TLS module
+    // was built with (the CLI bundle once loaded it from dist/, with a class of its own).
     const code = (err as { code?: unknown }).code;
     const nothingGiven = tls.pskFile === undefined && tls.certificates === undefined;
     if (tls.mode === 'on' && nothingGiven && code === 'ENOENT') {

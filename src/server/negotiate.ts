@@ -232,8 +232,9 @@ async function startTls(
   // The client waits for our ACK before its ClientHello, so nothing should be buffered; if it
   // is, it belongs to the TLS layer.
   for (let i = leftover.length - 1; i >= 0; i--) st.stream.unshift(leftover[i]!);
-  const specifier = '../tls/server.js';
-  const mod = (await import(specifier)) as { upgradeServerTls: ServerTlsUpgrade };
+  // A literal specifier, so esbuild puts the TLS module into the nbdserve bundle; it is still
+  // only evaluated when a client asks for STARTTLS.
+  const mod: { upgradeServerTls: ServerTlsUpgrade } = await import('../tls/server.js');
   let secure: Duplex;
   try {
     secure = await mod.upgradeServerTls(st.stream, config.tls);
