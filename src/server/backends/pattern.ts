@@ -1,8 +1,8 @@
 // Read-only disk whose every 8-byte word holds its own offset, big-endian (the same bytes as
 // nbdkit's pattern plugin). Generating them is the whole cost of serving it, so the fill
 // loop works on 32-bit words with a lookup table instead of byte-by-byte arithmetic.
-import type { Backend, Extent } from './types.js';
-import { NbdError } from '../../protocol/errors.js';
+import { ReadOnlyBackend } from './read-only.js';
+import type { Extent } from './types.js';
 
 const TWO_32 = 0x1_0000_0000;
 const BLOCK = 0x10000; // offsets in one 64 KiB-aligned block share all but their low 16 bits
@@ -89,35 +89,15 @@ export function fillPattern(into: Buffer, offset: number): void {
   }
 }
 
-export class PatternBackend implements Backend {
+export class PatternBackend extends ReadOnlyBackend {
   readonly kind = 'pattern';
-  readonly writable = false;
-  readonly canTrim = false;
-  readonly canZero = false;
-  readonly canFastZero = false;
-  readonly canFlush = false;
-  readonly canCache = true;
-  readonly multiConn = true;
   readonly sparse = false;
-
-  constructor(readonly size: number) {}
 
   read(into: Buffer, offset: number): void {
     fillPattern(into, offset);
   }
 
-  write(): never { throw readOnly(); }
-  zero(): never { throw readOnly(); }
-  trim(): never { throw readOnly(); }
-  flush(): void {}
-  cache(): void {}
-  close(): void {}
-
   extents(_offset: number, length: number): Extent[] {
     return [{ length, flags: 0 }];
   }
-}
-
-function readOnly(): NbdError {
-  return new NbdError('EPERM', 'the pattern backend is read-only');
 }

@@ -3,7 +3,8 @@
 // servers with the same parameters serve the same disk. By default about 1% is data.
 import { STATE_HOLE, STATE_ZERO } from '../../protocol/constants.js';
 import { NbdError } from '../../protocol/errors.js';
-import type { Backend, Extent } from './types.js';
+import { ReadOnlyBackend } from './read-only.js';
+import type { Extent } from './types.js';
 
 const BLOCK = 4096;
 const MAX_RUNS = 20_000_000;
@@ -29,15 +30,8 @@ function rng(seed: number): () => number {
   };
 }
 
-export class SparseRandomBackend implements Backend {
+export class SparseRandomBackend extends ReadOnlyBackend {
   readonly kind = 'sparse-random';
-  readonly writable = false;
-  readonly canTrim = false;
-  readonly canZero = false;
-  readonly canFastZero = false;
-  readonly canFlush = false;
-  readonly canCache = true;
-  readonly multiConn = true;
   readonly sparse = true;
 
   /** Data runs as [start, end) byte offsets, ascending and disjoint (flattened pairs). */
@@ -46,7 +40,8 @@ export class SparseRandomBackend implements Backend {
   private readonly blockWords = new Uint32Array(BLOCK / 4);
   private readonly blockBytes = Buffer.from(this.blockWords.buffer);
 
-  constructor(readonly size: number, options: SparseRandomOptions = {}) {
+  constructor(size: number, options: SparseRandomOptions = {}) {
+    super(size);
     const percent = options.percent ?? 1;
     if (!(percent >= 0 && percent <= 100)) throw new NbdError('EINVAL', `sparse-random: percent must be 0-100, got ${percent}`);
     this.seed = (options.seed ?? 1) >>> 0;
@@ -90,13 +85,6 @@ export class SparseRandomBackend implements Backend {
     }
     return out;
   }
-
-  write(): never { throw readOnly(); }
-  zero(): never { throw readOnly(); }
-  trim(): never { throw readOnly(); }
-  flush(): void {}
-  cache(): void {}
-  close(): void {}
 
   /** Bytes of data (not hole) in the disk, for tests. */
   get dataBytes(): number {
@@ -143,8 +131,4 @@ function layout(size: number, percent: number, runBlocks: number, seed: number):
     block = end + 1 + Math.floor((next() / 0x1_0000_0000) * 2 * gapBlocks);
   }
   return Float64Array.from(out);
-}
-
-function readOnly(): NbdError {
-  return new NbdError('EPERM', 'the sparse-random backend is read-only');
 }
