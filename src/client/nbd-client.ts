@@ -291,11 +291,12 @@ export class NbdClient {
   }
 
   /**
-   * Writes `buf` at `offset`. The buffer must not change until the promise settles, or, when
-   * `onSent` is given, until `onSent` is called: that happens as soon as the payload has been
-   * handed to the kernel, usually long before the server's reply. Copy loops use it to reuse
-   * a buffer while it is still in the CPU cache. `onSent` is not called if the command fails
-   * before its payload leaves (the promise then rejects).
+   * Writes `buf` at `offset`. The buffer must not change until the promise settles or, when
+   * `onSent` is given, until `onSent` is called, whichever comes first. `onSent` runs once
+   * the payload has been handed to the kernel, usually long before the server's reply (Node
+   * reports a batch of writes when all of it is written, so a reply can also come first).
+   * Copy loops use it to reuse a buffer while it is still in the CPU cache. `onSent` is not
+   * called if the payload never leaves (the promise then rejects).
    */
   pwrite(buf: Uint8Array, offset: number, flags?: CommandFlags, onSent?: () => void): Promise<void> {
     return this.submit(CMD_WRITE, flags?.fua ? CMD_FLAG_FUA : 0, offset, buf.length, buf, onSent) as Promise<void>;

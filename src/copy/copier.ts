@@ -27,10 +27,9 @@ const MAX_SLICE = EXTENT_WINDOW;
 /** Requests in flight when neither side is an NBD server (libuv's default thread pool size). */
 const LOCAL_IN_FLIGHT = 4;
 /**
- * Read-but-unsent bytes allowed per destination connection (when the destination says when
- * a buffer is free again). Beyond the kernel's socket buffer this only has to cover the
- * time to read the next request; measured with a 1 GiB file to nbdkit: 512 KiB - 2 MiB
- * all keep the socket busy.
+ * Read-but-unsent bytes allowed per destination connection when a local file feeds an NBD
+ * destination. Beyond the kernel's socket buffer this only has to cover the time to read the
+ * next request; measured with a 1 GiB file to nbdkit: 512 KiB - 2 MiB all keep the socket busy.
  */
 const SEND_WINDOW = 1 * MiB;
 
@@ -112,8 +111,10 @@ class CopyRun {
   done = 0;
   readonly planners: ConnectionPlanner[] = [];
   readonly pool: BufferPool;
-  /** Per destination connection; empty when the destination cannot say when a buffer is free. */
+  /** Per destination connection, for local sources whose destination says when a buffer is free. */
   readonly windows: SendWindow[] = [];
+  /** The destination calls onSent once a buffer may be reused (before the write completes). */
+  readonly releaseEarly: boolean;
   private readonly skipZero: boolean;
 
   constructor(
@@ -125,7 +126,10 @@ class CopyRun {
     this.skipZero = destination.discards
       || (!destination.sequential && !options.allocated && (destination.isZero || options.destinationIsZero));
     this.pool = new BufferPool(plan.requestSize);
-    if (destination.releasesEarly === true && !plan.sequential) {
+    this.releaseEarly = destination.releasesEarly === true;
+    // Only for local sources, whose reads finish at once: a window on an NBD source would
+    // also cap the reads in flight, and a slow server needs many of those (-R).
+    if (this.releaseEarly && !plan.sequential && source.maxConnections === Infinity) {
       const limit = Math.max(SEND_WINDOW, plan.requestSize);
       for (let c = 0; c < plan.connections; c++) this.windows.push(new SendWindow(limit));
     }
@@ -233,9 +237,9 @@ async function lane(run: CopyRun, planner: ConnectionPlanner, conn: number): Pro
 }
 
 /**
- * One data request: a pooled buffer is taken only once the destination connection has room
- * to send it, and goes back to the pool as soon as its payload has left (or the request
- * ends), so a few hot buffers serve all the requests in flight.
+ * One data request: a pooled buffer (taken, for local sources, only once the destination
+ * connection has room to send it) goes back to the pool as soon as its payload has left or
+ * the request ends, so a few hot buffers serve all the requests in flight.
  */
 async function copyData(run: CopyRun, offset: number, length: number, conn: number): Promise<void> {
   const window = run.windows[conn];
@@ -260,7 +264,7 @@ async function copyData(run: CopyRun, offset: number, length: number, conn: numb
     const view = length === buffer.length ? buffer : buffer.subarray(0, length);
     const n = await source.read(view, offset, conn);
     if (n < length) throw new NbdError('EIO', `${source.name}: unexpected end of data at offset ${offset + n}`);
-    await run.writeData(view, offset, conn, window === undefined ? undefined : release);
+    await run.writeData(view, offset, conn, run.releaseEarly ? release : undefined);
   } finally {
     release();
   }
