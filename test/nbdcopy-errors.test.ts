@@ -130,8 +130,9 @@ describe.skipIf(!have)('nbdcopy error paths', () => {
 
   it('a server killed in the middle of the copy', async () => {
     const s = await nbdkit('--filter=delay', 'pattern', '1G', 'delay-read=20ms');
-    const job = runAsync([s.uri, 'null:']);
-    await sleep(800);
+    // --progress=1 prints 0/100 as the copy starts: the server then dies mid-copy, not before.
+    const job = runAsync(['--progress=1', s.uri, 'null:']);
+    await until('the copy to start', () => job.stdout().startsWith('0/100\n'));
     await s.stop();
     const r = await job.done;
     expect(r.status).toBe(1);
