@@ -2,15 +2,12 @@
 // --is tls, copies between two TLS servers checksummed (one of 1 GiB), and one-line errors.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { copyFileSync, createReadStream, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { createReadStream, existsSync, rmSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { startServer, fillPattern, type RunningServer as OurServer } from '../src/server/index.js';
 import { connect } from '../src/client/index.js';
-import {
-  haveTool, makeCa, makeClientCert, makePskFile, makeServerCert, makeTempDir, removeDir, startNbdkit,
-  type RunningServer,
-} from './helpers/tls-fixtures.js';
+import { haveTool, makeTlsCredentials, removeDir, startNbdkit, type RunningServer } from './helpers/tls-fixtures.js';
 
 const repo = resolve(import.meta.dirname, '..');
 const ourNbdinfo = join(repo, 'bin', 'nbdinfo');
@@ -34,16 +31,7 @@ let ours: OurServer[] = [];
 
 beforeAll(() => {
   if (!tools) return;
-  root = makeTempDir();
-  const ca = makeCa(root, 'ca');
-  const other = makeCa(root, 'other');
-  serverDir = makeServerCert(ca, join(root, 'server'), 'localhost');
-  clientDir = makeClientCert(ca, join(root, 'client'));
-  wrongCaDir = join(root, 'wrong');
-  mkdirSync(wrongCaDir);
-  copyFileSync(other.certPath, join(wrongCaDir, 'ca-cert.pem'));
-  psk = makePskFile(join(root, 'keys.psk'), 'alice').path;
-  wrongPsk = makePskFile(join(root, 'wrong.psk'), 'alice').path;
+  ({ root, serverDir, clientDir, wrongCaDir, psk, wrongPsk } = makeTlsCredentials());
 });
 
 afterEach(async () => {

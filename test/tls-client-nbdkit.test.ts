@@ -2,14 +2,10 @@
 // succeed and read the right bytes; wrong key, wrong CA, plaintext-only servers fail clearly.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { mkdirSync, copyFileSync } from 'node:fs';
 import { connect } from '../src/client/index.js';
 import type { NbdClient } from '../src/client/index.js';
 import { NbdError } from '../src/protocol/errors.js';
-import {
-  haveTool, makeCa, makeClientCert, makePskFile, makeServerCert, makeTempDir, removeDir, startNbdkit,
-  type RunningServer,
-} from './helpers/tls-fixtures.js';
+import { haveTool, makeCaOnlyDir, makeClientCert, makeTlsCredentials, removeDir, startNbdkit, type RunningServer } from './helpers/tls-fixtures.js';
 
 const tools = haveTool('certtool') && haveTool('psktool') && haveTool('nbdkit');
 
@@ -25,21 +21,10 @@ let clients: NbdClient[] = [];
 
 beforeAll(() => {
   if (!tools) return;
-  root = makeTempDir();
-  const ca = makeCa(root, 'ca');
-  const other = makeCa(root, 'other');
-  serverDir = makeServerCert(ca, join(root, 'server'), 'localhost');
-  clientDir = makeClientCert(ca, join(root, 'client'));
+  const creds = makeTlsCredentials();
+  ({ root, serverDir, clientDir, wrongCaDir, psk, wrongPsk } = creds);
   // Trusts the server's CA, but its own certificate comes from the other one.
-  foreignClientDir = join(root, 'foreign');
-  mkdirSync(foreignClientDir);
-  copyFileSync(ca.certPath, join(foreignClientDir, 'ca-cert.pem'));
-  makeClientCert(other, foreignClientDir);
-  wrongCaDir = join(root, 'wrong');
-  mkdirSync(wrongCaDir);
-  copyFileSync(other.certPath, join(wrongCaDir, 'ca-cert.pem'));
-  psk = makePskFile(join(root, 'keys.psk'), 'alice').path;
-  wrongPsk = makePskFile(join(root, 'wrong.psk'), 'alice').path;
+  foreignClientDir = makeClientCert(creds.otherCa, makeCaOnlyDir(creds.ca, join(root, 'foreign')));
 });
 
 afterEach(async () => {

@@ -3,14 +3,12 @@
 // and the server keeps serving.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startServer, fillPattern, type RunningServer } from '../src/server/index.js';
 import type { ServerTlsOptions } from '../src/tls/types.js';
-import {
-  haveTool, makeCa, makeClientCert, makePskFile, makeServerCert, makeTempDir, removeDir,
-} from './helpers/tls-fixtures.js';
+import { haveTool, makeCaOnlyDir, makeTlsCredentials, removeDir } from './helpers/tls-fixtures.js';
 
 const tools = haveTool('certtool') && haveTool('psktool') && haveTool('/usr/bin/nbdinfo') && haveTool('/usr/bin/nbdcopy');
 
@@ -25,19 +23,9 @@ let servers: RunningServer[] = [];
 
 beforeAll(() => {
   if (!tools) return;
-  root = makeTempDir();
-  const ca = makeCa(root, 'ca');
-  const other = makeCa(root, 'other');
-  serverDir = makeServerCert(ca, join(root, 'server'), 'localhost');
-  clientDir = makeClientCert(ca, join(root, 'client'));
-  caOnlyDir = join(root, 'ca-only');
-  mkdirSync(caOnlyDir);
-  copyFileSync(ca.certPath, join(caOnlyDir, 'ca-cert.pem'));
-  wrongCaDir = join(root, 'wrong');
-  mkdirSync(wrongCaDir);
-  copyFileSync(other.certPath, join(wrongCaDir, 'ca-cert.pem'));
-  psk = makePskFile(join(root, 'keys.psk'), 'alice').path;
-  wrongPsk = makePskFile(join(root, 'wrong.psk'), 'alice').path;
+  const creds = makeTlsCredentials();
+  ({ root, serverDir, clientDir, wrongCaDir, psk, wrongPsk } = creds);
+  caOnlyDir = makeCaOnlyDir(creds.ca, join(root, 'ca-only'));
 });
 
 afterEach(async () => {

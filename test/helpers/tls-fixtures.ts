@@ -111,6 +111,46 @@ export function makePskFile(path: string, user: string): PskFile {
   return { path, user, keyHex: line.slice(user.length + 1) };
 }
 
+/** A directory whose only file is `ca`'s certificate (ca-cert.pem): trust without credentials of its own. */
+export function makeCaOnlyDir(ca: Ca, dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  copyFileSync(ca.certPath, join(dir, 'ca-cert.pem'));
+  return dir;
+}
+
+/** The credentials the TLS interop tests share, in a fresh temp directory (`root`). */
+export interface TlsCredentials {
+  root: string;
+  /** Signs the server and client certificates. */
+  ca: Ca;
+  /** A CA nothing here trusts. */
+  otherCa: Ca;
+  /** Certificate directory of a server named localhost (certtool layout, with ca-cert.pem). */
+  serverDir: string;
+  /** Certificate directory of a client, issued by `ca`. */
+  clientDir: string;
+  /** Trusts only `otherCa`: the server's certificate does not verify. */
+  wrongCaDir: string;
+  /** PSK file with a key for user alice. */
+  psk: string;
+  /** Another PSK file with a different key for alice. */
+  wrongPsk: string;
+}
+
+export function makeTlsCredentials(): TlsCredentials {
+  const root = makeTempDir();
+  const ca = makeCa(root, 'ca');
+  const otherCa = makeCa(root, 'other');
+  return {
+    root, ca, otherCa,
+    serverDir: makeServerCert(ca, join(root, 'server'), 'localhost'),
+    clientDir: makeClientCert(ca, join(root, 'client')),
+    wrongCaDir: makeCaOnlyDir(otherCa, join(root, 'wrong')),
+    psk: makePskFile(join(root, 'keys.psk'), 'alice').path,
+    wrongPsk: makePskFile(join(root, 'wrong.psk'), 'alice').path,
+  };
+}
+
 // A connected pair of real Unix sockets (native handles, as the client and server use).
 export async function unixSocketPair(dir: string, name = 'pair.sock'): Promise<[Socket, Socket]> {
   const path = join(dir, name);
