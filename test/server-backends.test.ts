@@ -4,7 +4,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
 import {
   FileBackend, MemoryBackend, PatternBackend, SparseRandomBackend, createBackend, fillPattern, parseDelay,
@@ -12,11 +12,9 @@ import {
 } from '../src/server/index.js';
 import { NBDSERVE, ensureBuilt } from './helpers/embedded.js';
 import { canConnectUnix } from './helpers/servers.js';
+import { cleanupsAfterEach } from './helpers/cleanup.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const cleanups = cleanupsAfterEach();
 
 /** Polls `ready` (fixed sleeps race with a slow start on a loaded machine). */
 async function until(what: string, ready: () => boolean | Promise<boolean>): Promise<void> {

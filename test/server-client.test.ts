@@ -2,21 +2,14 @@
 // off (nothing else here speaks extended headers). Bytes are checked against what was written.
 import { createHash } from 'node:crypto';
 import { Duplex, PassThrough } from 'node:stream';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, type NbdClient } from '../src/client/index.js';
 import { MemoryBackend, SparseRandomBackend, fillPattern } from '../src/server/index.js';
-import { startEmbedded, type Embedded } from './helpers/embedded.js';
+import { embeddedStarter } from './helpers/embedded.js';
+import { cleanupsAfterEach } from './helpers/cleanup.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function serve(opts: Parameters<typeof startEmbedded>[0]): Promise<Embedded> {
-  const s = await startEmbedded(opts);
-  cleanups.push(() => s.stop());
-  return s;
-}
+const cleanups = cleanupsAfterEach();
+const serve = embeddedStarter(cleanups);
 
 async function client(uri: string, opts: Parameters<typeof connect>[1] = {}): Promise<NbdClient> {
   const c = await connect(uri, opts);

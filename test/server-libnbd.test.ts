@@ -5,26 +5,19 @@ import { createHash } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fillPattern } from '../src/server/index.js';
 import { makeTempDir, requireBinaries, startNbdkit, type RunningServer as Foreign } from './helpers/servers.js';
-import { NBDSERVE, ensureBuilt, spawnNbdserve, startEmbedded, type Embedded, type SpawnedNbdserve } from './helpers/embedded.js';
+import { NBDSERVE, embeddedStarter, ensureBuilt, spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
+import { cleanupsAfterEach } from './helpers/cleanup.js';
 
 const execFile = promisify(execFileCb);
 const NBDINFO = '/usr/bin/nbdinfo';
 const NBDCOPY = '/usr/bin/nbdcopy';
 const have = requireBinaries(NBDINFO, NBDCOPY, 'nbdkit', 'qemu-img');
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function ours(opts: Parameters<typeof startEmbedded>[0]): Promise<Embedded> {
-  const s = await startEmbedded(opts);
-  cleanups.push(() => s.stop());
-  return s;
-}
+const cleanups = cleanupsAfterEach();
+const ours = embeddedStarter(cleanups);
 
 function tempDir(): string {
   const d = makeTempDir('server-libnbd-');

@@ -5,19 +5,17 @@ import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { fillPattern } from '../src/server/index.js';
 import { requireBinaries } from './helpers/servers.js';
 import { makeCa, makeClientCert, makePskFile, makeServerCert, makeTempDir, removeDir } from './helpers/tls-fixtures.js';
 import { spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
+import { cleanupsAfterEach } from './helpers/cleanup.js';
 
 const execFile = promisify(execFileCb);
 const have = requireBinaries('/usr/bin/nbdinfo', '/usr/bin/nbdcopy', 'psktool', 'certtool');
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const cleanups = cleanupsAfterEach();
 
 describe.skipIf(!have)('nbdserve --tls', () => {
   it('--tls=require --tls-psk: PSK clients read the pattern, plaintext clients are refused', async () => {

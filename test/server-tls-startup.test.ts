@@ -4,18 +4,16 @@
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, type NbdClient } from '../src/client/index.js';
 import { NbdError } from '../src/protocol/errors.js';
 import { startServer } from '../src/server/index.js';
 import { NBDSERVE, ensureBuilt } from './helpers/embedded.js';
 import { canConnectUnix } from './helpers/servers.js';
 import { makeTempDir, removeDir } from './helpers/tls-fixtures.js';
+import { cleanupsAfterEach } from './helpers/cleanup.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
+const cleanups = cleanupsAfterEach();
 
 function tempDir(): string {
   const dir = makeTempDir('server-tls-startup-');

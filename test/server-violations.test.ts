@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   CMD_BLOCK_STATUS, CMD_CACHE, CMD_DISC, CMD_FLAG_DF, CMD_FLAG_FAST_ZERO, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE,
   CMD_FLAG_PAYLOAD_LEN, CMD_FLAG_REQ_ONE, CMD_FLUSH, CMD_READ, CMD_TRIM, CMD_WRITE, CMD_WRITE_ZEROES,
@@ -18,18 +18,11 @@ import {
   encodeMetaContextPayload, NbdError,
 } from '../src/protocol/index.js';
 import { MemoryBackend, PatternBackend, fillPattern } from '../src/server/index.js';
-import { RawNbd, startEmbedded, type Embedded } from './helpers/embedded.js';
+import { RawNbd, embeddedStarter, type Embedded } from './helpers/embedded.js';
+import { cleanupsAfterEach } from './helpers/cleanup.js';
 
-const cleanups: Array<() => Promise<void> | void> = [];
-afterEach(async () => {
-  while (cleanups.length) await cleanups.pop()!();
-});
-
-async function serve(opts: Parameters<typeof startEmbedded>[0]): Promise<Embedded> {
-  const s = await startEmbedded(opts);
-  cleanups.push(() => s.stop());
-  return s;
-}
+const cleanups = cleanupsAfterEach();
+const serve = embeddedStarter(cleanups);
 
 async function raw(s: Embedded): Promise<RawNbd> {
   const r = await RawNbd.connect(s.socket);

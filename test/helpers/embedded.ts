@@ -15,6 +15,7 @@ import {
   encodeInfoRequestPayload, encodeMetaContextPayload, encodeRequest, requestSize,
 } from '../../src/protocol/index.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/server/index.js';
+import type { Cleanup } from './cleanup.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const NBDSERVE = join(REPO, 'bin', 'nbdserve');
@@ -50,6 +51,15 @@ export async function startEmbedded(options: ServerOptions): Promise<Embedded> {
       return stopped;
     },
   }) as Embedded;
+}
+
+/** startEmbedded for a test file whose `cleanups` (see cleanup.ts) stop each server after its test. */
+export function embeddedStarter(cleanups: Cleanup[]): (options: ServerOptions) => Promise<Embedded> {
+  return async (options) => {
+    const s = await startEmbedded(options);
+    cleanups.push(() => s.stop());
+    return s;
+  };
 }
 
 let built = false;
