@@ -1,30 +1,19 @@
 // Interop with nbdkit: plugins memory, data, pattern, sparse-random, null; oldstyle; --no-sr;
 // filters error, delay, blocksize-policy, exportname. Each test starts its own server.
 import { createHash } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type NbdClient } from '../src/client/index.js';
+import { describe, expect, it } from 'vitest';
+import { connect } from '../src/client/index.js';
 import { requireBinary, startNbdkit, type RunningServer } from './helpers/servers.js';
+import { connectionsAfterEach } from './helpers/connections.js';
 
 const have = requireBinary('nbdkit');
-const servers: RunningServer[] = [];
-const clients: NbdClient[] = [];
+const { servers, clients, open } = connectionsAfterEach<RunningServer>();
 
 async function serve(args: string[], exportName?: string): Promise<RunningServer> {
   const s = await startNbdkit(args, exportName !== undefined ? { exportName } : {});
   servers.push(s);
   return s;
 }
-
-async function open(uri: string, opts: Parameters<typeof connect>[1] = {}): Promise<NbdClient> {
-  const c = await connect(uri, opts);
-  clients.push(c);
-  return c;
-}
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-});
 
 function sha(b: Uint8Array): string {
   return createHash('sha256').update(b).digest('hex');

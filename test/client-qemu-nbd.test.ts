@@ -4,19 +4,14 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type NbdClient } from '../src/client/index.js';
+import { describe, expect, it } from 'vitest';
+import { connect } from '../src/client/index.js';
 import { makeTempDir, requireBinaries, requireBinary, startNbdServer, startQemuNbd, type RunningServer } from './helpers/servers.js';
+import { connectionsAfterEach } from './helpers/connections.js';
 
 const haveQemu = requireBinaries('qemu-nbd', 'qemu-img', 'qemu-io');
 const haveNbdServer = requireBinary('nbd-server');
-const servers: RunningServer[] = [];
-const clients: NbdClient[] = [];
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-});
+const { servers, clients } = connectionsAfterEach<RunningServer>();
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const K64 = 65536;

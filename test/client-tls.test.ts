@@ -1,19 +1,14 @@
 // STARTTLS against nbdkit with TLS-PSK: nbds URIs with tls-psk-file, 'allow' mode, and a
 // plaintext client refused by a TLS-only server.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
-import { connect, type NbdClient } from '../src/client/index.js';
+import { connect } from '../src/client/index.js';
 import { makeTempDir, requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
 import { makePskFile } from './helpers/tls-fixtures.js';
+import { connectionsAfterEach } from './helpers/connections.js';
 
 const have = requireBinaries('nbdkit', 'psktool');
-const servers: RunningServer[] = [];
-const clients: NbdClient[] = [];
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-});
+const { servers, clients } = connectionsAfterEach<RunningServer>();
 
 describe.skipIf(!have)('TLS-PSK with nbdkit', () => {
   it('nbds+unix URI with tls-psk-file and tls-username; allow mode; plaintext refused', async () => {

@@ -1,29 +1,18 @@
 // Protocol violations and unusual-but-legal replies, played by a scripted fake server. Every
 // violation must reject promptly with a clear NbdError and fail later commands too.
-import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type NbdClient } from '../src/client/index.js';
+import { describe, expect, it } from 'vitest';
+import { connect } from '../src/client/index.js';
 import * as P from '../src/protocol/index.js';
 import { startFakeServer, type FakePeer, type FakeServer } from './helpers/fake-server.js';
+import { connectionsAfterEach } from './helpers/connections.js';
 
-const servers: FakeServer[] = [];
-const clients: NbdClient[] = [];
+const { servers, open } = connectionsAfterEach<FakeServer>();
 
 async function fake(script: (peer: FakePeer) => Promise<void>): Promise<FakeServer> {
   const s = await startFakeServer(script);
   servers.push(s);
   return s;
 }
-
-async function open(uri: string, opts: Parameters<typeof connect>[1] = {}): Promise<NbdClient> {
-  const c = await connect(uri, opts);
-  clients.push(c);
-  return c;
-}
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-});
 
 function chunkHeader(flags: number, type: number, cookie: number, length: number): Buffer {
   const b = Buffer.alloc(20);
