@@ -39,7 +39,7 @@ describe.skipIf(!haveTools)('bench/run.mjs on nbdkit', () => {
       { encoding: 'utf8', timeout: 60_000, env: { ...process.env, BENCH_TMPDIR: work } },
     );
     expect(out.stderr).toContain('holes-null: all-hole memory disk to null:, 64 GiB, server nbdkit');
-    expect(out.status).toBe(0);
+    expect(out.status, out.stderr).toBe(0);
 
     const result = JSON.parse(readFileSync(json, 'utf8'));
     expect(result.schema).toBe('nbd-toolkit-bench/1');
@@ -80,7 +80,8 @@ describe.skipIf(!haveTools)('bench/run.mjs on nbdkit', () => {
         if (/libnbd info:/.test(stderr)) resolve();
       });
     });
-    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    // 'close', not 'exit': the last stderr bytes can still be in the pipe when 'exit' fires.
+    const exited = new Promise<number | null>((resolve) => child.once('close', (code) => resolve(code)));
     await started;
     // Wait until the scenario's server is up, then interrupt mid-scenario.
     for (let i = 0; i < 200 && !processesMentioning(dir).some((line) => line.includes('nbdkit')); i += 1) {

@@ -47,7 +47,8 @@ function runAsync(args: string[]): { pid: number; stdout: () => string; done: Pr
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const done = new Promise<{ status: number | null; stderr: string }>((resolve) => {
-    child.on('exit', (status) => resolve({ status, stderr }));
+    // 'close', not 'exit': the last stderr line can still be in the pipe when 'exit' fires.
+    child.on('close', (status) => resolve({ status, stderr }));
   });
   const kill = setTimeout(() => child.kill('SIGKILL'), 40_000);
   void done.then(() => clearTimeout(kill));

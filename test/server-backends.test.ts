@@ -190,7 +190,8 @@ describe('nbdserve CLI', () => {
     ensureBuilt();
     const child = spawn(process.execPath, [NBDSERVE, '-s', 'memory', '1M'], { stdio: ['pipe', 'pipe', 'ignore'] });
     cleanups.push(() => { child.kill('SIGKILL'); });
-    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    // 'close', not 'exit': the ACK can still be in the stdout pipe when 'exit' fires.
+    const exited = new Promise<number | null>((r) => child.once('close', (code) => r(code)));
     let got = Buffer.alloc(0);
     child.stdout!.on('data', (d: Buffer) => {
       got = Buffer.concat([got, d]);
