@@ -1,39 +1,20 @@
 // Differential tests: our bin/nbdinfo against libnbd 1.14's /usr/bin/nbdinfo on the same
 // servers, same arguments. Output bytes and exit codes must be equal; the few places where
 // they may not be are listed with the reason next to them.
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canConnectUnix } from './helpers/servers.js';
+import { runTool, type Outcome } from './helpers/run-tool.js';
+import { canConnectUnix, requireBinaries } from './helpers/servers.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OURS = join(REPO, 'bin', 'nbdinfo');
 const THEIRS = '/usr/bin/nbdinfo';
-const NEEDED = [THEIRS, '/usr/bin/nbdkit', '/usr/bin/qemu-nbd', '/usr/bin/qemu-img', '/usr/bin/qemu-io'];
-const missing = NEEDED.filter((p) => !existsSync(p));
-if (missing.length > 0) {
-  if (process.env.CI === 'true') throw new Error(`nbdinfo differential tests need ${missing.join(', ')}`);
-  console.warn(`!!! SKIPPING nbdinfo differential tests: missing ${missing.join(', ')}`);
-}
-const maybe = missing.length > 0 ? describe.skip : describe;
-
-interface Outcome {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
-
-function runTool(bin: string, args: string[]): Promise<Outcome> {
-  return new Promise((resolve) => {
-    execFile(bin, args, { encoding: 'utf8', timeout: 30_000 }, (err, stdout, stderr) => {
-      const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
-      resolve({ stdout, stderr, code });
-    });
-  });
-}
+const have = requireBinaries(THEIRS, '/usr/bin/nbdkit', '/usr/bin/qemu-nbd', '/usr/bin/qemu-img', '/usr/bin/qemu-io');
+const maybe = have ? describe : describe.skip;
 
 async function both(args: string[]): Promise<{ ours: Outcome; theirs: Outcome }> {
   const [ours, theirs] = await Promise.all([runTool(OURS, args), runTool(THEIRS, args)]);

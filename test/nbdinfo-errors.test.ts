@@ -1,57 +1,31 @@
 // nbdinfo's failures: every bad input ends with exactly one "nbdinfo: ..." line on stderr,
 // nothing on stdout, exit status 1 (the exit codes are checked against libnbd's nbdinfo),
 // no stack trace unless NBD_DEBUG=1, and no subprocess left behind.
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { canConnectUnix } from './helpers/servers.js';
+import { runTool, type Outcome } from './helpers/run-tool.js';
+import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
 
 const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OURS = join(REPO, 'bin', 'nbdinfo');
 const THEIRS = '/usr/bin/nbdinfo';
-const NEEDED = [THEIRS, '/usr/bin/nbdkit', '/usr/bin/psktool'];
-const missing = NEEDED.filter((p) => !existsSync(p));
-if (missing.length > 0) {
-  if (process.env.CI === 'true') throw new Error(`nbdinfo error tests need ${missing.join(', ')}`);
-  console.warn(`!!! SKIPPING nbdinfo error tests: missing ${missing.join(', ')}`);
-}
-const maybe = missing.length > 0 ? describe.skip : describe;
-
-interface Outcome {
-  stdout: string;
-  stderr: string;
-  code: number;
-}
-
-function runTool(bin: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Outcome> {
-  return new Promise((resolve) => {
-    execFile(bin, args, { encoding: 'utf8', timeout: 30_000, env }, (err, stdout, stderr) => {
-      resolve({ stdout, stderr, code: err ? (typeof err.code === 'number' ? err.code : -1) : 0 });
-    });
-  });
-}
+const have = requireBinaries(THEIRS, '/usr/bin/nbdkit', '/usr/bin/psktool');
+const maybe = have ? describe : describe.skip;
 
 let dir = '';
-const children: ChildProcess[] = [];
+const servers: RunningServer[] = [];
 let plain = '';
 let tlsSock = '';
 let pskFile = '';
 
-async function startNbdkit(name: string, args: string[]): Promise<string> {
-  const sock = join(dir, `${name}.sock`);
-  const child = spawn('nbdkit', ['-f', '-U', sock, ...args], { stdio: ['ignore', 'ignore', 'inherit'] });
-  children.push(child);
-  // Its socket file exists a moment before it listens: wait for a connect to succeed.
-  const deadline = Date.now() + 15_000;
-  while (!(await canConnectUnix(sock))) {
-    if (child.exitCode !== null) throw new Error(`nbdkit ${args.join(' ')} exited with ${child.exitCode}`);
-    if (Date.now() > deadline) throw new Error(`nbdkit ${args.join(' ')} did not listen on ${sock}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return sock;
+async function nbdkit(args: string[]): Promise<string> {
+  const s = await startNbdkit(args);
+  servers.push(s);
+  return s.socket;
 }
 
 /** Our outcome for `args`, checked for the failure contract; libnbd must fail with the same code. */
@@ -79,13 +53,12 @@ maybe('nbdinfo errors', () => {
     pskFile = join(dir, 'keys.psk');
     const r = spawnSync('psktool', ['-u', 'alice', '-p', pskFile], { encoding: 'utf8' });
     if (r.status !== 0) throw new Error(`psktool: ${r.stderr}`);
-    plain = `nbd+unix:///?socket=${await startNbdkit('plain', ['memory', '1M'])}`;
-    tlsSock = await startNbdkit('tls', ['--tls=require', `--tls-psk=${pskFile}`, 'memory', '1M']);
+    plain = `nbd+unix:///?socket=${await nbdkit(['memory', '1M'])}`;
+    tlsSock = await nbdkit(['--tls=require', `--tls-psk=${pskFile}`, 'memory', '1M']);
   });
 
   afterAll(async () => {
-    for (const c of children) c.kill('SIGTERM');
-    await Promise.all(children.map((c) => (c.exitCode !== null || c.signalCode !== null ? undefined : new Promise((r) => c.once('exit', r)))));
+    await Promise.all(servers.map((s) => s.stop()));
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
