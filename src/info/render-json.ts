@@ -1,5 +1,6 @@
 // nbdinfo --json (and --list --json): the exact bytes libnbd 1.14 writes, key order, tabs and
 // all, so that scripts diffing or parsing either tool see the same thing.
+import { canFlags, statedBlockSizes } from './export-flags.js';
 import type { ExportFacts, ShowFacts } from './facts.js';
 import { humanSize } from './human-size.js';
 import { jsonString } from './json-string.js';
@@ -19,22 +20,10 @@ function renderExportJson(e: ExportFacts): string {
   const flags: Array<[string, boolean]> = [
     ['is_rotational', e.isRotational],
     ['is_read_only', e.isReadOnly],
-    ['can_cache', e.canCache],
-    ['can_df', e.canDf],
-    ['can_fast_zero', e.canFastZero],
-    ['can_flush', e.canFlush],
-    ['can_fua', e.canFua],
-    ['can_multi_conn', e.canMultiConn],
-    ['can_trim', e.canTrim],
-    ['can_zero', e.canZero],
+    ...canFlags(e),
   ];
   for (const [name, value] of flags) out += `\t"${name}": ${value ? 'true' : 'false'},\n`;
-  if (e.blockSizes) {
-    const b = e.blockSizes;
-    if (b.minimum > 0) out += `\t"block_size_minimum": ${b.minimum},\n`;
-    if (b.preferred > 0) out += `\t"block_size_preferred": ${b.preferred},\n`;
-    if (b.maximum > 0) out += `\t"block_size_maximum": ${b.maximum},\n`;
-  }
+  for (const [name, value] of statedBlockSizes(e)) out += `\t"${name}": ${value},\n`;
   out += `\t"export-size": ${e.size},\n`;
   out += `\t"export-size-str": ${jsonString(humanSize(e.size).text)}\n`;
   return out;

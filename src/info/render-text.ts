@@ -1,6 +1,7 @@
 // Default (human-readable) output of nbdinfo and nbdinfo --list, line for line as libnbd 1.14
 // prints it, colours included.
 import { ANSI } from './ansi.js';
+import { canFlags, statedBlockSizes } from './export-flags.js';
 import type { ConnectionFacts, ExportFacts, ShowFacts } from './facts.js';
 import { humanSize } from './human-size.js';
 import { jsonString } from './json-string.js';
@@ -38,26 +39,11 @@ export function renderExportText(e: ExportFacts, style: TextStyle): string {
   out += `\tis_rotational: ${bool(e.isRotational)}\n`;
   if (colour) out += ANSI.restore;
   out += `\tis_read_only: ${bool(e.isReadOnly)}\n`;
-  const flags: Array<[string, boolean]> = [
-    ['can_cache', e.canCache],
-    ['can_df', e.canDf],
-    ['can_fast_zero', e.canFastZero],
-    ['can_flush', e.canFlush],
-    ['can_fua', e.canFua],
-    ['can_multi_conn', e.canMultiConn],
-    ['can_trim', e.canTrim],
-    ['can_zero', e.canZero],
-  ];
-  for (const [name, value] of flags) {
+  for (const [name, value] of canFlags(e)) {
     const line = `\t${name}: ${bool(value)}\n`;
     out += colour ? (value ? ANSI.fgGreen : ANSI.fgRed) + line + ANSI.restore : line;
   }
-  if (e.blockSizes) {
-    const b = e.blockSizes;
-    if (b.minimum > 0) out += `\tblock_size_minimum: ${b.minimum}\n`;
-    if (b.preferred > 0) out += `\tblock_size_preferred: ${b.preferred}\n`;
-    if (b.maximum > 0) out += `\tblock_size_maximum: ${b.maximum}\n`;
-  }
+  for (const [name, value] of statedBlockSizes(e)) out += `\t${name}: ${value}\n`;
   return out;
 }
 
