@@ -14,7 +14,7 @@ import { commandName, type Command } from './command.js';
 import { debug, debugEnabled } from './debug.js';
 import { HandshakeIO } from './handshake-io.js';
 import { DEFAULT_META_CONTEXTS, Negotiator } from './negotiate.js';
-import { ReplyReader } from './reply-reader.js';
+import { MIN_DIRECT_READ, ReplyReader } from './reply-reader.js';
 import type { Transport } from './transport.js';
 import type {
   BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ExportListing, ReadFlags,
@@ -62,6 +62,8 @@ export class NbdClient {
   private readonly opts: ClientOptions;
   private readonly maxInFlight: number;
   private readonly inflight = new Map<number, Command>();
+  /** READs of MIN_DIRECT_READ bytes or more among `inflight` (see ReplySink.onlyBigReads). */
+  private bigReads = 0;
   private queue: Command[] = [];
   private queueHead = 0;
   private nextCookie = 1;
@@ -180,7 +182,11 @@ export class NbdClient {
     const stream = neg.io.stream;
     this.stream = stream;
     this.reader = new ReplyReader(
-      { find: (cookie) => this.inflight.get(cookie), finish: (cmd) => this.finish(cmd) },
+      {
+        find: (cookie) => this.inflight.get(cookie),
+        finish: (cmd) => this.finish(cmd),
+        onlyBigReads: () => this.bigReads > 0 && this.bigReads === this.inflight.size,
+      },
       { structured: neg.structuredReplies, extended: neg.extendedHeaders, contexts: neg.contexts },
     );
     stream.on('data', this.onData);
@@ -398,6 +404,7 @@ export class NbdClient {
     const cookie = this.nextCookie++;
     cmd.cookie = cookie;
     this.inflight.set(cookie, cmd);
+    if (cmd.type === CMD_READ && cmd.length >= MIN_DIRECT_READ) this.bigReads++;
     const stream = this.stream!;
     const hdr = Buffer.allocUnsafe(EXTENDED_REQUEST_SIZE);
     const n = this.conn.extendedHeaders
@@ -440,6 +447,7 @@ export class NbdClient {
 
   private finish(cmd: Command): void {
     this.inflight.delete(cmd.cookie);
+    if (cmd.type === CMD_READ && cmd.length >= MIN_DIRECT_READ) this.bigReads--;
     if (cmd.error) {
       cmd.reject(cmd.error);
     } else if (cmd.type === CMD_READ && cmd.seen < cmd.length) {
@@ -499,6 +507,7 @@ export class NbdClient {
     const err = this.deadError;
     for (const cmd of this.inflight.values()) cmd.reject(err);
     this.inflight.clear();
+    this.bigReads = 0;
     for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]!.reject(err);
     this.queue = [];
     this.queueHead = 0;

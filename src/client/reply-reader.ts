@@ -17,6 +17,11 @@ import type { Extent } from './types.js';
 export interface ReplySink {
   find(cookie: number): Command | undefined;
   finish(cmd: Command): void;
+  /**
+   * True when every command awaiting a reply is a READ of at least MIN_DIRECT_READ bytes:
+   * the next reply then carries a big payload, worth reading its header on its own.
+   */
+  onlyBigReads?(): boolean;
 }
 
 export interface ReplyMode {
@@ -31,11 +36,16 @@ const S_DATA = 1;
 const S_PAYLOAD = 2;
 
 /**
- * Read payloads at least this long still to come are received straight into the caller's
- * buffer (see directTarget); shorter tails go through the shared receive buffer, where they
- * share one read with the replies queued behind them.
+ * READs of at least this many bytes are "big": while only big READs are pending, replies
+ * are read header first so their payloads can land in place (see directTarget).
  */
-const MIN_DIRECT_READ = 64 * 1024;
+export const MIN_DIRECT_READ = 64 * 1024;
+/**
+ * Payload bytes still to come, at least this many, are received straight into the caller's
+ * buffer; a shorter tail goes through the shared receive buffer, sharing one read with the
+ * replies queued behind it (a copy of a few KiB costs less than another read).
+ */
+const MIN_DIRECT_TAIL = 8 * 1024;
 
 /** Servers should send at most 2^20 extents per chunk; allow the 64-bit form of that and some. */
 const MAX_BLOCK_STATUS_PAYLOAD = 8 + 16 * (1 << 20) + 16;
@@ -86,8 +96,21 @@ export class ReplyReader {
    * the next reply. Undefined means: use the shared receive buffer.
    */
   directTarget(): Uint8Array | undefined {
-    if (this.state !== S_DATA || this.remaining < MIN_DIRECT_READ) return undefined;
-    return this.dst!.subarray(this.dstOff, this.dstOff + this.remaining);
+    if (this.state === S_DATA) {
+      if (this.remaining < MIN_DIRECT_TAIL) return undefined;
+      return this.dst!.subarray(this.dstOff, this.dstOff + this.remaining);
+    }
+    // When a big read payload is next (only big READs pending), read up to it and no
+    // further: its header alone, then OFFSET_DATA's 8-byte offset; two small reads cost
+    // less than copying the 200+ KiB a full-size read would have pulled in behind them.
+    if (this.sink.onlyBigReads?.() !== true) return undefined;
+    if (this.state === S_HEADER && this.hdrHave === 0) {
+      return this.hdrBuf.subarray(0, this.mode.extended ? EXTENDED_REPLY_SIZE : this.mode.structured ? 20 : 16);
+    }
+    if (this.state === S_PAYLOAD && this.chunkType === REPLY_TYPE_OFFSET_DATA && !this.simple) {
+      return this.scratch.subarray(this.scratchHave, this.scratchNeed);
+    }
+    return undefined;
   }
 
   feed(chunk: Buffer): void {
@@ -108,7 +131,9 @@ export class ReplyReader {
       } else if (this.state === S_PAYLOAD) {
         const want = this.scratchNeed - this.scratchHave;
         const k = want < n - p ? want : n - p;
-        chunk.copy(this.scratch, this.scratchHave, p, p + k);
+        if (chunk.buffer !== this.scratch.buffer || chunk.byteOffset + p !== this.scratch.byteOffset + this.scratchHave) {
+          chunk.copy(this.scratch, this.scratchHave, p, p + k);
+        }
         p += k;
         this.scratchHave += k;
         if (this.scratchHave === this.scratchNeed) this.payloadDone();
@@ -119,7 +144,9 @@ export class ReplyReader {
       } else {
         const want = this.hdrNeed - this.hdrHave;
         const k = want < n - p ? want : n - p;
-        chunk.copy(this.hdrBuf, this.hdrHave, p, p + k);
+        if (chunk.buffer !== this.hdrBuf.buffer || chunk.byteOffset + p !== this.hdrBuf.byteOffset + this.hdrHave) {
+          chunk.copy(this.hdrBuf, this.hdrHave, p, p + k);
+        }
         p += k;
         this.hdrHave += k;
         if (this.hdrHave < this.hdrNeed) continue;
