@@ -2,7 +2,7 @@
 // (spawnNbdserve), each on a private Unix socket in a fresh temp dir and always cleaned up;
 // plus RawNbd, a byte-level client built on the protocol codecs for tests that must send what
 // a well-behaved client never would.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,6 +16,7 @@ import {
 } from '../../src/protocol/index.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/server/index.js';
 import type { Cleanup } from './cleanup.js';
+import { spawnSocketServer } from './servers.js';
 
 export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const NBDSERVE = join(REPO, 'bin', 'nbdserve');
@@ -78,11 +79,6 @@ export function ensureBuilt(): void {
   built = true;
 }
 
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of live) c.kill('SIGKILL');
-});
-
 export interface SpawnedNbdserve {
   uri: string;
   socket: string;
@@ -97,44 +93,10 @@ export async function spawnNbdserve(args: string[], exportName = ''): Promise<Sp
   ensureBuilt();
   const dir = mkdtempSync(join(tmpdir(), 'nbdserve-test-'));
   const socket = join(dir, 'sock');
-  const child = spawn(process.execPath, [NBDSERVE, '-U', socket, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
-  live.add(child);
-  let err = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (d: string) => { err += d; });
-  let stopped: Promise<void> | undefined;
-  const stop = (): Promise<void> => {
-    stopped ??= new Promise<void>((resolve) => {
-      const done = (): void => {
-        live.delete(child);
-        rmSync(dir, { recursive: true, force: true });
-        resolve();
-      };
-      if (child.exitCode !== null || child.signalCode !== null) return done();
-      const t = setTimeout(() => child.kill('SIGKILL'), 3000);
-      child.once('exit', () => { clearTimeout(t); done(); });
-      child.kill('SIGTERM');
-    });
-    return stopped;
-  };
-  const deadline = Date.now() + 15_000;
-  while (!(await canConnect(socket))) {
-    if (child.exitCode !== null || Date.now() > deadline) {
-      await stop();
-      throw new Error(`nbdserve ${args.join(' ')} did not start: ${err.trim()}`);
-    }
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return { uri: `nbd+unix:///${encodeURIComponent(exportName)}?socket=${socket}`, socket, dir, child, stderr: () => err, stop };
-}
-
-function canConnect(path: string): Promise<boolean> {
-  if (!existsSync(path)) return Promise.resolve(false);
-  return new Promise((resolve) => {
-    const s = net.connect({ path });
-    s.once('connect', () => { s.destroy(); resolve(true); });
-    s.once('error', () => resolve(false));
-  });
+  const { child, stderr, stop } = await spawnSocketServer(
+    process.execPath, [NBDSERVE, '-U', socket, ...args], socket, dir, `nbdserve ${args.join(' ')}`, 15_000,
+  );
+  return { uri: `nbd+unix:///${encodeURIComponent(exportName)}?socket=${socket}`, socket, dir, child, stderr, stop };
 }
 
 /** Byte-level NBD connection for tests: exact reads with a timeout, raw writes, EOF detection. */

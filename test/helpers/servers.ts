@@ -61,14 +61,16 @@ function unixUri(socket: string, exportName = ''): string {
   return `nbd+unix:///${encodeURIComponent(exportName)}?socket=${socket}`;
 }
 
-async function waitFor(cond: () => boolean | Promise<boolean>, child: ChildProcess, what: string, stderr: () => string): Promise<void> {
-  const deadline = Date.now() + 10_000;
+async function waitFor(
+  cond: () => boolean | Promise<boolean>, child: ChildProcess, what: string, stderr: () => string, waitMs = 10_000,
+): Promise<void> {
+  const deadline = Date.now() + waitMs;
   for (;;) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`${what} exited early (${child.signalCode ?? child.exitCode}): ${stderr().trim()}`);
     }
     if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not start within 10 s: ${stderr().trim()}`);
+    if (Date.now() > deadline) throw new Error(`${what} did not start within ${waitMs / 1000} s: ${stderr().trim()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -134,6 +136,34 @@ function spawnServer(cmd: string, args: string[], env?: NodeJS.ProcessEnv): Spaw
   return { child, stderr: () => err };
 }
 
+export interface SocketServerProcess {
+  child: ChildProcess;
+  /** What the server wrote on stderr (the first 64 KiB). */
+  stderr(): string;
+  /** SIGTERM (SIGKILL after 3 s), waits until reaped, removes the server's temp dir. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Spawns `cmd ARGS...` as a server that listens on the Unix socket `socket` inside its temp
+ * dir `dir`, and waits until the socket accepts connections. When the server exits first or
+ * does not listen within `waitMs`, it is stopped (dir removed) and the promise rejects with
+ * its stderr.
+ */
+export async function spawnSocketServer(
+  cmd: string, args: string[], socket: string, dir: string, what: string, waitMs = 10_000,
+): Promise<SocketServerProcess> {
+  const { child, stderr } = spawnServer(cmd, args);
+  const stop = stopper(child, dir);
+  try {
+    await waitFor(() => canConnectUnix(socket), child, what, stderr, waitMs);
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  return { child, stderr, stop };
+}
+
 export interface StartOptions {
   /** Export name used in the returned URI (default ''). */
   exportName?: string;
@@ -149,14 +179,7 @@ export interface StartOptions {
 export async function startNbdkit(args: string[], opts: StartOptions = {}): Promise<RunningServer> {
   const dir = opts.dir ?? makeTempDir('nbdkit-');
   const socket = join(dir, 'nbdkit.sock');
-  const { child, stderr } = spawnServer('nbdkit', ['-f', '-U', socket, ...args]);
-  const stop = stopper(child, dir);
-  try {
-    await waitFor(() => canConnectUnix(socket), child, `nbdkit ${args.join(' ')}`, stderr);
-  } catch (e) {
-    await stop();
-    throw e;
-  }
+  const { child, stop } = await spawnSocketServer('nbdkit', ['-f', '-U', socket, ...args], socket, dir, `nbdkit ${args.join(' ')}`);
   return { uri: unixUri(socket, opts.exportName), socket, dir, pid: child.pid!, stop };
 }
 
@@ -167,14 +190,9 @@ export async function startNbdkit(args: string[], opts: StartOptions = {}): Prom
 export async function startQemuNbd(args: string[], opts: StartOptions = {}): Promise<RunningServer> {
   const dir = opts.dir ?? makeTempDir('qemu-nbd-');
   const socket = join(dir, 'qemu-nbd.sock');
-  const { child, stderr } = spawnServer('qemu-nbd', ['-k', socket, '--persistent', ...args]);
-  const stop = stopper(child, dir);
-  try {
-    await waitFor(() => canConnectUnix(socket), child, `qemu-nbd ${args.join(' ')}`, stderr);
-  } catch (e) {
-    await stop();
-    throw e;
-  }
+  const { child, stop } = await spawnSocketServer(
+    'qemu-nbd', ['-k', socket, '--persistent', ...args], socket, dir, `qemu-nbd ${args.join(' ')}`,
+  );
   return { uri: unixUri(socket, opts.exportName), socket, dir, pid: child.pid!, stop };
 }
 
