@@ -67,7 +67,7 @@ function connectNet(opts: net.NetConnectOpts, what: string, reuseBuffer = false)
     const onError = (err: NodeJS.ErrnoException): void => {
       sock.destroy();
       const code = err.code === 'ECONNREFUSED' ? 'ECONNREFUSED' : err.code === 'ENOENT' ? 'ENOENT' : 'EIO';
-      reject(new NbdError(code, `connect: ${what}: ${err.message}`, { cause: err }));
+      reject(new NbdError(code, `connect: ${what}: ${describeSocketError(err)}`, { cause: err }));
     };
     sock.once('error', onError);
     sock.once('connect', () => {
@@ -175,4 +175,22 @@ export async function openActivation(argv: string[], reuseBuffer = false): Promi
     await cleanup();
     throw err;
   }
+}
+
+/** Node's messages repeat the address ("connect ECONNREFUSED 127.0.0.1:1"); say what happened
+ * in the words of strerror, as libnbd's tools do, and keep Node's text for anything else. */
+const SOCKET_ERROR_TEXT: Record<string, string> = {
+  ECONNREFUSED: 'Connection refused',
+  ENOENT: 'No such file or directory',
+  EACCES: 'Permission denied',
+  ETIMEDOUT: 'Connection timed out',
+  EHOSTUNREACH: 'No route to host',
+  ENETUNREACH: 'Network is unreachable',
+  ECONNRESET: 'Connection reset by peer',
+  ENOTSOCK: 'Socket operation on non-socket',
+  ENOTFOUND: 'Name or service not known',
+};
+
+function describeSocketError(err: NodeJS.ErrnoException): string {
+  return (err.code !== undefined ? SOCKET_ERROR_TEXT[err.code] : undefined) ?? err.message;
 }
