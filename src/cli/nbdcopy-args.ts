@@ -26,7 +26,7 @@ export interface NbdcopyArgs {
   /** -S was given; otherwise the destination's preferred block size may raise the default. */
   sparseExplicit: boolean;
   synchronous: boolean;
-  /** 0 = automatic. We have no threads: a non-zero value caps the number of connections. */
+  /** 0 = the number of cores. We copy on one event loop: like libnbd, it caps the connections. */
   threads: number;
   verbose: boolean;
 }

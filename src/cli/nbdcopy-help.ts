@@ -21,7 +21,7 @@ Options:
   -R, --requests=N            requests in flight per connection (default 64)
   -S, --sparse=N              turn all-zero blocks of N bytes into holes (default 4096, 0 = off)
       --synchronous           one request at a time, in order
-  -T, --threads=N             accepted for compatibility; non-zero N caps the connections
+  -T, --threads=N             caps the connections (default: the number of cores)
   -v, --verbose               print debugging information to stderr
   -V, --version               print the version and exit
       --help                  print this help and exit

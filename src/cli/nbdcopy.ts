@@ -1,4 +1,5 @@
 // nbdcopy: argv -> options -> open endpoints -> copy -> close. Errors end as one line.
+import { availableParallelism } from 'node:os';
 import { NbdError } from '../protocol/errors.js';
 import { runCli } from './report-error.js';
 import { parseNbdcopyArgs, type NbdcopyArgs } from './nbdcopy-args.js';
@@ -31,8 +32,10 @@ async function run(argv: string[]): Promise<number> {
 }
 
 function copyOptions(args: NbdcopyArgs): CopyOptions {
-  let connections = args.connections ?? DEFAULT_COPY_OPTIONS.connections;
-  if (args.threads > 0) connections = Math.min(connections, args.threads);
+  // As libnbd's nbdcopy: -T defaults to the number of cores and no more connections than
+  // threads are opened (so 2 on a 2-core machine). It also halves the buffers in flight.
+  const threads = args.threads > 0 ? args.threads : availableParallelism();
+  const connections = Math.min(args.connections ?? DEFAULT_COPY_OPTIONS.connections, threads);
   return {
     connections,
     requests: args.requests,
