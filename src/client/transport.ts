@@ -1,12 +1,11 @@
 // Opening the byte stream a connection runs over: TCP, Unix socket, an existing socket or fd,
 // a subprocess on a socketpair (nbd_connect_command), or systemd socket activation.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, rmSync } from 'node:fs';
+import { closeSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { NbdError } from '../protocol/errors.js';
+import { spawnActivatedServer } from './activation.js';
 import { stopChild, trackChild, waitChild } from './children.js';
 import { debug } from './debug.js';
 
@@ -142,28 +141,7 @@ export async function openCommand(argv: string[]): Promise<Transport> {
  */
 export async function openActivation(argv: string[], reuseBuffer = false): Promise<Transport> {
   if (argv.length === 0) throw new NbdError('EINVAL', 'connect: empty command');
-  const { listenUnix } = await import('../sys/socket.js');
-  const dir = mkdtempSync(join(tmpdir(), 'nbd-activation-'));
-  const path = join(dir, 'sock');
-  const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
-  let listenFd: number;
-  try {
-    listenFd = listenUnix(path);
-  } catch (err) {
-    removeDir();
-    throw err;
-  }
-  let child: ChildProcess;
-  try {
-    // LISTEN_PID must be the server's own pid: the shell learns it as $$ and then execs.
-    child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ exec "$@"', 'sh', ...argv], {
-      stdio: ['ignore', 'ignore', 'inherit', listenFd],
-      env: { ...process.env, LISTEN_FDS: '1', LISTEN_FDNAMES: 'nbd' },
-    });
-  } finally {
-    closeSync(listenFd);
-  }
-  trackChild(child);
+  const { child, socketPath: path, removeDir } = await spawnActivatedServer(argv, 'nbd-activation-');
   debug(() => `started ${argv.join(' ')} with socket activation on ${path} (pid ${child.pid})`);
   const cleanup = childCleanup(child, removeDir);
   try {

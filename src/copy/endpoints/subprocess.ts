@@ -2,12 +2,9 @@
 // The copy owns this process (not one client), so it can open several connections to the
 // one server (multi-conn when the server offers it) and stop it at once when done: a
 // socket-activated server never exits by itself when its clients leave.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { NbdError } from '../../protocol/errors.js';
-import { stopChild, trackChild } from '../../client/children.js';
+import { spawnActivatedServer } from '../../client/activation.js';
+import { stopChild } from '../../client/children.js';
 
 export interface ServerProcess {
   /** Unix socket the server listens on (already listening before the child starts). */
@@ -20,28 +17,7 @@ export interface ServerProcess {
 
 export async function startServerProcess(argv: string[]): Promise<ServerProcess> {
   if (argv.length === 0) throw new NbdError('EINVAL', "empty command in '[ ]'");
-  const { listenUnix } = await import('../../sys/socket.js');
-  const dir = mkdtempSync(join(tmpdir(), 'nbdcopy-'));
-  const socketPath = join(dir, 'sock');
-  const removeDir = () => rmSync(dir, { recursive: true, force: true });
-  let listenFd: number;
-  try {
-    listenFd = listenUnix(socketPath);
-  } catch (err) {
-    removeDir();
-    throw err;
-  }
-  let child: ChildProcess;
-  try {
-    // LISTEN_PID must be the server's own pid: the shell learns it as $$, then execs.
-    child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ exec "$@"', 'sh', ...argv], {
-      stdio: ['ignore', 'ignore', 'inherit', listenFd],
-      env: { ...process.env, LISTEN_FDS: '1', LISTEN_FDNAMES: 'nbd' },
-    });
-  } finally {
-    closeSync(listenFd);
-  }
-  trackChild(child);
+  const { child, socketPath, removeDir } = await spawnActivatedServer(argv, 'nbdcopy-');
   let stopping = false;
   const exited = new Promise<never>((_, reject) => {
     child.once('exit', (code, signal) => {

@@ -1,0 +1,44 @@
+// Starting an NBD server with systemd socket activation, as libnbd does for `[ CMD ARGS ]`:
+// we make the listening Unix socket in a private directory and hand it to the child as fd 3
+// with LISTEN_FDS=1 and LISTEN_PID set to the child's own pid. Used by the client's
+// `{ activation }` transport and by nbdcopy, which owns its servers for multi-conn.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { trackChild } from './children.js';
+
+export interface ActivatedServer {
+  child: ChildProcess;
+  /** The socket is already listening when this returns: connects succeed while the server starts. */
+  socketPath: string;
+  /** Removes the private socket directory; call once the child is gone. */
+  removeDir(): void;
+}
+
+export async function spawnActivatedServer(argv: string[], dirPrefix: string): Promise<ActivatedServer> {
+  // Loaded on demand: koffi costs ~10 ms of start-up that plain URI connections never need.
+  const { listenUnix } = await import('../sys/socket.js');
+  const dir = mkdtempSync(join(tmpdir(), dirPrefix));
+  const socketPath = join(dir, 'sock');
+  const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
+  let listenFd: number;
+  try {
+    listenFd = listenUnix(socketPath);
+  } catch (err) {
+    removeDir();
+    throw err;
+  }
+  let child: ChildProcess;
+  try {
+    // LISTEN_PID must be the server's own pid: the shell learns it as $$, then execs.
+    child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ exec "$@"', 'sh', ...argv], {
+      stdio: ['ignore', 'ignore', 'inherit', listenFd],
+      env: { ...process.env, LISTEN_FDS: '1', LISTEN_FDNAMES: 'nbd' },
+    });
+  } finally {
+    closeSync(listenFd);
+  }
+  trackChild(child);
+  return { child, socketPath, removeDir };
+}
