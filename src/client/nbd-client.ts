@@ -62,7 +62,7 @@ export class NbdClient {
   private readonly opts: ClientOptions;
   private readonly maxInFlight: number;
   private readonly inflight = new Map<number, Command>();
-  /** READs of MIN_DIRECT_READ bytes or more among `inflight` (see ReplySink.onlyBigReads). */
+  /** READs of MIN_DIRECT_READ bytes or more among `inflight` (see ReplySink.bigReadsPending). */
   private bigReads = 0;
   private queue: Command[] = [];
   private queueHead = 0;
@@ -185,7 +185,7 @@ export class NbdClient {
       {
         find: (cookie) => this.inflight.get(cookie),
         finish: (cmd) => this.finish(cmd),
-        onlyBigReads: () => this.bigReads > 0 && this.bigReads === this.inflight.size,
+        bigReadsPending: () => this.bigReads > 0,
       },
       { structured: neg.structuredReplies, extended: neg.extendedHeaders, contexts: neg.contexts },
     );

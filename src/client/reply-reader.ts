@@ -2,7 +2,7 @@
 // (no concatenation), copies read payloads straight into the caller's buffer, reuses one
 // header buffer, and throws NbdError(EPROTO) on any protocol violation.
 import {
-  CMD_BLOCK_STATUS, CMD_READ, EXTENDED_REPLY_SIZE, MAX_STRING, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS,
+  CMD_BLOCK_STATUS, CMD_READ, EXTENDED_REPLY_SIZE, MAX_STRING, SIMPLE_REPLY_SIZE, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS,
   REPLY_TYPE_BLOCK_STATUS_EXT, REPLY_TYPE_ERROR_OFFSET, REPLY_TYPE_FLAG_ERROR, REPLY_TYPE_NONE,
   REPLY_TYPE_OFFSET_DATA, REPLY_TYPE_OFFSET_HOLE,
 } from '../protocol/constants.js';
@@ -18,10 +18,10 @@ export interface ReplySink {
   find(cookie: number): Command | undefined;
   finish(cmd: Command): void;
   /**
-   * True when every command awaiting a reply is a READ of at least MIN_DIRECT_READ bytes:
-   * the next reply then carries a big payload, worth reading its header on its own.
+   * True when a READ of at least MIN_DIRECT_READ bytes awaits its reply: the next reply
+   * may then carry a big payload, worth reading its header (and data offset) on its own.
    */
-  onlyBigReads?(): boolean;
+  bigReadsPending?(): boolean;
 }
 
 export interface ReplyMode {
@@ -61,6 +61,12 @@ export class ReplyReader {
   private state = S_HEADER;
   private readonly hdr = newReplyHeader();
   private readonly hdrBuf = Buffer.alloc(EXTENDED_REPLY_SIZE);
+  /**
+   * Target of the read that starts a reply while big READs are pending: the chunk header
+   * plus OFFSET_DATA's 8-byte offset, so one read() covers both. Bytes past a shorter reply
+   * (NONE, simple, ...) belong to the next one; feed() treats them like any other bytes.
+   */
+  private readonly lead: Buffer;
   private hdrHave = 0;
   private hdrNeed: number;
   private cmd: Command | null = null;
@@ -82,6 +88,7 @@ export class ReplyReader {
     this.sink = sink;
     this.mode = mode;
     this.hdrNeed = mode.extended ? EXTENDED_REPLY_SIZE : 4;
+    this.lead = Buffer.alloc(mode.extended ? EXTENDED_REPLY_SIZE + 8 : mode.structured ? 20 + 8 : 16);
   }
 
   /** True when a reply has started but not finished (EOF now would cut it). */
@@ -100,13 +107,12 @@ export class ReplyReader {
       if (this.remaining < MIN_DIRECT_TAIL) return undefined;
       return this.dst!.subarray(this.dstOff, this.dstOff + this.remaining);
     }
-    // When a big read payload is next (only big READs pending), read up to it and no
-    // further: its header alone, then OFFSET_DATA's 8-byte offset; two small reads cost
-    // less than copying the 200+ KiB a full-size read would have pulled in behind them.
-    if (this.sink.onlyBigReads?.() !== true) return undefined;
-    if (this.state === S_HEADER && this.hdrHave === 0) {
-      return this.hdrBuf.subarray(0, this.mode.extended ? EXTENDED_REPLY_SIZE : this.mode.structured ? 20 : 16);
-    }
+    // When a big read payload may be next, read up to it and no further: its header and
+    // OFFSET_DATA's 8-byte offset in one small read cost less than copying the 200+ KiB a
+    // full-size read would have pulled in behind them. (A shorter reply, e.g. to a
+    // BLOCK_STATUS in between, then only costs one more small read.)
+    if (this.sink.bigReadsPending?.() !== true) return undefined;
+    if (this.state === S_HEADER && this.hdrHave === 0) return this.lead;
     if (this.state === S_PAYLOAD && this.chunkType === REPLY_TYPE_OFFSET_DATA && !this.simple) {
       return this.scratch.subarray(this.scratchHave, this.scratchNeed);
     }
@@ -137,7 +143,7 @@ export class ReplyReader {
         p += k;
         this.scratchHave += k;
         if (this.scratchHave === this.scratchNeed) this.payloadDone();
-      } else if (this.hdrHave === 0 && n - p >= EXTENDED_REPLY_SIZE) {
+      } else if (this.hdrHave === 0 && n - p >= SIMPLE_REPLY_SIZE && n - p >= replyHeaderSize(chunk.readUInt32BE(p))) {
         // Common case: the whole header is in this chunk; decode it in place.
         p += decodeReplyHeader(chunk, p, this.hdr);
         this.onHeader();
