@@ -13,6 +13,11 @@ export interface Command {
   length: number;
   /** Read destination or write payload. */
   data: Uint8Array | null;
+  /**
+   * READ without a buffer yet (preadTake): supplies `data` when the reply's first data or
+   * hole arrives, so the buffer is taken hot from the caller's pool, not at submit time.
+   */
+  take: (() => Uint8Array) | undefined;
   /** Bytes of read data (or holes) the server has covered so far. */
   seen: number;
   /** First error the server reported for this request; later ones are ignored. */

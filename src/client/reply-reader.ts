@@ -51,6 +51,15 @@ const MIN_DIRECT_TAIL = 8 * 1024;
 const MAX_BLOCK_STATUS_PAYLOAD = 8 + 16 * (1 << 20) + 16;
 const MAX_ERROR_PAYLOAD = 6 + 0xffff + 8;
 
+/** A READ's destination, taken from the caller now if it has none yet (see Command.take). */
+function readBuffer(cmd: Command): Uint8Array {
+  if (cmd.data !== null) return cmd.data;
+  const buf = cmd.take!();
+  if (buf.length < cmd.length) throw new NbdError('EINVAL', `pread: buffer of ${buf.length} bytes for a ${cmd.length}-byte read`);
+  cmd.data = buf;
+  return buf;
+}
+
 function violation(message: string): NbdError {
   return new NbdError('EPROTO', `protocol error: ${message}`);
 }
@@ -182,7 +191,7 @@ export class ReplyReader {
         this.endChunk();
       } else if (cmd.type === CMD_READ) {
         cmd.seen = cmd.length;
-        this.startData(cmd.data!, 0, cmd.length);
+        this.startData(readBuffer(cmd), 0, cmd.length);
       } else {
         this.endChunk();
       }
@@ -262,7 +271,7 @@ export class ReplyReader {
           throw violation(`OFFSET_DATA [${offset}, +${dlen}) lies outside the request [${cmd.offset}, +${cmd.length})`);
         }
         cmd.seen += dlen;
-        this.startData(cmd.data!, offset - cmd.offset, dlen);
+        this.startData(readBuffer(cmd), offset - cmd.offset, dlen);
         return;
       }
       case REPLY_TYPE_OFFSET_HOLE: {
@@ -271,7 +280,7 @@ export class ReplyReader {
           throw violation(`OFFSET_HOLE [${hole.offset}, +${hole.size}) lies outside the request [${cmd.offset}, +${cmd.length})`);
         }
         const at = hole.offset - cmd.offset;
-        cmd.data!.fill(0, at, at + hole.size);
+        readBuffer(cmd).fill(0, at, at + hole.size);
         cmd.seen += hole.size;
         break;
       }

@@ -252,18 +252,31 @@ async function copyData(run: CopyRun, offset: number, length: number, conn: numb
     }
   }
   const { source, pool } = run;
-  const buffer = pool.take();
+  let buffer: Buffer | undefined;
   let held = true;
   const release = (): void => {
     if (!held) return;
     held = false;
-    pool.give(buffer);
+    if (buffer !== undefined) pool.give(buffer);
     window?.release(length);
   };
   try {
-    const view = length === buffer.length ? buffer : buffer.subarray(0, length);
-    const n = await source.read(view, offset, conn);
-    if (n < length) throw new NbdError('EIO', `${source.name}: unexpected end of data at offset ${offset + n}`);
+    let view: Buffer;
+    if (source.readTake !== undefined) {
+      // The buffer is taken when the data arrives: usually the one the previous request
+      // just gave back, still in the CPU cache.
+      view = await source.readTake(length, offset, conn, () => {
+        const b = pool.take();
+        buffer = b;
+        return length === b.length ? b : b.subarray(0, length);
+      });
+    } else {
+      const b = pool.take();
+      buffer = b;
+      view = length === b.length ? b : b.subarray(0, length);
+      const n = await source.read(view, offset, conn);
+      if (n < length) throw new NbdError('EIO', `${source.name}: unexpected end of data at offset ${offset + n}`);
+    }
     await run.writeData(view, offset, conn, run.releaseEarly ? release : undefined);
   } finally {
     release();

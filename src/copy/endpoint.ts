@@ -42,6 +42,13 @@ export interface Endpoint {
    * Returns the number of bytes read (less than buffer.length only at end of a stream). */
   read(buffer: Uint8Array, offset: number, conn: number): Promise<number>;
   /**
+   * Optional form of read() for sources whose data arrives later (NBD): reads `length` bytes
+   * into a buffer asked of `take()` only when the data comes in (not called when the read
+   * fails first) and resolves to it. The copier takes from its last-in first-out pool then,
+   * so a deep queue of reads keeps reusing a few cache-hot buffers.
+   */
+  readTake?(length: number, offset: number, conn: number, take: () => Buffer): Promise<Buffer>;
+  /**
    * Writes `buffer` at `offset`. When the endpoint has `releasesEarly`, it calls `onSent` as
    * soon as `buffer` may be reused (payload handed to the kernel), before the write completes;
    * other endpoints ignore `onSent` and need the buffer until the promise settles.

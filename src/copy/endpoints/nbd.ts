@@ -132,6 +132,14 @@ export class NbdEndpoint implements Endpoint {
     return buffer.length;
   }
 
+  async readTake(length: number, offset: number, conn: number, take: () => Buffer): Promise<Buffer> {
+    try {
+      return await this.clients[conn]!.preadTake(length, offset, take);
+    } catch (err) {
+      throw wrapError(err, `${this.name}: read at ${offset}`);
+    }
+  }
+
   async write(buffer: Uint8Array, offset: number, conn: number, onSent?: () => void): Promise<void> {
     try {
       await this.clients[conn]!.pwrite(buffer, offset, undefined, onSent);
