@@ -236,10 +236,12 @@ describe.skipIf(!have)('nbdcopy with NBD endpoints', () => {
     expect(sha256File(readBack(b.uri, 'nozero.img'))).toBe(sha256File(src));
   });
 
-  it('multi-conn to a [ nbdkit ] subprocess that allows it; none to qemu-nbd', () => {
-    const r = ours(['-v', '-T', '4', '--', '[', 'nbdkit', 'pattern', String(256 * MiB), ']', 'null:']);
+  it('one connection to a [ CMD ] server even when it offers multi-conn, as libnbd', () => {
+    const cmdLog = path.join(dir, 'cmd.log');
+    const r = ours(['-v', '-T', '4', '--', '[', 'nbdkit', '--filter=log', 'pattern', String(256 * MiB), `logfile=${cmdLog}`, ']', 'null:']);
     expect(r.status).toBe(0);
-    expect(r.stderr).toMatch(/"connections":4/);
+    expect(r.stderr).toMatch(/"connections":1/);
+    expect(new Set(fs.readFileSync(cmdLog, 'utf8').match(/connection=\d+ Read/g)).size).toBe(1);
     const q = ours(['-v', '--', '[', 'qemu-nbd', '-r', '-f', 'raw', src, ']', 'null:']);
     expect(q.status).toBe(0);
     expect(q.stderr).toMatch(/"connections":1/);

@@ -91,7 +91,10 @@ export class NbdEndpoint implements Endpoint {
     this.minimumBlockSize = Math.max(1, this.info.blockSizeMinimum);
     this.preferredBlockSize = this.info.blockSizePreferred;
     this.maximumBlockSize = this.info.blockSizeMaximum;
-    this.maxConnections = this.info.canMultiConn ? MAX_MULTI_CONN : 1;
+    // A `[ CMD ]` server gets one connection, as with libnbd's nbdcopy: servers started this
+    // way often accept a single client (qemu-nbd's default --shared=1) even when they
+    // advertise multi-conn.
+    this.maxConnections = this.info.canMultiConn && server === undefined ? MAX_MULTI_CONN : 1;
     this.canExtents = first.connection.metaContexts.includes(BASE_ALLOCATION);
     this.canZero = this.info.canZero;
     this.tryFastZero = this.info.canFastZero;

@@ -1,7 +1,6 @@
 // `[ CMD ARGS ]`: run an NBD server with systemd socket activation on a private Unix socket.
-// The copy owns this process (not one client), so it can open several connections to the
-// one server (multi-conn when the server offers it) and stop it at once when done: a
-// socket-activated server never exits by itself when its clients leave.
+// The copy owns this process (not its client), so it can stop it at once when done: a
+// socket-activated server never exits by itself when its client leaves.
 import { NbdError } from '../../protocol/errors.js';
 import { spawnActivatedServer } from '../../client/activation.js';
 import { stopChild } from '../../client/children.js';
