@@ -276,5 +276,29 @@ describe.skipIf(!have)('nbdcopy with NBD endpoints', () => {
     expect(last).toBeGreaterThan(0);
     expect(sha256File(readBack(d.uri, 'sync.img'))).toBe(sha256File(src));
   });
-});
 
+  it('an unaligned tail to a server with a minimum block size is merged into whole blocks (libnbd 1.14 fails)', async () => {
+    const min = 512;
+    const exportSize = SIZE + (min - (SIZE % min)); // the next multiple of 512
+    const policy = ['--filter=blocksize-policy', 'memory', String(exportSize), `blocksize-minimum=${min}`, 'blocksize-error-policy=error'];
+    const d = await nbdkit(...policy);
+    // Data in the last partial block: the write is merged.
+    const r = ours([src, d.uri]);
+    expect(r.status).toBe(0);
+    const back = fs.readFileSync(readBack(d.uri, 'tail.img'));
+    expect(back.length).toBe(exportSize);
+    expect(sha256(back.subarray(0, SIZE))).toBe(sha256File(src));
+    // A hole at the unaligned end over old data: zeroed up to the source's end, the rest kept.
+    const e = await nbdkit(...policy);
+    const junk = path.join(dir, 'junk.img');
+    fs.writeFileSync(junk, noise(exportSize, 9));
+    expect(ours([junk, e.uri]).status).toBe(0);
+    const holes = path.join(dir, 'holes.img');
+    fs.writeFileSync(holes, noise(4096, 8));
+    fs.truncateSync(holes, SIZE);
+    expect(ours([holes, e.uri]).status).toBe(0);
+    const after = fs.readFileSync(readBack(e.uri, 'tail2.img'));
+    expect(sha256(after.subarray(0, SIZE))).toBe(sha256File(holes));
+    expect(sha256(after.subarray(SIZE))).toBe(sha256(fs.readFileSync(junk).subarray(SIZE)));
+  });
+});

@@ -144,6 +144,10 @@ export class NbdEndpoint implements Endpoint {
   }
 
   async write(buffer: Uint8Array, offset: number, conn: number, onSent?: () => void): Promise<void> {
+    if (this.misaligned(offset, buffer.length)) {
+      onSent?.();
+      return this.mergeBlocks(buffer, offset, buffer.length, conn);
+    }
     try {
       await this.clients[conn]!.pwrite(buffer, offset, undefined, onSent);
     } catch (err) {
@@ -151,7 +155,48 @@ export class NbdEndpoint implements Endpoint {
     }
   }
 
+  private misaligned(offset: number, length: number): boolean {
+    const min = this.minimumBlockSize;
+    return min > 1 && (offset % min !== 0 || length % min !== 0);
+  }
+
+  /**
+   * A request the server's minimum block size forbids: in practice the tail of a source
+   * whose size is not a multiple of it. Read the whole blocks around it, put the new bytes
+   * (or zeroes, for `data` null) in, and write the blocks back. The copier aligns every
+   * other request, so no other request touches these blocks meanwhile.
+   */
+  private async mergeBlocks(data: Uint8Array | null, offset: number, length: number, conn: number): Promise<void> {
+    const min = this.minimumBlockSize;
+    const start = offset - (offset % min);
+    const end = Math.ceil((offset + length) / min) * min;
+    if (end > this.size) {
+      throw new NbdError('EINVAL', `${this.name}: cannot write [${offset}, +${length}): the export size ${this.size} `
+        + `is not a multiple of its minimum block size ${min}`);
+    }
+    const blocks = Buffer.alloc(end - start);
+    const client = this.clients[conn]!;
+    try {
+      await client.pread(blocks, start);
+      if (data === null) blocks.fill(0, offset - start, offset - start + length);
+      else blocks.set(data, offset - start);
+      await client.pwrite(blocks, start);
+    } catch (err) {
+      throw wrapError(err, `${this.name}: write at ${offset}`);
+    }
+  }
+
   async zero(offset: number, length: number, allocate: boolean, conn: number): Promise<void> {
+    if (this.misaligned(offset, length)) {
+      // Zero the whole blocks inside the range as usual; merge the partial ones.
+      const min = this.minimumBlockSize;
+      const alignedStart = Math.ceil(offset / min) * min;
+      const alignedEnd = Math.max(alignedStart, (offset + length) - ((offset + length) % min));
+      if (alignedStart > offset) await this.mergeBlocks(null, offset, Math.min(alignedStart, offset + length) - offset, conn);
+      if (alignedEnd > alignedStart) await this.zero(alignedStart, alignedEnd - alignedStart, allocate, conn);
+      if (offset + length > alignedEnd) await this.mergeBlocks(null, alignedEnd, offset + length - alignedEnd, conn);
+      return;
+    }
     if (!this.canZero) return this.writeZeroes(offset, length, conn);
     const client = this.clients[conn]!;
     for (let done = 0; done < length; ) {
