@@ -56,7 +56,23 @@ function loadBundle(bundle, bundleMs, cacheFile) {
   return loaded.exports;
 }
 
+/**
+ * The shell part of bin/nbdcopy and bin/nbdinfo starts Node without NODE_EXTRA_CA_CERTS when
+ * the command line has no nbds URI (Node reads those certificates at start-up, at a cost), and
+ * hands the value over under this name. Putting it back keeps the environment of subprocess
+ * servers (`[ CMD ARGS ]`) exactly the user's; this process has no TLS to verify.
+ */
+const SAVED_EXTRA_CA_CERTS = 'NBD_TOOLKIT_SAVED_NODE_EXTRA_CA_CERTS';
+
+function restoreEnvironment() {
+  const saved = process.env[SAVED_EXTRA_CA_CERTS];
+  if (saved === undefined) return;
+  process.env.NODE_EXTRA_CA_CERTS = saved;
+  delete process.env[SAVED_EXTRA_CA_CERTS];
+}
+
 module.exports = function launch(tool) {
+  restoreEnvironment();
   const dist = join(__dirname, '..', 'dist');
   const argv = process.argv.slice(2);
   const bundle = join(dist, 'bundle', `${tool}.cjs`);
