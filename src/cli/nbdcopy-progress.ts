@@ -1,12 +1,45 @@
 // Progress reporting for nbdcopy: a bar on stderr (-p, cli-progress loaded only then) or
 // nbdcopy's machine-readable "N/100\n" lines on a file descriptor (--progress=FD).
 import fs from 'node:fs';
+import { NbdError } from '../protocol/errors.js';
 
 export interface ProgressSink {
   /** Called often (per finished request): must be cheap. */
   update(done: number): void;
   finish(): void;
   stop(): void;
+}
+
+/**
+ * Set by bin/nbdcopy's shell part: the --progress descriptors the caller had not opened. Node
+ * opens descriptors of its own (about 3 to 17) before our code runs, so a descriptor the caller
+ * never opened may well be open here, as one of Node's: only the shell could tell.
+ */
+const CLOSED_FDS_VARIABLE = 'NBD_TOOLKIT_CLOSED_FDS';
+
+/** Reads (and removes, so no subprocess inherits it) what the launcher found closed. */
+export function takeClosedFds(): ReadonlySet<number> {
+  const listed = process.env[CLOSED_FDS_VARIABLE];
+  if (listed === undefined) return new Set();
+  delete process.env[CLOSED_FDS_VARIABLE];
+  return new Set(listed.split(' ').filter((w) => w !== '').map(Number));
+}
+
+/**
+ * --progress=FD must name a descriptor the caller opened: progress written to a closed one is
+ * lost without a word, and one Node opened for itself would get our lines. Checked before any
+ * connection is made. (libnbd 1.14's nbdcopy ignores the write errors and exits 0.)
+ */
+export function checkProgressFd(fd: number, closedAtStart: ReadonlySet<number>): void {
+  let open = !closedAtStart.has(fd);
+  if (open) {
+    try {
+      fs.fstatSync(fd);
+    } catch {
+      open = false;
+    }
+  }
+  if (!open) throw new NbdError('EINVAL', `--progress=${fd}: file descriptor ${fd} is not open`);
 }
 
 const silent: ProgressSink = { update() {}, finish() {}, stop() {} };

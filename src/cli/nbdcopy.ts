@@ -4,7 +4,7 @@ import { NbdError } from '../protocol/errors.js';
 import { runCli } from './report-error.js';
 import { parseNbdcopyArgs, type NbdcopyArgs } from './nbdcopy-args.js';
 import { NBDCOPY_USAGE, nbdcopyVersion } from './nbdcopy-help.js';
-import { makeProgress, type ProgressSink } from './nbdcopy-progress.js';
+import { checkProgressFd, makeProgress, takeClosedFds, type ProgressSink } from './nbdcopy-progress.js';
 import { copy } from '../copy/copier.js';
 import { openDestination, openSource } from '../copy/open.js';
 import { parseEndpointSpec } from '../copy/spec.js';
@@ -19,6 +19,7 @@ export function main(argv: string[]): void {
 }
 
 async function run(argv: string[]): Promise<number> {
+  const closedFds = takeClosedFds();
   const args = parseNbdcopyArgs(argv);
   if (args.action === 'help') {
     process.stdout.write(NBDCOPY_USAGE);
@@ -28,6 +29,7 @@ async function run(argv: string[]): Promise<number> {
     process.stdout.write(nbdcopyVersion());
     return 0;
   }
+  if (typeof args.progress === 'object') checkProgressFd(args.progress.fd, closedFds);
   return copyCommand(args);
 }
 
