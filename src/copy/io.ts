@@ -54,3 +54,12 @@ export async function writeFully(fd: number, buf: Uint8Array, pos: number | null
 export function fsyncFd(fd: number): Promise<void> {
   return new Promise((resolve, reject) => fs.fsync(fd, (err) => (err ? reject(err) : resolve())));
 }
+
+/**
+ * Writes all of `buf` at `pos` on the calling thread. For regular files whose writes land
+ * in the page cache this is cheaper than a thread-pool job per request (see FileEndpoint).
+ */
+export function writeFullySync(fd: number, buf: Uint8Array, pos: number): void {
+  let done = 0;
+  while (done < buf.length) done += fs.writeSync(fd, buf, done, buf.length - done, pos + done);
+}

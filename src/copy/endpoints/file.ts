@@ -2,18 +2,23 @@
 // holes come from SEEK_DATA/SEEK_HOLE, zeroing from fallocate with write fallbacks.
 import fs from 'node:fs';
 import type { Endpoint, SourceExtent } from '../endpoint.js';
-import { readFully, writeFully, fsyncFd } from '../io.js';
+import { readFully, writeFullySync, fsyncFd } from '../io.js';
 import { zeroBuffer } from '../zero-buffer.js';
 import { wrapError } from '../errors.js';
 import { seekData, seekHole, isSeekUnsupported } from '../../sys/seek.js';
 import { allocateRange, punchHole, zeroRange, FallocateError } from '../../sys/fallocate.js';
 import { settleAndDrop, startWriteback } from '../../sys/pagecache.js';
 import { preadCached } from '../../sys/pread-cached.js';
+import { DirtyRanges } from './dirty-ranges.js';
 
 /** Extents asked in one call are capped so one huge fragmented file cannot build a giant array. */
 const MAX_EXTENTS_PER_CALL = 4096;
 /** Written bytes allowed to sit in the page cache before we wait for them and drop them. */
 const DIRTY_WINDOW = 64 * 1024 * 1024;
+/** Largest range waited for and dropped at once (a multiple of the usual request sizes). */
+const SETTLE_CHUNK = 8 * 1024 * 1024;
+/** New bytes in a range before we start its writeback (one sync_file_range call per MiB). */
+const WRITEBACK_KICK = 1024 * 1024;
 
 export interface FileEndpointInit {
   name: string;
@@ -50,10 +55,8 @@ export class FileEndpoint implements Endpoint {
   private seekBroken = false;
   /** Cleared when preadv2(RWF_NOWAIT) is unsupported here: every read goes to the thread pool. */
   private readCached = true;
-  /** Ranges written and sent to writeback, oldest first (flat pairs: offset, length). */
-  private readonly written: number[] = [];
-  private writtenHead = 0;
-  private writtenBytes = 0;
+  /** Ranges written and sent to writeback, not yet known to be on disk and out of the cache. */
+  private readonly dirty = new DirtyRanges(SETTLE_CHUNK, WRITEBACK_KICK);
   private pageCacheControl = true;
 
   constructor(init: FileEndpointInit) {
@@ -86,7 +89,10 @@ export class FileEndpoint implements Endpoint {
 
   async write(buffer: Uint8Array, offset: number): Promise<void> {
     try {
-      await writeFully(this.fd, buffer, offset);
+      // On this thread: a write lands in the page cache (the dirty window below keeps the
+      // kernel from throttling us), and a thread-pool job per request cost more CPU than the
+      // copy itself. Measured (nbdkit pattern 4G -> new file): CPU 3.9 s -> 3.1 s, wall -15%.
+      writeFullySync(this.fd, buffer, offset);
     } catch (err) {
       throw wrapError(err, `${this.name}: write at ${offset}`);
     }
@@ -94,27 +100,23 @@ export class FileEndpoint implements Endpoint {
   }
 
   /**
-   * Like libnbd's nbdcopy: kick writeback of each write at once, and once more than
+   * Like libnbd's nbdcopy: start writeback of what we wrote soon, and once more than
    * DIRTY_WINDOW is pending wait for the oldest range and drop it from the cache. The writer
    * that pushes us over the window pays the wait, which is the back-pressure we want.
+   * Neighbouring writes are merged (DirtyRanges): writeback starts per WRITEBACK_KICK of new
+   * bytes, and the wait-and-drop (two thread-pool calls, for each of which koffi maps a fresh
+   * stack) runs per chunk of up to SETTLE_CHUNK, not per request. Measured on sparse-random
+   * 8G -> new file: CPU 0.82 s -> 0.63 s with the inline writes above.
    */
   private async limitDirty(offset: number, length: number): Promise<void> {
-    if (!startWriteback(this.fd, offset, length)) {
+    const dirty = this.dirty;
+    if (dirty.add(offset, length) && !startWriteback(this.fd, dirty.kickOffset, dirty.kickLength)) {
       this.pageCacheControl = false;
       return;
     }
-    this.written.push(offset, length);
-    this.writtenBytes += length;
-    while (this.writtenBytes > DIRTY_WINDOW && this.writtenHead < this.written.length) {
-      const o = this.written[this.writtenHead]!;
-      const l = this.written[this.writtenHead + 1]!;
-      this.writtenHead += 2;
-      this.writtenBytes -= l;
-      if (this.writtenHead > 4096) {
-        this.written.splice(0, this.writtenHead);
-        this.writtenHead = 0;
-      }
-      await settleAndDrop(this.fd, o, l);
+    while (dirty.bytes > DIRTY_WINDOW && dirty.pending) {
+      dirty.takeOldest();
+      await settleAndDrop(this.fd, dirty.takenOffset, dirty.takenLength);
     }
   }
 
