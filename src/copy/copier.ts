@@ -11,6 +11,7 @@ import { isZeroRange } from './zero-buffer.js';
 import { wrapError } from './errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { SendWindow } from './send-window.js';
+import { copyInOrder } from './ordered-copy.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -63,7 +64,14 @@ export async function planCopy(source: Endpoint, destination: Endpoint, options:
   }
   const sequential = options.synchronous || source.sequential || destination.sequential || source.size === undefined;
   let connections = 1;
-  if (!sequential) {
+  if (readsAhead(source, destination, options)) {
+    // Only the source runs requests side by side; the destination takes them in order.
+    connections = Math.max(1, Math.min(options.connections, source.maxConnections));
+    if (connections > 1 && source.maxConnections !== Infinity) {
+      await source.setConnections?.(connections);
+      connections = Math.max(1, Math.min(connections, connectionCap(source)));
+    }
+  } else if (!sequential) {
     connections = Math.max(1, Math.min(options.connections, source.maxConnections, destination.maxConnections));
     if (connections > 1) {
       await source.setConnections?.(connections);
@@ -80,10 +88,11 @@ export async function planCopy(source: Endpoint, destination: Endpoint, options:
   if (options.sparseSize > 0 && worthDetecting) {
     sparseSize = Math.min(requestSize, Math.max(options.sparseSize, minBlock));
   }
-  let lanesPerConnection = sequential ? 1 : Math.max(1, Math.min(options.requests, Math.floor(options.queueSize / requestSize)));
-  if (!sequential && source.maxConnections === Infinity && destination.maxConnections === Infinity) {
-    // Local to local: every request is a thread-pool job (4 threads); more in flight only
-    // queues, and concurrent writers to one file contend in the kernel.
+  const parallel = !sequential || readsAhead(source, destination, options);
+  let lanesPerConnection = parallel ? Math.max(1, Math.min(options.requests, Math.floor(options.queueSize / requestSize))) : 1;
+  if (parallel && isLocal(source) && isLocal(destination)) {
+    // Local to local (files, pipes): every request is a thread-pool job (4 threads); more in
+    // flight only queues, and concurrent writers to one file contend in the kernel.
     connections = 1;
     lanesPerConnection = Math.min(lanesPerConnection, LOCAL_IN_FLIGHT);
   }
@@ -94,19 +103,29 @@ export async function planCopy(source: Endpoint, destination: Endpoint, options:
   return { connections, lanesPerConnection, requestSize, sparseSize, sliceSize, sequential };
 }
 
+/** Files, devices, pipes and null: (no server on the other end of a socket). */
+function isLocal(e: Endpoint): boolean {
+  return e.maxConnections === Infinity || e.sequential;
+}
+
+/** A random-access source feeding a stream: reads run ahead, writes go out in order. */
+function readsAhead(source: Endpoint, destination: Endpoint, options: CopyOptions): boolean {
+  return !options.synchronous && destination.sequential && !source.sequential && source.size !== undefined;
+}
+
 /** Copies source to destination (both already open). Does not close them. */
 export async function copy(source: Endpoint, destination: Endpoint, options: CopyOptions): Promise<CopyResult> {
   const plan = await planCopy(source, destination, options);
   options.log?.(`copy plan: ${JSON.stringify(plan)}`);
   const bytes = source.size === undefined
     ? await copyStream(source, destination, options, plan)
-    : await copyExtents(source, destination, options, plan);
+    : await copyExtents(source, destination, options, plan, readsAhead(source, destination, options));
   if (options.flush) await destination.flush();
   return { ...plan, bytes };
 }
 
 /** Shared state of one running copy: the first error, and how far we got. */
-class CopyRun {
+export class CopyRun {
   error: unknown;
   done = 0;
   readonly planners: ConnectionPlanner[] = [];
@@ -201,7 +220,9 @@ function abortError(signal: AbortSignal): NbdError {
   return new NbdError('EINTR', typeof reason === 'string' ? reason : 'interrupted');
 }
 
-async function copyExtents(source: Endpoint, destination: Endpoint, options: CopyOptions, plan: CopyPlan): Promise<number> {
+async function copyExtents(
+  source: Endpoint, destination: Endpoint, options: CopyOptions, plan: CopyPlan, inOrder: boolean,
+): Promise<number> {
   const size = source.size!;
   const run = new CopyRun(source, destination, options, plan);
   const dealer = new SliceDealer(size, plan.sliceSize);
@@ -211,8 +232,16 @@ async function copyExtents(source: Endpoint, destination: Endpoint, options: Cop
     extentWindow: Math.min(EXTENT_WINDOW, plan.sliceSize),
     useExtents: !options.noExtents && source.canExtents,
   };
-  for (let c = 0; c < plan.connections; c++) run.planners.push(new ConnectionPlanner(source, c, dealer, limits));
   const unwatch = run.watchSignal();
+  if (inOrder) {
+    // One planner walks the whole disk in order; its reads are spread over the connections.
+    run.planners.push(new ConnectionPlanner(source, 0, dealer, limits));
+    await copyInOrder(run, run.planners[0]!, plan.connections, plan.connections * plan.lanesPerConnection);
+    unwatch();
+    if (run.error !== undefined) throw run.error;
+    return run.done;
+  }
+  for (let c = 0; c < plan.connections; c++) run.planners.push(new ConnectionPlanner(source, c, dealer, limits));
   const lanes: Promise<void>[] = [];
   for (let c = 0; c < plan.connections; c++) {
     for (let l = 0; l < plan.lanesPerConnection; l++) lanes.push(lane(run, run.planners[c]!, c));

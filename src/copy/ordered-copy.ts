@@ -1,0 +1,124 @@
+// A random-access source (NBD, file) into a sequential destination (stdout, a FIFO): many
+// reads in flight, spread over the source's connections, and their data written strictly in
+// source order. The read of request k+depth travels while request k is being written, so the
+// server's latency hides behind the pipe instead of adding to it request by request.
+import type { CopyRun } from './copier.js';
+import type { ConnectionPlanner, WorkItem } from './planner.js';
+import { NbdError } from '../protocol/errors.js';
+
+/** One request of the ring: its place in the stream and, once read, its bytes. */
+class Slot implements WorkItem {
+  offset = 0;
+  length = 0;
+  zero = false;
+  /** The pooled buffer holding the data (taken when the data arrives). */
+  buffer: Buffer | undefined;
+  view: Buffer | undefined;
+  /** Settles when the read is over; never rejects (a failure goes to run.fail). */
+  reading: Promise<void> | undefined;
+  /** The read is over (the writer did not have to wait for it). */
+  ready = false;
+  /** Built once per slot, so a read costs no new closure. */
+  readonly take: () => Buffer;
+
+  constructor(private readonly run: CopyRun) {
+    this.take = () => {
+      const b = this.run.pool.take();
+      this.buffer = b;
+      return this.length === b.length ? b : b.subarray(0, this.length);
+    };
+  }
+
+  async read(conn: number): Promise<void> {
+    const { source, pool } = this.run;
+    try {
+      if (source.readTake !== undefined) {
+        this.view = await source.readTake(this.length, this.offset, conn, this.take);
+      } else {
+        const view = this.take();
+        this.view = view;
+        const n = await source.read(view, this.offset, conn);
+        if (n < this.length) throw new NbdError('EIO', `${source.name}: unexpected end of data at offset ${this.offset + n}`);
+      }
+    } catch (err) {
+      this.run.fail(err);
+      if (this.buffer !== undefined) pool.give(this.buffer);
+      this.buffer = undefined;
+      this.view = undefined;
+    }
+    this.ready = true;
+  }
+
+  /** Gives the buffer back to the pool (after its write, or when the copy stops). */
+  release(): void {
+    if (this.buffer !== undefined) this.run.pool.give(this.buffer);
+    this.buffer = undefined;
+    this.view = undefined;
+    this.reading = undefined;
+    this.ready = false;
+  }
+}
+
+/**
+ * Reads in flight at the start. Each one the writer has to wait for adds one more, up to the
+ * limit (--requests x connections): a slow or distant server gets a deep queue, while a fast
+ * server behind a slower pipe keeps a few buffers cycling in the CPU cache instead of a full
+ * queue of read-ahead data going cold. Measured, 1 GiB nbdkit pattern to `| wc -c`, client
+ * CPU: 128 reads ahead 0.87 s, 4 ahead 0.69 s, 16 ahead in groups of 8 0.67 s.
+ */
+const INITIAL_READ_AHEAD = 16;
+/**
+ * Reads are issued in groups of this many, on one connection: requests issued in one tick
+ * leave in one socket write, so the server is woken once per group, not once per request
+ * (one 28-byte request write per read cost about 40 us of CPU each here).
+ */
+const READ_BATCH = 8;
+
+export async function copyInOrder(run: CopyRun, planner: ConnectionPlanner, connections: number, depth: number): Promise<void> {
+  const ring: Slot[] = [];
+  for (let i = 0; i < depth; i++) ring.push(new Slot(run));
+  let head = 0;
+  let tail = 0;
+  let more = true;
+  let window = Math.min(INITIAL_READ_AHEAD, depth);
+  const batch = Math.min(READ_BATCH, window);
+  try {
+    for (;;) {
+      // Top the window up with reads ahead of the writer, a whole group at a time.
+      if (head === tail || window - (tail - head) >= batch) {
+        while (more && tail - head < window && run.error === undefined) {
+          const slot = ring[tail % depth]!;
+          if (!(await planner.next(slot))) {
+            more = false;
+            break;
+          }
+          if (!slot.zero) slot.reading = slot.read(Math.floor(tail / batch) % connections);
+          tail++;
+        }
+      }
+      if (head === tail || run.error !== undefined) break;
+      const slot = ring[head % depth]!;
+      if (slot.reading !== undefined && !slot.ready) {
+        // The writer caught up with the reads: read further ahead from now on.
+        if (window < depth) window++;
+        await slot.reading;
+      }
+      if (run.error !== undefined) break;
+      if (slot.zero) await run.zeroOut(slot.offset, slot.length, 0);
+      else await run.writeData(slot.view!, slot.offset, 0);
+      run.progress(slot.length);
+      slot.release();
+      head++;
+    }
+  } catch (err) {
+    run.fail(err);
+  } finally {
+    run.options.log?.(`in-order copy: up to ${window} reads in flight`);
+    // Drain: every read still in flight must settle before its buffer can be forgotten.
+    for (let i = head; i < tail; i++) {
+      const slot = ring[i % depth]!;
+      if (slot.reading !== undefined) await slot.reading;
+      slot.release();
+    }
+  }
+}

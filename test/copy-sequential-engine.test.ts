@@ -1,0 +1,204 @@
+// The copier's sequential paths against in-memory endpoints: a random-access source read
+// ahead (several connections, holes, odd sizes) into a stream written strictly in order, and
+// a stream of unknown length into a random-access destination. Bytes are compared exactly.
+import { createHash } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { copy } from '../src/copy/copier.js';
+import type { Endpoint, SourceExtent } from '../src/copy/endpoint.js';
+import { DEFAULT_COPY_OPTIONS, type CopyOptions } from '../src/copy/options.js';
+import { NbdError } from '../src/protocol/errors.js';
+import { noise } from './copy-helpers.js';
+
+const MiB = 1 << 20;
+const opts = (o: Partial<CopyOptions> = {}): CopyOptions => ({ ...DEFAULT_COPY_OPTIONS, ...o });
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
+/** A random delay of 0-2 ticks, so replies come back out of order. */
+const jitter = (i: number): Promise<void> =>
+  new Promise((resolve) => (i % 3 === 0 ? setImmediate(resolve) : i % 3 === 1 ? setTimeout(resolve, 1) : resolve()));
+
+/** A random-access source (an NBD server, say) with holes, answering reads out of order. */
+class DiskSource implements Endpoint {
+  readonly sequential = false;
+  readonly preferredBlockSize = 4096;
+  readonly minimumBlockSize = 1;
+  readonly maximumBlockSize = 0xffffffff;
+  connections = 1;
+  readonly canExtents = true;
+  readonly isZero = false;
+  readonly canZero = false;
+  readonly discards = false;
+  readonly size: number;
+  inFlight = 0;
+  maxInFlight = 0;
+  readonly connsUsed = new Set<number>();
+  /** Reads that touch a hole (must be none). */
+  holeReads = 0;
+  failReadAt: number | undefined;
+  private calls = 0;
+
+  constructor(readonly name: string, readonly data: Buffer, readonly extentMap: SourceExtent[], readonly maxConnections: number) {
+    this.size = data.length;
+  }
+
+  async setConnections(n: number): Promise<void> {
+    this.connections = Math.min(n, this.maxConnections);
+  }
+
+  async read(buffer: Uint8Array, offset: number, conn: number): Promise<number> {
+    if (conn >= this.connections) throw new Error(`bad conn ${conn}`);
+    this.connsUsed.add(conn);
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    await jitter(this.calls++);
+    this.inFlight--;
+    if (this.failReadAt !== undefined && offset <= this.failReadAt && this.failReadAt < offset + buffer.length) {
+      throw new NbdError('EIO', `${this.name}: read at ${offset}: Input/output error`);
+    }
+    for (const e of this.extentMap) {
+      if (e.zero && e.offset < offset + buffer.length && offset < e.offset + e.length) this.holeReads++;
+    }
+    this.data.copy(buffer, 0, offset, offset + buffer.length);
+    return buffer.length;
+  }
+
+  async write(): Promise<void> { throw new Error('read-only'); }
+  async zero(): Promise<void> { throw new Error('read-only'); }
+
+  async extents(offset: number, length: number): Promise<SourceExtent[]> {
+    const out: SourceExtent[] = [];
+    for (const e of this.extentMap) {
+      const s = Math.max(e.offset, offset);
+      const t = Math.min(e.offset + e.length, offset + length);
+      if (s < t) out.push({ offset: s, length: t - s, zero: e.zero });
+    }
+    return out;
+  }
+
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** A pipe: appends what it is given, checks every write starts where the last one ended. */
+class PipeSink implements Endpoint {
+  readonly size = undefined;
+  readonly sequential = true;
+  readonly preferredBlockSize = 4096;
+  readonly minimumBlockSize = 1;
+  readonly maximumBlockSize = 0xffffffff;
+  readonly connections = 1;
+  readonly maxConnections = 1;
+  readonly canExtents = false;
+  readonly isZero = false;
+  readonly canZero = false;
+  readonly discards = false;
+  readonly chunks: Buffer[] = [];
+  written = 0;
+  writing = 0;
+  outOfOrder = 0;
+
+  constructor(readonly name = 'pipe') {}
+
+  async read(): Promise<number> { throw new Error('write-only'); }
+
+  async write(buffer: Uint8Array, offset: number): Promise<void> {
+    if (offset !== this.written || this.writing !== 0) this.outOfOrder++;
+    this.writing++;
+    this.chunks.push(Buffer.from(buffer));
+    this.written += buffer.length;
+    await jitter(this.chunks.length);
+    this.writing--;
+  }
+
+  async zero(offset: number, length: number): Promise<void> {
+    await this.write(Buffer.alloc(length), offset);
+  }
+
+  async extents(offset: number, length: number): Promise<SourceExtent[]> {
+    return [{ offset, length, zero: false }];
+  }
+
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+
+  bytes(): Buffer {
+    return Buffer.concat(this.chunks);
+  }
+}
+
+/** Odd size; data, a hole, data, a hole in the middle of a request, odd-sized data at the end. */
+function holeyDisk(maxConnections: number): DiskSource {
+  const size = 9 * MiB + 4097;
+  const data = noise(size, 11);
+  const extents: SourceExtent[] = [
+    { offset: 0, length: 3 * MiB, zero: false },
+    { offset: 3 * MiB, length: 2 * MiB, zero: true },
+    { offset: 5 * MiB, length: 100_000, zero: false },
+    { offset: 5 * MiB + 100_000, length: 3 * MiB, zero: true },
+    { offset: 8 * MiB + 100_000, length: size - (8 * MiB + 100_000), zero: false },
+  ];
+  for (const e of extents) if (e.zero) data.fill(0, e.offset, e.offset + e.length);
+  return new DiskSource('disk', data, extents, maxConnections);
+}
+
+describe('random-access source -> stream: reads ahead, writes in order', () => {
+  it.each([1, 4])('byte-exact with holes and an odd size, %i connection(s)', async (conns) => {
+    const src = holeyDisk(conns);
+    const dst = new PipeSink();
+    const r = await copy(src, dst, opts({ connections: 4, requestSize: 64 * 1024 }));
+    expect(r.bytes).toBe(src.size);
+    expect(dst.outOfOrder).toBe(0);
+    expect(dst.written).toBe(src.size);
+    expect(sha(dst.bytes())).toBe(sha(src.data));
+    expect(src.holeReads).toBe(0);
+    expect(src.maxInFlight).toBeGreaterThan(1);
+    expect(src.connsUsed.size).toBe(conns);
+  });
+
+  it('never has more reads in flight than --requests x connections', async () => {
+    const src = holeyDisk(2);
+    const dst = new PipeSink();
+    await copy(src, dst, opts({ connections: 2, requests: 3, requestSize: 64 * 1024 }));
+    expect(src.maxInFlight).toBeLessThanOrEqual(6);
+    expect(sha(dst.bytes())).toBe(sha(src.data));
+  });
+
+  it('--synchronous: one read at a time, one connection', async () => {
+    const src = holeyDisk(4);
+    const dst = new PipeSink();
+    const r = await copy(src, dst, opts({ synchronous: true, requestSize: 64 * 1024 }));
+    expect(r.lanesPerConnection).toBe(1);
+    expect(r.connections).toBe(1);
+    expect(src.maxInFlight).toBe(1);
+    expect(sha(dst.bytes())).toBe(sha(src.data));
+  });
+
+  it('a read error stops the copy: rejects, nothing written past the failed request, no read left running', async () => {
+    const src = holeyDisk(2);
+    src.failReadAt = 2 * MiB + 5;
+    const dst = new PipeSink();
+    await expect(copy(src, dst, opts({ connections: 2, requestSize: 64 * 1024 }))).rejects.toThrow(/read at 2097152: Input\/output error/);
+    expect(dst.written).toBeLessThanOrEqual(2 * MiB);
+    expect(dst.outOfOrder).toBe(0);
+    expect(dst.bytes().equals(src.data.subarray(0, dst.written))).toBe(true);
+    expect(src.inFlight).toBe(0);
+  });
+
+  it('a failing write stops the reads and rejects with that error', async () => {
+    const src = holeyDisk(2);
+    const dst = new PipeSink();
+    let writes = 0;
+    dst.write = async () => {
+      if (++writes === 5) throw new NbdError('EIO', 'pipe: write: Broken pipe');
+    };
+    await expect(copy(src, dst, opts({ connections: 2, requestSize: 64 * 1024 }))).rejects.toThrow(/Broken pipe/);
+    expect(src.inFlight).toBe(0);
+  });
+
+  it('an abort signal stops it with EINTR', async () => {
+    const src = holeyDisk(1);
+    const dst = new PipeSink();
+    const ac = new AbortController();
+    ac.abort('interrupted by SIGINT');
+    await expect(copy(src, dst, opts({ signal: ac.signal }))).rejects.toThrow(/interrupted by SIGINT/);
+  });
+});
