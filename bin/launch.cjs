@@ -7,7 +7,8 @@
 // `npx tsc -p tsconfig.json` alone rebuilds dist/cli but not the bundle, and a stale bundle
 // must never run in place of code just compiled. NBD_TOOLKIT_NO_BUNDLE=1 forces tsc's modules.
 // These launchers are CommonJS (bin/package.json) because an ES module entry point costs
-// several milliseconds of loader set-up before any of our code runs.
+// several milliseconds of loader set-up before any of our code runs. bin/nbdcopy and
+// bin/nbdinfo are also shell scripts: what must happen before Node starts is done there.
 const { readFileSync, renameSync, statSync, writeFileSync } = require('node:fs');
 const { dirname, join } = require('node:path');
 
