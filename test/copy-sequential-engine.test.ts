@@ -202,3 +202,172 @@ describe('random-access source -> stream: reads ahead, writes in order', () => {
     await expect(copy(src, dst, opts({ signal: ac.signal }))).rejects.toThrow(/interrupted by SIGINT/);
   });
 });
+
+/** stdin: hands out `data` in pieces of at most `chunk` bytes, strictly in order. */
+class StreamSource implements Endpoint {
+  readonly size = undefined;
+  readonly sequential = true;
+  readonly preferredBlockSize = 4096;
+  readonly minimumBlockSize = 1;
+  readonly maximumBlockSize = 0xffffffff;
+  readonly connections = 1;
+  readonly maxConnections = 1;
+  readonly canExtents = false;
+  readonly isZero = false;
+  readonly canZero = false;
+  readonly discards = false;
+  private pos = 0;
+  reading = 0;
+  overlapped = 0;
+
+  constructor(readonly name: string, readonly data: Buffer) {}
+
+  async read(buffer: Uint8Array, offset: number): Promise<number> {
+    if (offset !== this.pos || this.reading !== 0) throw new Error(`stream read out of order at ${offset}`);
+    this.reading++;
+    await jitter(this.pos);
+    this.reading--;
+    const n = Math.min(buffer.length, this.data.length - this.pos);
+    this.data.copy(buffer, 0, this.pos, this.pos + n);
+    this.pos += n;
+    return n;
+  }
+
+  async write(): Promise<void> { throw new Error('read-only'); }
+  async zero(): Promise<void> { throw new Error('read-only'); }
+  async extents(offset: number, length: number): Promise<SourceExtent[]> {
+    return [{ offset, length, zero: false }];
+  }
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** A random-access destination (NBD-like) counting writes in flight and the final size. */
+class DiskSink implements Endpoint {
+  readonly sequential = false;
+  readonly preferredBlockSize = 4096;
+  readonly minimumBlockSize = 1;
+  readonly maximumBlockSize = 0xffffffff;
+  connections = 1;
+  readonly maxConnections = 1;
+  readonly canExtents = false;
+  readonly isZero = false;
+  readonly canZero = true;
+  readonly discards = false;
+  readonly data: Buffer;
+  inFlight = 0;
+  maxInFlight = 0;
+  /** Highest byte touched by a write or zero. */
+  end = 0;
+  finalSize: number | undefined;
+  zeroes = 0;
+  failWriteAt: number | undefined;
+  private calls = 0;
+
+  constructor(readonly name: string, readonly size: number | undefined, capacity: number) {
+    this.data = Buffer.alloc(capacity);
+  }
+
+  private async op(offset: number, length: number, body: () => void): Promise<void> {
+    this.inFlight++;
+    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
+    await jitter(this.calls++);
+    this.inFlight--;
+    if (this.failWriteAt !== undefined && offset <= this.failWriteAt && this.failWriteAt < offset + length) {
+      throw new NbdError('EIO', `${this.name}: write at ${offset}: Input/output error`);
+    }
+    this.end = Math.max(this.end, offset + length);
+    body();
+  }
+
+  async read(): Promise<number> { throw new Error('write-only'); }
+
+  write(buffer: Uint8Array, offset: number): Promise<void> {
+    const copy = Buffer.from(buffer);
+    return this.op(offset, buffer.length, () => copy.copy(this.data, offset));
+  }
+
+  zero(offset: number, length: number): Promise<void> {
+    this.zeroes++;
+    return this.op(offset, length, () => this.data.fill(0, offset, offset + length));
+  }
+
+  async extents(offset: number, length: number): Promise<SourceExtent[]> {
+    return [{ offset, length, zero: false }];
+  }
+  async setFinalSize(size: number): Promise<void> {
+    if (this.inFlight !== 0) throw new Error('setFinalSize with writes in flight');
+    this.finalSize = size;
+  }
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** Noise with zero runs (whole 4K blocks and a partial one) and an odd length. */
+function streamData(length = 5 * MiB + 333): Buffer {
+  const data = noise(length, 21);
+  data.fill(0, MiB, MiB + 3 * 4096);
+  data.fill(0, 2 * MiB + 100, 2 * MiB + 5000);
+  data.fill(0, 4 * MiB, 4 * MiB + 300_000);
+  return data;
+}
+
+describe('stream source -> random-access destination: reads in order, writes behind', () => {
+  it('byte-exact, several writes in flight, zero blocks as zero requests, final size set', async () => {
+    const data = streamData();
+    const src = new StreamSource('stdin', data);
+    const dst = new DiskSink('nbd', undefined, data.length + MiB);
+    const r = await copy(src, dst, opts({ requestSize: 64 * 1024 }));
+    expect(r.bytes).toBe(data.length);
+    expect(dst.finalSize).toBe(data.length);
+    expect(dst.data.subarray(0, data.length).equals(data)).toBe(true);
+    expect(dst.end).toBe(data.length);
+    expect(dst.maxInFlight).toBeGreaterThan(1);
+    expect(dst.zeroes).toBeGreaterThan(0);
+  });
+
+  it('--synchronous: one request at a time', async () => {
+    const data = streamData().subarray(0, 2 * MiB + 1);
+    const src = new StreamSource('stdin', data);
+    const dst = new DiskSink('nbd', undefined, 3 * MiB);
+    const realRead = src.read.bind(src);
+    let overlaps = 0;
+    src.read = (buffer: Uint8Array, offset: number) => {
+      if (dst.inFlight !== 0) overlaps++;
+      return realRead(buffer, offset);
+    };
+    await copy(src, dst, opts({ synchronous: true, requestSize: 64 * 1024 }));
+    expect(dst.maxInFlight).toBe(1);
+    expect(overlaps).toBe(0);
+    expect(dst.data.subarray(0, data.length).equals(data)).toBe(true);
+  });
+
+  it('a stream longer than the destination fails with ENOSPC before writing past its end', async () => {
+    const data = streamData();
+    const src = new StreamSource('stdin', data);
+    const dst = new DiskSink('nbd', 3 * MiB + 5, 8 * MiB);
+    await expect(copy(src, dst, opts({ requestSize: 64 * 1024 }))).rejects.toThrow(/source is larger than the destination/);
+    expect(dst.end).toBeLessThanOrEqual(3 * MiB + 5);
+    expect(dst.inFlight).toBe(0);
+    expect(dst.finalSize).toBeUndefined();
+  });
+
+  it('a failed write stops the copy and rejects with it, after the other writes settle', async () => {
+    const data = streamData();
+    const src = new StreamSource('stdin', data);
+    const dst = new DiskSink('nbd', undefined, 8 * MiB);
+    dst.failWriteAt = 2 * MiB + 70_000;
+    await expect(copy(src, dst, opts({ requestSize: 64 * 1024 }))).rejects.toThrow(/write at \d+: Input\/output error/);
+    expect(dst.inFlight).toBe(0);
+    expect(dst.finalSize).toBeUndefined();
+  });
+
+  it('stream -> stream keeps one write at a time, in order', async () => {
+    const data = streamData();
+    const src = new StreamSource('stdin', data);
+    const dst = new PipeSink('stdout');
+    await copy(src, dst, opts({ requestSize: 64 * 1024 }));
+    expect(dst.outOfOrder).toBe(0);
+    expect(sha(dst.bytes())).toBe(sha(data));
+  });
+});

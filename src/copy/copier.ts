@@ -12,6 +12,7 @@ import { wrapError } from './errors.js';
 import { BufferPool } from './buffer-pool.js';
 import { SendWindow } from './send-window.js';
 import { copyInOrder } from './ordered-copy.js';
+import { copyFromStream } from './stream-copy.js';
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -88,7 +89,7 @@ export async function planCopy(source: Endpoint, destination: Endpoint, options:
   if (options.sparseSize > 0 && worthDetecting) {
     sparseSize = Math.min(requestSize, Math.max(options.sparseSize, minBlock));
   }
-  const parallel = !sequential || readsAhead(source, destination, options);
+  const parallel = !sequential || readsAhead(source, destination, options) || writesBehind(source, destination, options);
   let lanesPerConnection = parallel ? Math.max(1, Math.min(options.requests, Math.floor(options.queueSize / requestSize))) : 1;
   if (parallel && isLocal(source) && isLocal(destination)) {
     // Local to local (files, pipes): every request is a thread-pool job (4 threads); more in
@@ -111,6 +112,11 @@ function isLocal(e: Endpoint): boolean {
 /** A random-access source feeding a stream: reads run ahead, writes go out in order. */
 function readsAhead(source: Endpoint, destination: Endpoint, options: CopyOptions): boolean {
   return !options.synchronous && destination.sequential && !source.sequential && source.size !== undefined;
+}
+
+/** A stream feeding a random-access destination: read in order, several writes in flight. */
+function writesBehind(source: Endpoint, destination: Endpoint, options: CopyOptions): boolean {
+  return !options.synchronous && source.size === undefined && !destination.sequential;
 }
 
 /** Copies source to destination (both already open). Does not close them. */
@@ -316,28 +322,13 @@ async function copyData(run: CopyRun, offset: number, length: number, conn: numb
 async function copyStream(source: Endpoint, destination: Endpoint, options: CopyOptions, plan: CopyPlan): Promise<number> {
   const run = new CopyRun(source, destination, options, plan);
   const unwatch = run.watchSignal();
-  const buffer = Buffer.allocUnsafeSlow(plan.requestSize);
-  let offset = 0;
   try {
-    for (;;) {
-      if (run.error !== undefined) throw run.error;
-      const n = await source.read(buffer, offset, 0);
-      if (n === 0) break;
-      if (destination.size !== undefined && offset + n > destination.size) {
-        throw new NbdError('ENOSPC',
-          `${destination.name}: source is larger than the destination (${destination.size} bytes)`);
-      }
-      await run.writeData(n === buffer.length ? buffer : buffer.subarray(0, n), offset, 0);
-      offset += n;
-      run.progress(n);
-      if (n < buffer.length) break;
-    }
+    const bytes = await copyFromStream(run);
     if (run.error !== undefined) throw run.error;
-    await destination.setFinalSize?.(offset);
+    return bytes;
   } catch (err) {
     throw err instanceof NbdError ? err : wrapError(err, source.name);
   } finally {
     unwatch();
   }
-  return offset;
 }
