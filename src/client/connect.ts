@@ -8,7 +8,19 @@ import {
 } from './transport.js';
 import { parseNbdUri, type NbdUri } from './uri.js';
 
-export type ConnectOptions = ClientOptions;
+export interface ConnectOptions extends ClientOptions {
+  /**
+   * Kernel send buffer for the socket, in bytes (best effort; above the system limit only
+   * with CAP_NET_ADMIN). Worth it for connections that send many large WRITEs.
+   */
+  sendBufferSize?: number;
+}
+
+/** File descriptor of a socket net opened for us; undefined for other streams. */
+function socketFd(stream: unknown): number | undefined {
+  const fd = (stream as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+}
 
 /** TLS settings a URI implies: nbds means 'require'; tls-* keys fill in the details. */
 export function tlsFromUri(u: NbdUri, base?: ClientTlsOptions): ClientTlsOptions | undefined {
@@ -68,6 +80,16 @@ export async function connect(target: ConnectTarget, options: ConnectOptions = {
     if (tls) opts.tls = tls;
   }
   const transport = await openTransport(target, (opts.tls?.mode ?? 'off') === 'off');
+  const fd = opts.sendBufferSize !== undefined ? socketFd(transport.stream) : undefined;
+  if (fd !== undefined) {
+    // Loaded on demand: koffi costs start-up time that read-only connections never need.
+    try {
+      const { setSendBufferSize } = await import('../sys/socket-buffer.js');
+      setSendBufferSize(fd, opts.sendBufferSize!);
+    } catch {
+      // Only a speed-up: without the FFI the default buffer still works.
+    }
+  }
   const client = new NbdClient(opts);
   await client.start(transport);
   return client;

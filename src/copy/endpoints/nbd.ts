@@ -28,11 +28,18 @@ function nameOf(spec: NbdSpec): string {
 
 const sleep = (ms: number) => new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms));
 
+/**
+ * Kernel send buffer of destination connections: room for several whole 256 KiB WRITEs, so a
+ * write rarely stalls half-sent (file 1 GiB -> nbdkit memory: 0.50 -> 0.41 s with 4 MiB).
+ */
+const DESTINATION_SEND_BUFFER = 4 << 20;
+
 /** One more connection, to the URI or to our server process. */
-async function open(spec: NbdSpec, server: ServerProcess | undefined): Promise<NbdClient> {
+async function open(spec: NbdSpec, server: ServerProcess | undefined, writable: boolean): Promise<NbdClient> {
+  const options = { maxInFlight: CLIENT_IN_FLIGHT, sendBufferSize: writable ? DESTINATION_SEND_BUFFER : undefined };
   try {
-    if (server === undefined) return await connect(spec.kind === 'uri' ? spec.uri : '', { maxInFlight: CLIENT_IN_FLIGHT });
-    return await Promise.race([connect({ unixSocket: server.socketPath }, { maxInFlight: CLIENT_IN_FLIGHT }), server.exited]);
+    if (server === undefined) return await connect(spec.kind === 'uri' ? spec.uri : '', options);
+    return await Promise.race([connect({ unixSocket: server.socketPath }, options), server.exited]);
   } catch (err) {
     // A server that died says more (command not found, exit status) than the refused connect.
     const died = server && (await Promise.race([server.exited.catch((e: unknown) => e), sleep(200)]));
@@ -44,12 +51,12 @@ export async function openNbdEndpoint(spec: NbdSpec, options: NbdOpenOptions): P
   const server = spec.kind === 'command' ? await startServerProcess(spec.argv) : undefined;
   let first: NbdClient;
   try {
-    first = await open(spec, server);
+    first = await open(spec, server, options.writable);
   } catch (err) {
     await server?.stop();
     throw err;
   }
-  const endpoint = new NbdEndpoint(spec, first, server, options.log);
+  const endpoint = new NbdEndpoint(spec, first, server, options.writable, options.log);
   if (options.writable && first.export.readOnly) {
     await endpoint.close();
     throw new NbdError('EPERM', `${endpoint.name}: the destination is read-only`);
@@ -82,6 +89,7 @@ export class NbdEndpoint implements Endpoint {
     private readonly spec: NbdSpec,
     first: NbdClient,
     private readonly server: ServerProcess | undefined,
+    private readonly writable: boolean,
     private readonly log?: (line: string) => void,
   ) {
     this.clients = [first];
@@ -111,7 +119,7 @@ export class NbdEndpoint implements Endpoint {
     const want = Math.min(count, this.maxConnections);
     // Handshakes are several round trips each: do them side by side, not one after another.
     const opening: Promise<NbdClient>[] = [];
-    for (let i = this.clients.length; i < want; i++) opening.push(open(this.spec, this.server));
+    for (let i = this.clients.length; i < want; i++) opening.push(open(this.spec, this.server, this.writable));
     const results = await Promise.allSettled(opening);
     let failure: unknown;
     for (const r of results) {
