@@ -16,6 +16,22 @@ export interface ConnectOptions extends ClientOptions {
   sendBufferSize?: number;
 }
 
+/** setSendBufferSize, or undefined when the FFI cannot load: it is only a speed-up. */
+async function loadSendBufferSetter(): Promise<((fd: number, bytes: number) => void) | undefined> {
+  try {
+    const { setSendBufferSize } = await import('../sys/socket-buffer.js');
+    return (fd, bytes) => {
+      try {
+        setSendBufferSize(fd, bytes);
+      } catch {
+        // Best effort: the default buffer works, only slower.
+      }
+    };
+  } catch {
+    return undefined;
+  }
+}
+
 /** File descriptor of a socket net opened for us; undefined for other streams. */
 function socketFd(stream: unknown): number | undefined {
   const fd = (stream as { _handle?: { fd?: unknown } })._handle?.fd;
@@ -79,17 +95,13 @@ export async function connect(target: ConnectTarget, options: ConnectOptions = {
     const tls = tlsFromUri(u, options.tls);
     if (tls) opts.tls = tls;
   }
+  // Loaded on demand (koffi costs start-up time that read-only connections never need), and
+  // before connecting: once the socket is open, nothing may wait for the event loop before
+  // the client listens, or the server's greeting would be emitted to no one.
+  const setSendBufferSize = opts.sendBufferSize !== undefined ? await loadSendBufferSetter() : undefined;
   const transport = await openTransport(target, (opts.tls?.mode ?? 'off') === 'off');
-  const fd = opts.sendBufferSize !== undefined ? socketFd(transport.stream) : undefined;
-  if (fd !== undefined) {
-    // Loaded on demand: koffi costs start-up time that read-only connections never need.
-    try {
-      const { setSendBufferSize } = await import('../sys/socket-buffer.js');
-      setSendBufferSize(fd, opts.sendBufferSize!);
-    } catch {
-      // Only a speed-up: without the FFI the default buffer still works.
-    }
-  }
+  const fd = setSendBufferSize !== undefined ? socketFd(transport.stream) : undefined;
+  if (fd !== undefined) setSendBufferSize!(fd, opts.sendBufferSize!);
   const client = new NbdClient(opts);
   await client.start(transport);
   return client;
