@@ -21,7 +21,7 @@ Options:
   -R, --requests=N            requests in flight per connection (default 64)
   -S, --sparse=N              turn all-zero blocks of N bytes into holes (default 4096, 0 = off)
       --synchronous           one request at a time, in order
-  -T, --threads=N             caps the connections (default: the number of cores)
+  -T, --threads=N             caps the connections (default: no cap)
   -v, --verbose               print debugging information to stderr
   -V, --version               print the version and exit
       --help                  print this help and exit
