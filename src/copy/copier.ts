@@ -242,7 +242,7 @@ async function copyExtents(
   if (inOrder) {
     // One planner walks the whole disk in order; its reads are spread over the connections.
     run.planners.push(new ConnectionPlanner(source, 0, dealer, limits));
-    await copyInOrder(run, run.planners[0]!, plan.connections, plan.connections * plan.lanesPerConnection);
+    await copyInOrder(run, run.planners[0]!, plan.connections, plan.connections * plan.lanesPerConnection, plan.requestSize);
     unwatch();
     if (run.error !== undefined) throw run.error;
     return run.done;
