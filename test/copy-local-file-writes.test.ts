@@ -33,6 +33,19 @@ describe('DirtyRanges', () => {
     expect(d.pending).toBe(false);
   });
 
+  it('a late write that fills the gap between two ranges joins them into the older one', () => {
+    const d = new DirtyRanges(MiB, 10 * MiB);
+    d.add(0, 100);
+    d.add(200, 100); // arrived before [100, 200)
+    d.add(5000, 10);
+    d.add(100, 100); // bridges [0, 100) and [200, 300)
+    d.add(300, 100);
+    d.add(4990, 10); // prepends to [5000, 5010)
+    expect(d.bytes).toBe(420);
+    expect(takeAll(d)).toEqual([[0, 400], [4990, 20]]);
+    expect(d.pending).toBe(false);
+  });
+
   it('stops growing a range at the chunk size', () => {
     const d = new DirtyRanges(256, 10 * MiB);
     for (let o = 0; o < 1024; o += 128) d.add(o, 128);
