@@ -164,6 +164,17 @@ describe('copy engine', () => {
     await copy(src2, dst2, opts({ requestSize: 64 * 1024, queueSize: 128 * 1024 }));
     expect(src2.maxInFlight).toBeLessThanOrEqual(2);
     expect(dst2.data.equals(src2.data)).toBe(true);
+
+    // -S rounds up to the minimum block size: zero detection never splits a block.
+    const src3 = new MemoryEndpoint('src3', MiB, noise(MiB, 4));
+    src3.data.fill(0, 1536, 200 * 1024);
+    src3.minimumBlockSize = 512;
+    const dst3 = new MemoryEndpoint('dst3', MiB, noise(MiB, 5));
+    await copy(src3, dst3, opts({ sparseSize: 1000 }));
+    const writes = dst3.log.filter((x) => x.op === 'write' || x.op === 'zero');
+    expect(writes.some((x) => x.op === 'zero')).toBe(true);
+    expect(writes.every((x) => x.offset % 512 === 0 && x.length % 512 === 0)).toBe(true);
+    expect(dst3.data.equals(src3.data)).toBe(true);
   });
 
   it('uses multi-conn only when both sides allow it, and --synchronous runs in order', async () => {

@@ -87,7 +87,8 @@ export async function planCopy(source: Endpoint, destination: Endpoint, options:
   const worthDetecting = !destination.discards && !destination.sequential
     && (destination.canZero || destination.isZero || options.destinationIsZero);
   if (options.sparseSize > 0 && worthDetecting) {
-    sparseSize = Math.min(requestSize, Math.max(options.sparseSize, minBlock));
+    // Zero runs split writes at multiples of sparseSize: keep those on the block boundaries.
+    sparseSize = Math.min(requestSize, Math.ceil(options.sparseSize / minBlock) * minBlock);
   }
   const parallel = !sequential || readsAhead(source, destination, options) || writesBehind(source, destination, options);
   let lanesPerConnection = parallel ? Math.max(1, Math.min(options.requests, Math.floor(options.queueSize / requestSize))) : 1;
