@@ -41,6 +41,12 @@ export interface ClientOptions {
   /** Commands on the wire at once; more wait in a queue (default 64). */
   maxInFlight?: number;
   /**
+   * Hold requests back until this many can leave in one socket write, as long as more than
+   * REQUEST_LOW_WATER others are still being served (default 1: every request leaves at
+   * once). Each write wakes the server, so deep copy queues send theirs in groups.
+   */
+  requestBatch?: number;
+  /**
    * Give up when the server has not finished the handshake after this many ms (default
    * 30000; 0 = wait forever). A server that accepts but never speaks would otherwise hang us.
    */
@@ -48,6 +54,8 @@ export interface ClientOptions {
 }
 
 const U32_MAX = 0xffffffff;
+/** With requestBatch > 1, held requests leave at once when the server has this few left. */
+const REQUEST_LOW_WATER = 16;
 
 export class NbdClient {
   private _state: ClientState = 'created';
@@ -69,6 +77,10 @@ export class NbdClient {
   private nextCookie = 1;
   private deadError: NbdError | null = null;
   private corked = false;
+  /** Requests written into the corked stream and not yet handed to the socket. */
+  private unsent = 0;
+  private uncorkScheduled = false;
+  private readonly requestBatch: number;
   /** onSent callbacks of queued WRITE payloads, in send order (socket writes complete in order). */
   private sentCallbacks: Array<(() => void) | undefined> = [];
   private sentHead = 0;
@@ -78,6 +90,7 @@ export class NbdClient {
   constructor(options: ClientOptions = {}) {
     this.opts = options;
     this.maxInFlight = Math.max(1, options.maxInFlight ?? 64);
+    this.requestBatch = Math.max(1, options.requestBatch ?? 1);
   }
 
   get state(): ClientState {
@@ -425,12 +438,13 @@ export class NbdClient {
       ? encodeExtendedRequest(hdr, 0, cmd.flags, cmd.type, cookie, cmd.offset, cmd.length)
       : encodeCompactRequest(hdr, 0, cmd.flags, cmd.type, cookie, cmd.offset, cmd.length);
     if (debugEnabled) debug(() => `request: ${commandName(cmd.type)} cookie ${cookie} offset ${cmd.offset} length ${cmd.length} flags 0x${cmd.flags.toString(16)}`);
-    // Requests issued in the same tick leave in one writev.
+    // Requests issued in the same tick leave in one writev (or several ticks' worth: requestBatch).
     if (!this.corked) {
       this.corked = true;
       stream.cork();
-      process.nextTick(this.uncork);
     }
+    this.unsent++;
+    this.maybeUncork();
     stream.write(n === hdr.length ? hdr : hdr.subarray(0, n));
     if (cmd.type !== CMD_WRITE) return;
     if (cmd.onSent === undefined) {
@@ -454,13 +468,29 @@ export class NbdClient {
     if (!err) cb?.();
   };
 
+  /**
+   * Schedules the corked requests to leave at the end of this tick once a batch is full, or
+   * when the server is running out of work (this also flushes the last requests of a run:
+   * replies keep arriving until the server is down to the low-water mark).
+   */
+  private maybeUncork(): void {
+    if (!this.corked || this.uncorkScheduled) return;
+    if (this.unsent >= this.requestBatch || this.inflight.size - this.unsent <= REQUEST_LOW_WATER) {
+      this.uncorkScheduled = true;
+      process.nextTick(this.uncork);
+    }
+  }
+
   private readonly uncork = (): void => {
+    this.uncorkScheduled = false;
+    this.unsent = 0;
     this.corked = false;
     this.stream?.uncork();
   };
 
   private finish(cmd: Command): void {
     this.inflight.delete(cmd.cookie);
+    if (this.unsent > 0) this.maybeUncork();
     if (cmd.type === CMD_READ && cmd.length >= MIN_DIRECT_READ) this.bigReads--;
     if (cmd.error) {
       cmd.reject(cmd.error);

@@ -34,9 +34,20 @@ const sleep = (ms: number) => new Promise<undefined>((resolve) => setTimeout(() 
  */
 const DESTINATION_SEND_BUFFER = 4 << 20;
 
+/**
+ * Requests sent per socket write while the server has plenty queued: each write wakes the
+ * server, and one per request cost measurable CPU on both sides (pattern 1G -> null:, 5 runs:
+ * our CPU 0.32 -> 0.28 s; 1 ms read latency: wall 0.68 -> 0.62 s).
+ */
+const REQUEST_BATCH = 8;
+
 /** One more connection, to the URI or to our server process. */
 async function open(spec: NbdSpec, server: ServerProcess | undefined, writable: boolean): Promise<NbdClient> {
-  const options = { maxInFlight: CLIENT_IN_FLIGHT, sendBufferSize: writable ? DESTINATION_SEND_BUFFER : undefined };
+  const options = {
+    maxInFlight: CLIENT_IN_FLIGHT,
+    requestBatch: REQUEST_BATCH,
+    sendBufferSize: writable ? DESTINATION_SEND_BUFFER : undefined,
+  };
   try {
     if (server === undefined) return await connect(spec.kind === 'uri' ? spec.uri : '', options);
     return await Promise.race([connect({ unixSocket: server.socketPath }, options), server.exited]);
