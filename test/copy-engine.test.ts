@@ -5,7 +5,7 @@ import { copy } from '../src/copy/copier.js';
 import type { Endpoint, SourceExtent } from '../src/copy/endpoint.js';
 import { DEFAULT_COPY_OPTIONS, type CopyOptions } from '../src/copy/options.js';
 import { NbdError } from '../src/protocol/errors.js';
-import { noise } from './copy-helpers.js';
+import { clipExtents, noise } from './copy-helpers.js';
 
 interface Request { op: 'read' | 'write' | 'zero' | 'extents'; offset: number; length: number; conn: number; allocate?: boolean }
 
@@ -66,13 +66,7 @@ class MemoryEndpoint implements Endpoint {
   async extents(offset: number, length: number, conn: number): Promise<SourceExtent[]> {
     this.log.push({ op: 'extents', offset, length, conn });
     if (this.extentMap === undefined) return [{ offset, length, zero: false }];
-    const out: SourceExtent[] = [];
-    for (const e of this.extentMap) {
-      const s = Math.max(e.offset, offset);
-      const t = Math.min(e.offset + e.length, offset + length);
-      if (s < t) out.push({ offset: s, length: t - s, zero: e.zero });
-    }
-    return out;
+    return clipExtents(this.extentMap, offset, length);
   }
   async setConnections(n: number): Promise<void> {
     if (this.maxConnections !== Infinity) this.connections = Math.min(n, this.maxConnections);

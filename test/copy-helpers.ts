@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { SourceExtent } from '../src/copy/endpoint.js';
 
 export const REPO = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const OUR_NBDCOPY = path.join(REPO, 'bin/nbdcopy');
@@ -143,4 +144,15 @@ export function regionsMatch(file: string, pieces: Array<[number, Buffer]>): boo
   } finally {
     fs.closeSync(fd);
   }
+}
+
+/** The part of an extent map inside [offset, offset+length), as a test source reports it. */
+export function clipExtents(map: SourceExtent[], offset: number, length: number): SourceExtent[] {
+  const out: SourceExtent[] = [];
+  for (const e of map) {
+    const start = Math.max(e.offset, offset);
+    const end = Math.min(e.offset + e.length, offset + length);
+    if (start < end) out.push({ offset: start, length: end - start, zero: e.zero });
+  }
+  return out;
 }

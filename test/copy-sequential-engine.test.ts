@@ -7,7 +7,7 @@ import { copy } from '../src/copy/copier.js';
 import type { Endpoint, SourceExtent } from '../src/copy/endpoint.js';
 import { DEFAULT_COPY_OPTIONS, type CopyOptions } from '../src/copy/options.js';
 import { NbdError } from '../src/protocol/errors.js';
-import { noise } from './copy-helpers.js';
+import { clipExtents, noise } from './copy-helpers.js';
 
 const MiB = 1 << 20;
 const opts = (o: Partial<CopyOptions> = {}): CopyOptions => ({ ...DEFAULT_COPY_OPTIONS, ...o });
@@ -65,21 +65,15 @@ class DiskSource implements Endpoint {
   async zero(): Promise<void> { throw new Error('read-only'); }
 
   async extents(offset: number, length: number): Promise<SourceExtent[]> {
-    const out: SourceExtent[] = [];
-    for (const e of this.extentMap) {
-      const s = Math.max(e.offset, offset);
-      const t = Math.min(e.offset + e.length, offset + length);
-      if (s < t) out.push({ offset: s, length: t - s, zero: e.zero });
-    }
-    return out;
+    return clipExtents(this.extentMap, offset, length);
   }
 
   async flush(): Promise<void> {}
   async close(): Promise<void> {}
 }
 
-/** A pipe: appends what it is given, checks every write starts where the last one ended. */
-class PipeSink implements Endpoint {
+/** What a pipe (stdin, stdout) is: strictly sequential, one connection, no extents or zeroing. */
+abstract class StreamEndpointBase {
   readonly size = undefined;
   readonly sequential = true;
   readonly preferredBlockSize = 4096;
@@ -91,12 +85,25 @@ class PipeSink implements Endpoint {
   readonly isZero = false;
   readonly canZero = false;
   readonly discards = false;
+
+  async extents(offset: number, length: number): Promise<SourceExtent[]> {
+    return [{ offset, length, zero: false }];
+  }
+
+  async flush(): Promise<void> {}
+  async close(): Promise<void> {}
+}
+
+/** A pipe: appends what it is given, checks every write starts where the last one ended. */
+class PipeSink extends StreamEndpointBase implements Endpoint {
   readonly chunks: Buffer[] = [];
   written = 0;
   writing = 0;
   outOfOrder = 0;
 
-  constructor(readonly name = 'pipe') {}
+  constructor(readonly name = 'pipe') {
+    super();
+  }
 
   async read(): Promise<number> { throw new Error('write-only'); }
 
@@ -112,13 +119,6 @@ class PipeSink implements Endpoint {
   async zero(offset: number, length: number): Promise<void> {
     await this.write(Buffer.alloc(length), offset);
   }
-
-  async extents(offset: number, length: number): Promise<SourceExtent[]> {
-    return [{ offset, length, zero: false }];
-  }
-
-  async flush(): Promise<void> {}
-  async close(): Promise<void> {}
 
   bytes(): Buffer {
     return Buffer.concat(this.chunks);
@@ -204,23 +204,14 @@ describe('random-access source -> stream: reads ahead, writes in order', () => {
 });
 
 /** stdin: hands out `data` in pieces of at most `chunk` bytes, strictly in order. */
-class StreamSource implements Endpoint {
-  readonly size = undefined;
-  readonly sequential = true;
-  readonly preferredBlockSize = 4096;
-  readonly minimumBlockSize = 1;
-  readonly maximumBlockSize = 0xffffffff;
-  readonly connections = 1;
-  readonly maxConnections = 1;
-  readonly canExtents = false;
-  readonly isZero = false;
-  readonly canZero = false;
-  readonly discards = false;
+class StreamSource extends StreamEndpointBase implements Endpoint {
   private pos = 0;
   reading = 0;
   overlapped = 0;
 
-  constructor(readonly name: string, readonly data: Buffer) {}
+  constructor(readonly name: string, readonly data: Buffer) {
+    super();
+  }
 
   async read(buffer: Uint8Array, offset: number): Promise<number> {
     if (offset !== this.pos || this.reading !== 0) throw new Error(`stream read out of order at ${offset}`);
@@ -235,11 +226,6 @@ class StreamSource implements Endpoint {
 
   async write(): Promise<void> { throw new Error('read-only'); }
   async zero(): Promise<void> { throw new Error('read-only'); }
-  async extents(offset: number, length: number): Promise<SourceExtent[]> {
-    return [{ offset, length, zero: false }];
-  }
-  async flush(): Promise<void> {}
-  async close(): Promise<void> {}
 }
 
 /** A random-access destination (NBD-like) counting writes in flight and the final size. */
