@@ -27,6 +27,9 @@ export interface Command {
   reject: (reason: unknown) => void;
   /** WRITE only: called once the payload has been handed to the kernel (see pwrite). */
   onSent?: (() => void) | undefined;
+  /** WRITE from a file (pwriteFromFile): the payload is `length` bytes of this fd from fileOffset. */
+  fileFd?: number | undefined;
+  fileOffset?: number | undefined;
 }
 
 const NAMES: Record<number, string> = {

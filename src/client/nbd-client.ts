@@ -12,6 +12,7 @@ import { encodeCompactRequest, encodeExtendedRequest } from '../protocol/request
 import type { ClientTlsOptions } from '../tls/types.js';
 import { commandName, type Command } from './command.js';
 import { debug, debugEnabled } from './debug.js';
+import { FileSender, readFileRange } from './file-sender.js';
 import { HandshakeIO } from './handshake-io.js';
 import { DEFAULT_META_CONTEXTS, Negotiator } from './negotiate.js';
 import { MIN_DIRECT_READ, ReplyReader } from './reply-reader.js';
@@ -86,6 +87,13 @@ export class NbdClient {
   private sentHead = 0;
   private drainWaiters: Array<() => void> = [];
   private closing: Promise<void> | null = null;
+  /** sendfile path of pwriteFromFile: null = not possible here, undefined = not looked at yet. */
+  private fileSender: FileSender | null | undefined;
+  /** File WRITEs registered in `inflight` but waiting for room in the socket, in order. */
+  private fileBacklog: Array<Command | undefined> = [];
+  private fileBacklogHead = 0;
+  /** Header of a raw-socket request: the kernel copies it at once, so one buffer serves all. */
+  private readonly rawHeader = Buffer.alloc(EXTENDED_REQUEST_SIZE);
 
   constructor(options: ClientOptions = {}) {
     this.opts = options;
@@ -334,6 +342,52 @@ export class NbdClient {
     return this.submit(CMD_WRITE, flags?.fua ? CMD_FLAG_FUA : 0, offset, buf.length, buf, onSent) as Promise<void>;
   }
 
+  /**
+   * Writes `length` bytes of file `fd` (a regular file or block device) from `fileOffset` at
+   * `offset`. On a plain socket this client opened (no TLS) the payload goes from the page
+   * cache to the socket with sendfile(2), never through user space; elsewhere it is read
+   * into a buffer on this thread and sent as pwrite would. `onSent` as in pwrite. A file
+   * shorter than the request rejects with EIO (and, when the header was already on the
+   * wire, kills the connection: the request cannot be completed).
+   */
+  pwriteFromFile(
+    fd: number, fileOffset: number, length: number, offset: number, flags?: CommandFlags, onSent?: () => void,
+  ): Promise<void> {
+    if (!Number.isSafeInteger(fileOffset) || fileOffset < 0 || !Number.isInteger(fd) || fd < 0) {
+      return Promise.reject(new NbdError('EINVAL', `pwrite from file: invalid fd ${fd} or file offset ${fileOffset}`));
+    }
+    const sender = this.sendsFromFile ? this.fileSender! : null;
+    if (sender === null || !sender.enabled) {
+      let buf: Buffer;
+      try {
+        buf = readFileRange(fd, fileOffset, length);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      if (sender !== null) sender.copiedBytes += length;
+      return this.pwrite(buf, offset, flags, onSent);
+    }
+    return this.submit(CMD_WRITE, flags?.fua ? CMD_FLAG_FUA : 0, offset, length, null, onSent, undefined, fd, fileOffset) as
+      Promise<void>;
+  }
+
+  /** True when pwriteFromFile sends payloads with sendfile on this connection. */
+  get sendsFromFile(): boolean {
+    if (this.fileSender === undefined) {
+      if (this._state !== 'ready') return false;
+      const t = this.transport;
+      const plain = t !== null && this.stream === t.stream && !this.conn.tls;
+      this.fileSender = (plain ? FileSender.forStream(this.stream) : undefined) ?? null;
+    }
+    return this.fileSender !== null && this.fileSender.enabled;
+  }
+
+  /** Payload bytes pwriteFromFile sent by sendfile, and those it had to copy through a buffer. */
+  get fileSendStats(): { sendfileBytes: number; copiedBytes: number } {
+    const s = this.fileSender;
+    return { sendfileBytes: s?.sendfileBytes ?? 0, copiedBytes: s?.copiedBytes ?? 0 };
+  }
+
   flush(): Promise<void> {
     return this.submit(CMD_FLUSH, 0, 0, 0, null) as Promise<void>;
   }
@@ -414,13 +468,14 @@ export class NbdClient {
 
   private submit(
     type: number, flags: number, offset: number, length: number, data: Uint8Array | null, onSent?: () => void,
-    take?: () => Uint8Array,
+    take?: () => Uint8Array, fileFd?: number, fileOffset?: number,
   ): Promise<unknown> {
     const err = this.check(type, flags, offset, length);
     if (err) return Promise.reject(err);
     return new Promise((resolve, reject) => {
       const cmd: Command = {
         cookie: 0, type, flags, offset, length, data, seen: 0, error: null, extents: null, resolve, reject, onSent, take,
+        fileFd, fileOffset,
       };
       if (this.inflight.size < this.maxInFlight) this.send(cmd);
       else this.queue.push(cmd);
@@ -432,12 +487,15 @@ export class NbdClient {
     cmd.cookie = cookie;
     this.inflight.set(cookie, cmd);
     if (cmd.type === CMD_READ && cmd.length >= MIN_DIRECT_READ) this.bigReads++;
+    if (debugEnabled) debug(() => `request: ${commandName(cmd.type)} cookie ${cookie} offset ${cmd.offset} length ${cmd.length} flags 0x${cmd.flags.toString(16)}`);
+    if (cmd.fileFd !== undefined) {
+      // Later file WRITEs wait behind earlier ones, so they leave in the order they came.
+      if (this.fileBacklogHead < this.fileBacklog.length || !this.trySendFromFile(cmd)) this.fileBacklog.push(cmd);
+      return;
+    }
     const stream = this.stream!;
     const hdr = Buffer.allocUnsafe(EXTENDED_REQUEST_SIZE);
-    const n = this.conn.extendedHeaders
-      ? encodeExtendedRequest(hdr, 0, cmd.flags, cmd.type, cookie, cmd.offset, cmd.length)
-      : encodeCompactRequest(hdr, 0, cmd.flags, cmd.type, cookie, cmd.offset, cmd.length);
-    if (debugEnabled) debug(() => `request: ${commandName(cmd.type)} cookie ${cookie} offset ${cmd.offset} length ${cmd.length} flags 0x${cmd.flags.toString(16)}`);
+    const n = this.encodeHeader(hdr, cmd);
     // Requests issued in the same tick leave in one writev (or several ticks' worth: requestBatch).
     if (!this.corked) {
       this.corked = true;
@@ -454,6 +512,86 @@ export class NbdClient {
       cmd.onSent = undefined;
       stream.write(cmd.data!, this.payloadSent);
     }
+  }
+
+  private encodeHeader(hdr: Buffer, cmd: Command): number {
+    return this.conn.extendedHeaders
+      ? encodeExtendedRequest(hdr, 0, cmd.flags, cmd.type, cmd.cookie, cmd.offset, cmd.length)
+      : encodeCompactRequest(hdr, 0, cmd.flags, cmd.type, cmd.cookie, cmd.offset, cmd.length);
+  }
+
+  /**
+   * Sends a file WRITE on the raw socket if it can leave whole now; false when nothing was
+   * sent (Node still holds bytes for the socket, or the socket lacks room: the server has
+   * not read what we sent, so a reply is coming and onData tries again). Raw bytes may only
+   * follow what Node has already handed to the kernel, hence the uncork and the queue check.
+   */
+  private trySendFromFile(cmd: Command): boolean {
+    const stream = this.stream!;
+    const sender = this.fileSender!;
+    if (this.corked) this.uncork();
+    if (stream.writableLength > 0) return false;
+    const hdr = this.rawHeader;
+    const n = this.encodeHeader(hdr, cmd);
+    let sent = 0;
+    if (sender.enabled) {
+      try {
+        sent = sender.send(hdr, n, cmd.fileFd!, cmd.fileOffset!, cmd.length);
+      } catch (err) {
+        // Part of the request may be on the wire: the connection cannot go on.
+        void this.fail(err instanceof NbdError ? err
+          : new NbdError('EIO', `pwrite from file: ${(err as Error).message}`, { cause: err }));
+        return true;
+      }
+      if (sent < 0) return false;
+      if (sent === n + cmd.length) {
+        const cb = cmd.onSent;
+        cmd.onSent = undefined;
+        cb?.();
+        return true;
+      }
+    }
+    this.sendRestCopied(cmd, hdr, n, sent);
+    return true;
+  }
+
+  /** Sends what the raw socket did not take (`sent` bytes of header + payload went) through the stream. */
+  private sendRestCopied(cmd: Command, hdr: Buffer, headerLength: number, sent: number): void {
+    const stream = this.stream!;
+    const payloadDone = Math.max(0, sent - headerLength);
+    let rest: Buffer;
+    try {
+      rest = readFileRange(cmd.fileFd!, cmd.fileOffset! + payloadDone, cmd.length - payloadDone);
+    } catch (err) {
+      if (sent > 0) {
+        void this.fail(err);
+      } else {
+        // Nothing is on the wire: only this request fails, the connection goes on.
+        cmd.error = err instanceof NbdError ? err : new NbdError('EIO', String(err));
+        this.finish(cmd);
+      }
+      return;
+    }
+    this.fileSender!.copiedBytes += rest.length;
+    if (sent < headerLength) stream.write(Buffer.from(hdr.subarray(sent, headerLength)));
+    if (cmd.onSent === undefined) {
+      stream.write(rest);
+    } else {
+      this.sentCallbacks.push(cmd.onSent);
+      cmd.onSent = undefined;
+      stream.write(rest, this.payloadSent);
+    }
+  }
+
+  /** Sends waiting file WRITEs while the socket takes them. */
+  private pumpFiles(): void {
+    const backlog = this.fileBacklog;
+    while (this.fileBacklogHead < backlog.length && this._state === 'ready') {
+      if (!this.trySendFromFile(backlog[this.fileBacklogHead]!)) return;
+      backlog[this.fileBacklogHead++] = undefined;
+    }
+    this.fileBacklog = [];
+    this.fileBacklogHead = 0;
   }
 
   /** Write callback of payloads that asked for onSent; one shared function, no closure per request. */
@@ -482,6 +620,7 @@ export class NbdClient {
   }
 
   private readonly uncork = (): void => {
+    if (!this.corked) return;
     this.uncorkScheduled = false;
     this.unsent = 0;
     this.corked = false;
@@ -523,6 +662,8 @@ export class NbdClient {
     } catch (err) {
       void this.fail(err);
     }
+    // Each reply means the server read a request: the socket may have room again.
+    if (this.fileBacklogHead < this.fileBacklog.length) this.pumpFiles();
   };
 
   private readonly onEnd = (): void => {
@@ -555,6 +696,8 @@ export class NbdClient {
     for (let i = this.queueHead; i < this.queue.length; i++) this.queue[i]!.reject(err);
     this.queue = [];
     this.queueHead = 0;
+    this.fileBacklog = [];
+    this.fileBacklogHead = 0;
     for (const w of this.drainWaiters) w();
     this.drainWaiters = [];
     // No more reads into callers' buffers: their commands have just been failed.

@@ -141,6 +141,12 @@ export class CopyRun {
   readonly windows: SendWindow[] = [];
   /** The destination calls onSent once a buffer may be reused (before the write completes). */
   readonly releaseEarly: boolean;
+  /**
+   * Source file descriptor whose data the destination takes without a read (sendfile), or
+   * undefined. Such data is never looked at, so zero blocks inside it are written as data:
+   * holes still come from the source's extents (SEEK_DATA / SEEK_HOLE).
+   */
+  readonly fileFd: number | undefined;
   private readonly skipZero: boolean;
 
   constructor(
@@ -153,6 +159,8 @@ export class CopyRun {
       || (!destination.sequential && !options.allocated && (destination.isZero || options.destinationIsZero));
     this.pool = new BufferPool(plan.requestSize);
     this.releaseEarly = destination.releasesEarly === true;
+    this.fileFd = source.fileDescriptor !== undefined && destination.writeFromFile !== undefined && !plan.sequential
+      ? source.fileDescriptor : undefined;
     // Only for local sources, whose reads finish at once: a window on an NBD source would
     // also cap the reads in flight, and a slow server needs many of those (-R).
     if (this.releaseEarly && !plan.sequential && source.maxConnections === Infinity) {
@@ -286,6 +294,21 @@ async function copyData(run: CopyRun, offset: number, length: number, conn: numb
       window.release(length);
       return;
     }
+  }
+  if (run.fileFd !== undefined && run.destination.canWriteFromFile!(conn)) {
+    // No buffer: the kernel moves the bytes from the page cache to the socket.
+    let held = true;
+    const release = (): void => {
+      if (!held) return;
+      held = false;
+      window?.release(length);
+    };
+    try {
+      await run.destination.writeFromFile!(run.fileFd, offset, length, offset, conn, release);
+    } finally {
+      release();
+    }
+    return;
   }
   const { source, pool } = run;
   let buffer: Buffer | undefined;

@@ -56,6 +56,18 @@ export interface Endpoint {
   write(buffer: Uint8Array, offset: number, conn: number, onSent?: () => void): Promise<void>;
   /** write() calls `onSent` early (NBD: once the payload is in the socket). */
   readonly releasesEarly?: boolean;
+  /**
+   * Source: a file descriptor whose bytes at an offset are the source's bytes at that offset
+   * (regular files, block devices), so a destination may take data from it without a read.
+   */
+  readonly fileDescriptor?: number;
+  /** Destination: true when writeFromFile() moves file bytes without copying them (sendfile). */
+  canWriteFromFile?(conn: number): boolean;
+  /**
+   * Destination: writes `length` bytes of file `fd` from `fileOffset` at `offset`; `onSent`
+   * as for write() (once the payload has left, the source may be read again at will).
+   */
+  writeFromFile?(fd: number, fileOffset: number, length: number, offset: number, conn: number, onSent?: () => void): Promise<void>;
   /** Make [offset, offset+length) read as zeroes. `allocate` asks that it stays allocated (no hole). */
   zero(offset: number, length: number, allocate: boolean, conn: number): Promise<void>;
   /** Extents covering [offset, offset+length) in order; may stop short (callers ask again). */

@@ -46,6 +46,8 @@ export class FileEndpoint implements Endpoint {
   readonly isZero: boolean;
   readonly canZero = true;
   readonly discards = false;
+  /** Destinations may take our bytes straight from this descriptor (sendfile). */
+  readonly fileDescriptor: number;
   private readonly fd: number;
   private closed = false;
   /** fallocate modes this filesystem refused; we stop trying them. */
@@ -62,6 +64,7 @@ export class FileEndpoint implements Endpoint {
   constructor(init: FileEndpointInit) {
     this.name = init.name;
     this.fd = init.fd;
+    this.fileDescriptor = init.fd;
     this.fileSize = init.size;
     this.size = init.growable === true ? undefined : init.size;
     this.isZero = init.isZero;

@@ -1,5 +1,6 @@
 // NBD endpoint: one NbdClient per connection. More connections (multi-conn) are opened once
 // the copy knows both sides allow it, to a URI or to our own `[ CMD ]` server process.
+import { readSync } from 'node:fs';
 import type { Endpoint, SourceExtent } from '../endpoint.js';
 import type { EndpointSpec } from '../spec.js';
 import { NbdError } from '../../protocol/errors.js';
@@ -174,6 +175,33 @@ export class NbdEndpoint implements Endpoint {
     }
   }
 
+  canWriteFromFile(conn: number): boolean {
+    return this.clients[conn]!.sendsFromFile;
+  }
+
+  async writeFromFile(
+    fd: number, fileOffset: number, length: number, offset: number, conn: number, onSent?: () => void,
+  ): Promise<void> {
+    if (this.misaligned(offset, length)) {
+      // The unaligned tail: read-modify-write whole blocks (see mergeBlocks).
+      const data = Buffer.allocUnsafe(length);
+      let n: number;
+      try {
+        n = readSync(fd, data, 0, length, fileOffset);
+      } catch (err) {
+        throw wrapError(err, `${this.name}: write at ${offset}`);
+      }
+      if (n < length) throw new NbdError('EIO', `${this.name}: write at ${offset}: the source file ends at offset ${fileOffset + n}`);
+      onSent?.();
+      return this.mergeBlocks(data, offset, length, conn);
+    }
+    try {
+      await this.clients[conn]!.pwriteFromFile(fd, fileOffset, length, offset, undefined, onSent);
+    } catch (err) {
+      throw wrapError(err, `${this.name}: write at ${offset}`);
+    }
+  }
+
   private misaligned(offset: number, length: number): boolean {
     const min = this.minimumBlockSize;
     return min > 1 && (offset % min !== 0 || length % min !== 0);
@@ -296,6 +324,16 @@ export class NbdEndpoint implements Endpoint {
 
   close(): Promise<void> {
     this.closing ??= (async () => {
+      if (this.log !== undefined) {
+        let sent = 0;
+        let copied = 0;
+        for (const c of this.clients) {
+          const s = c.fileSendStats;
+          sent += s.sendfileBytes;
+          copied += s.copiedBytes;
+        }
+        if (sent + copied > 0) this.log(`${this.name}: writes from file: ${sent} bytes by sendfile, ${copied} bytes copied`);
+      }
       const results = await Promise.allSettled(this.clients.map((c) => c.close()));
       await this.server?.stop();
       for (const r of results) if (r.status === 'rejected') throw wrapError(r.reason, `${this.name}: close`);
