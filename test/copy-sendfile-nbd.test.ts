@@ -5,7 +5,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NbdClient } from '../src/client/index.js';
+import { NbdClient, connect } from '../src/client/index.js';
 import { NbdError } from '../src/protocol/errors.js';
 import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
 import {
@@ -137,6 +137,7 @@ describe.skipIf(!have)('NbdClient.pwriteFromFile', () => {
     const s = await nbdkit('memory', String(MiB));
     const c = await connect(s.uri);
     clients.push(c);
+    await NbdClient.loadFileSupport();
     return c;
   }
 

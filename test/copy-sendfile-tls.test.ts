@@ -5,7 +5,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { connect, type NbdClient } from '../src/client/index.js';
+import { NbdClient, connect } from '../src/client/index.js';
 import { haveTool, makeTlsCredentials, removeDir, startNbdkit, type RunningServer } from './helpers/tls-fixtures.js';
 import { OUR_NBDCOPY, ensureBuilt, noise, sha256 } from './copy-helpers.js';
 
@@ -40,6 +40,7 @@ describe.skipIf(!tools)('writes from a file over TLS', () => {
     fs.writeFileSync(file, data);
     const c = await connect(await tlsMemory(1 << 20));
     clients.push(c);
+    await NbdClient.loadFileSupport();
     expect(c.sendsFromFile).toBe(false);
     const fd = fs.openSync(file, 'r');
     try {

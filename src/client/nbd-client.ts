@@ -12,7 +12,7 @@ import { encodeCompactRequest, encodeExtendedRequest } from '../protocol/request
 import type { ClientTlsOptions } from '../tls/types.js';
 import { commandName, type Command } from './command.js';
 import { debug, debugEnabled } from './debug.js';
-import { FileSender, readFileRange } from './file-sender.js';
+import type { FileSender } from './file-sender.js';
 import { HandshakeIO } from './handshake-io.js';
 import { DEFAULT_META_CONTEXTS, Negotiator } from './negotiate.js';
 import { MIN_DIRECT_READ, ReplyReader } from './reply-reader.js';
@@ -54,6 +54,12 @@ export interface ClientOptions {
   handshakeTimeoutMs?: number;
 }
 
+/**
+ * pwriteFromFile's machinery, loaded on first use: it brings koffi, whose start-up cost
+ * connections that never write from a file (nbdinfo, reads) must not pay.
+ */
+let fileSends: typeof import('./file-sender.js') | undefined;
+
 const U32_MAX = 0xffffffff;
 /** With requestBatch > 1, held requests leave at once when the server has this few left. */
 const REQUEST_LOW_WATER = 16;
@@ -94,6 +100,11 @@ export class NbdClient {
   private fileBacklogHead = 0;
   /** Header of a raw-socket request: the kernel copies it at once, so one buffer serves all. */
   private readonly rawHeader = Buffer.alloc(EXTENDED_REQUEST_SIZE);
+
+  /** Loads what pwriteFromFile needs; until then sendsFromFile is false. */
+  static async loadFileSupport(): Promise<void> {
+    fileSends ??= await import('./file-sender.js');
+  }
 
   constructor(options: ClientOptions = {}) {
     this.opts = options;
@@ -356,11 +367,14 @@ export class NbdClient {
     if (!Number.isSafeInteger(fileOffset) || fileOffset < 0 || !Number.isInteger(fd) || fd < 0) {
       return Promise.reject(new NbdError('EINVAL', `pwrite from file: invalid fd ${fd} or file offset ${fileOffset}`));
     }
+    if (fileSends === undefined) {
+      return NbdClient.loadFileSupport().then(() => this.pwriteFromFile(fd, fileOffset, length, offset, flags, onSent));
+    }
     const sender = this.sendsFromFile ? this.fileSender! : null;
     if (sender === null || !sender.enabled) {
       let buf: Buffer;
       try {
-        buf = readFileRange(fd, fileOffset, length);
+        buf = fileSends.readFileRange(fd, fileOffset, length);
       } catch (err) {
         return Promise.reject(err);
       }
@@ -374,10 +388,10 @@ export class NbdClient {
   /** True when pwriteFromFile sends payloads with sendfile on this connection. */
   get sendsFromFile(): boolean {
     if (this.fileSender === undefined) {
-      if (this._state !== 'ready') return false;
+      if (this._state !== 'ready' || fileSends === undefined) return false;
       const t = this.transport;
       const plain = t !== null && this.stream === t.stream && !this.conn.tls;
-      this.fileSender = (plain ? FileSender.forStream(this.stream) : undefined) ?? null;
+      this.fileSender = (plain ? fileSends.FileSender.forStream(this.stream) : undefined) ?? null;
     }
     return this.fileSender !== null && this.fileSender.enabled;
   }
@@ -561,7 +575,7 @@ export class NbdClient {
     const payloadDone = Math.max(0, sent - headerLength);
     let rest: Buffer;
     try {
-      rest = readFileRange(cmd.fileFd!, cmd.fileOffset! + payloadDone, cmd.length - payloadDone);
+      rest = fileSends!.readFileRange(cmd.fileFd!, cmd.fileOffset! + payloadDone, cmd.length - payloadDone);
     } catch (err) {
       if (sent > 0) {
         void this.fail(err);

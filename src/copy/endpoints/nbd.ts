@@ -4,7 +4,7 @@ import { readSync } from 'node:fs';
 import type { Endpoint, SourceExtent } from '../endpoint.js';
 import type { EndpointSpec } from '../spec.js';
 import { NbdError } from '../../protocol/errors.js';
-import { connect, type NbdClient, type ExportInfo } from '../../client/index.js';
+import { connect, NbdClient, type ExportInfo } from '../../client/index.js';
 import { wrapError } from '../errors.js';
 import { zeroBuffer } from '../zero-buffer.js';
 import { startServerProcess, type ServerProcess } from './subprocess.js';
@@ -68,6 +68,8 @@ export async function openNbdEndpoint(spec: NbdSpec, options: NbdOpenOptions): P
     await server?.stop();
     throw err;
   }
+  // Destinations may be fed from a file by sendfile; its FFI comes with the send buffer's anyway.
+  if (options.writable) await NbdClient.loadFileSupport().catch(() => undefined);
   const endpoint = new NbdEndpoint(spec, first, server, options.writable, options.log);
   if (options.writable && first.export.readOnly) {
     await endpoint.close();
