@@ -82,6 +82,31 @@ describe.skipIf(!have)('nbdcopy file -> NBD with sendfile', () => {
     expect(sha256File(readBack(s.uri, 'a.img'))).toBe(sha256File(src));
   });
 
+  it('written zeroes inside data still become zero requests (-S looks through a memory map)', async () => {
+    // Allocated, all-zero blocks: no hole for SEEK_DATA to find, only -S can see them.
+    const zeroes = path.join(dir, 'zeroes.img');
+    const bytes = noise(SIZE, 6);
+    bytes.fill(0, 2 * MiB, 2 * MiB + 1024 * 1024 + 4096);
+    fs.writeFileSync(zeroes, bytes);
+    const log = path.join(dir, 'zeroes.log');
+    const s = await nbdkit('--filter=log', 'memory', String(SIZE), `logfile=${log}`);
+    dirty(s.uri);
+    const r = ours(['-v', zeroes, s.uri]);
+    expect(r.status).toBe(0);
+    const m = SENDFILE_LINE.exec(r.stderr);
+    expect(Number(m?.[1])).toBeGreaterThan(0);
+    // The zero blocks (1 MiB + 4 KiB from 2 MiB) travelled as zero requests, not as payload.
+    expect(Number(m![1]) + Number(m![2])).toBe(SIZE - (1024 * 1024 + 4096));
+    expect(fs.readFileSync(log, 'utf8')).toMatch(/(Zero|Trim) id=\d+ offset=0x200000 /);
+    expect(sha256File(readBack(s.uri, 'z.img'))).toBe(sha256(bytes));
+    // -S 0 turns detection off: every byte is payload.
+    const t = await nbdkit('memory', String(SIZE));
+    const r0 = ours(['-v', '-S', '0', zeroes, t.uri]);
+    const m0 = SENDFILE_LINE.exec(r0.stderr);
+    expect(Number(m0![1]) + Number(m0![2])).toBe(SIZE);
+    expect(sha256File(readBack(t.uri, 'z0.img'))).toBe(sha256(bytes));
+  });
+
   it('one connection, synchronous-sized requests (--request-size=4096), byte-exact', async () => {
     const s = await nbdkit('memory', String(SIZE));
     dirty(s.uri);

@@ -187,30 +187,50 @@ export class CopyRun {
    * buffer is free once that one is sent), or called at once when the last run is zeroes.
    */
   async writeData(view: Buffer, offset: number, conn: number, onSent?: () => void): Promise<void> {
+    if (this.plan.sparseSize === 0) return this.destination.write(view, offset, conn, onSent);
+    return this.writeRuns(view, offset, conn, onSent, (from, to, sent) => {
+      const part = from === 0 && to === view.length ? view : view.subarray(from, to);
+      return this.destination.write(part, offset + from, conn, sent);
+    });
+  }
+
+  /**
+   * The same for a file source whose data the destination takes straight from the file
+   * (sendfile): `mapped` is the file's bytes there, only looked at for zero detection.
+   */
+  async writeFileData(fd: number, mapped: Buffer | undefined, offset: number, length: number, conn: number, onSent?: () => void): Promise<void> {
+    const destination = this.destination;
+    if (this.plan.sparseSize === 0) return destination.writeFromFile!(fd, offset, length, offset, conn, onSent);
+    return this.writeRuns(mapped!, offset, conn, onSent,
+      (from, to, sent) => destination.writeFromFile!(fd, offset + from, to - from, offset + from, conn, sent));
+  }
+
+  /**
+   * Splits `view` (source bytes at `offset`) into runs of sparseSize blocks, all zero or not;
+   * zero runs become zero requests, the others go to `sendData`. `onSent` is passed to the
+   * last run's write, or called at once when the last run is zeroes.
+   */
+  private async writeRuns(
+    view: Buffer, offset: number, conn: number, onSent: (() => void) | undefined,
+    sendData: (from: number, to: number, onSent?: () => void) => Promise<void>,
+  ): Promise<void> {
     const s = this.plan.sparseSize;
     const len = view.length;
-    if (s === 0) return this.destination.write(view, offset, conn, onSent);
     let runStart = 0;
     let runZero = isZeroRange(view, 0, Math.min(s, len));
     for (let b = s; b < len; b += s) {
       const z = isZeroRange(view, b, Math.min(s, len - b));
       if (z === runZero) continue;
-      await this.flushRun(view, offset, runStart, b, runZero, conn);
+      if (runZero) await this.zeroOut(offset + runStart, b - runStart, conn);
+      else await sendData(runStart, b);
       runStart = b;
       runZero = z;
     }
-    await this.flushRun(view, offset, runStart, len, runZero, conn, onSent);
-  }
-
-  private async flushRun(
-    view: Buffer, offset: number, from: number, to: number, zero: boolean, conn: number, onSent?: () => void,
-  ): Promise<void> {
-    if (zero) {
+    if (runZero) {
       onSent?.();
-      await this.zeroOut(offset + from, to - from, conn);
+      await this.zeroOut(offset + runStart, len - runStart, conn);
     } else {
-      const part = from === 0 && to === view.length ? view : view.subarray(from, to);
-      await this.destination.write(part, offset + from, conn, onSent);
+      await sendData(runStart, len, onSent);
     }
   }
 
@@ -295,8 +315,10 @@ async function copyData(run: CopyRun, offset: number, length: number, conn: numb
       return;
     }
   }
-  if (run.fileFd !== undefined && run.destination.canWriteFromFile!(conn)) {
-    // No buffer: the kernel moves the bytes from the page cache to the socket.
+  // No buffer: the kernel moves the bytes from the page cache to the socket. Zero detection
+  // looks at them through a memory map (no copy either); without one, read as usual.
+  const mapped = run.fileFd !== undefined && run.plan.sparseSize > 0 ? run.source.mappedBytes?.(offset, length) : undefined;
+  if (run.fileFd !== undefined && (run.plan.sparseSize === 0 || mapped !== undefined) && run.destination.canWriteFromFile!(conn)) {
     let held = true;
     const release = (): void => {
       if (!held) return;
@@ -304,7 +326,7 @@ async function copyData(run: CopyRun, offset: number, length: number, conn: numb
       window?.release(length);
     };
     try {
-      await run.destination.writeFromFile!(run.fileFd, offset, length, offset, conn, release);
+      await run.writeFileData(run.fileFd, mapped, offset, length, conn, release);
     } finally {
       release();
     }

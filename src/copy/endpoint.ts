@@ -61,6 +61,12 @@ export interface Endpoint {
    * (regular files, block devices), so a destination may take data from it without a read.
    */
   readonly fileDescriptor?: number;
+  /**
+   * Source with a fileDescriptor: its bytes [offset, offset+length) to look at without
+   * copying them (a memory map), for zero detection on data sent by writeFromFile; undefined
+   * when they cannot be mapped. Valid until close().
+   */
+  mappedBytes?(offset: number, length: number): Buffer | undefined;
   /** Destination: true when writeFromFile() moves file bytes without copying them (sendfile). */
   canWriteFromFile?(conn: number): boolean;
   /**

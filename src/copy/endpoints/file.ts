@@ -9,6 +9,7 @@ import { seekData, seekHole, isSeekUnsupported } from '../../sys/seek.js';
 import { allocateRange, punchHole, zeroRange, FallocateError } from '../../sys/fallocate.js';
 import { settleAndDrop, startWriteback } from '../../sys/pagecache.js';
 import { preadCached } from '../../sys/pread-cached.js';
+import { mapFile, type FileMap } from '../../sys/mmap.js';
 import { DirtyRanges } from './dirty-ranges.js';
 
 /** Extents asked in one call are capped so one huge fragmented file cannot build a giant array. */
@@ -30,6 +31,12 @@ export interface FileEndpointInit {
   /** A regular file destination grows as needed, so it has no size limit to check. */
   growable?: boolean;
 }
+
+/**
+ * Size of the pieces a source file is memory-mapped in for zero detection: a Buffer cannot
+ * span more than 4 GiB, and the maps stay until close (address space is plentiful).
+ */
+const MAP_WINDOW = 256 * 1024 * 1024;
 
 export class FileEndpoint implements Endpoint {
   readonly name: string;
@@ -60,6 +67,9 @@ export class FileEndpoint implements Endpoint {
   /** Ranges written and sent to writeback, not yet known to be on disk and out of the cache. */
   private readonly dirty = new DirtyRanges(SETTLE_CHUNK, WRITEBACK_KICK);
   private pageCacheControl = true;
+  /** The source file mapped read-only in MAP_WINDOW pieces, on first use (null: refused). */
+  private readonly maps = new Map<number, FileMap | null>();
+  private readonly blockDevice: boolean;
 
   constructor(init: FileEndpointInit) {
     this.name = init.name;
@@ -69,6 +79,24 @@ export class FileEndpoint implements Endpoint {
     this.size = init.growable === true ? undefined : init.size;
     this.isZero = init.isZero;
     this.canExtents = !init.blockDevice;
+    this.blockDevice = init.blockDevice === true;
+  }
+
+  mappedBytes(offset: number, length: number): Buffer | undefined {
+    // Regular files of known size only: a device or a file still being written could end
+    // sooner than the map. A request across two windows is simply read instead.
+    if (this.blockDevice || this.size === undefined || this.closed || offset + length > this.size) return undefined;
+    const index = Math.floor(offset / MAP_WINDOW);
+    if (Math.floor((offset + length - 1) / MAP_WINDOW) !== index) return undefined;
+    let map = this.maps.get(index);
+    if (map === undefined) {
+      const start = index * MAP_WINDOW;
+      map = mapFile(this.fd, start, Math.min(MAP_WINDOW, this.size - start)) ?? null;
+      this.maps.set(index, map);
+    }
+    if (map === null) return undefined;
+    const at = offset - index * MAP_WINDOW;
+    return map.bytes.subarray(at, at + length);
   }
 
   async read(buffer: Uint8Array, offset: number): Promise<number> {
@@ -206,6 +234,8 @@ export class FileEndpoint implements Endpoint {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    for (const map of this.maps.values()) map?.unmap();
+    this.maps.clear();
     fs.closeSync(this.fd);
   }
 }
