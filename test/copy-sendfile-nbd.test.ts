@@ -13,7 +13,7 @@ import {
 } from './copy-helpers.js';
 
 const MiB = 1 << 20;
-const have = requireBinaries('nbdkit', LIBNBD_NBDCOPY);
+const have = requireBinaries('nbdkit', LIBNBD_NBDCOPY, '/usr/bin/time');
 const servers: RunningServer[] = [];
 const clients: NbdClient[] = [];
 let dir: string;
@@ -105,6 +105,22 @@ describe.skipIf(!have)('nbdcopy file -> NBD with sendfile', () => {
     const m0 = SENDFILE_LINE.exec(r0.stderr);
     expect(Number(m0![1]) + Number(m0![2])).toBe(SIZE);
     expect(sha256File(readBack(t.uri, 'z0.img'))).toBe(sha256(bytes));
+  });
+
+  it('looking at a big file through its memory map does not keep it in our RSS', async () => {
+    const size = 256 * MiB;
+    const big = path.join(dir, 'rss.img');
+    fs.writeFileSync(big, noise(size, 12));
+    const s = await nbdkit('memory', String(size));
+    // GNU time's %M: the peak resident set in KiB (mapped file pages count while mapped).
+    const r = spawnSync('/usr/bin/time', ['-f', '%M', OUR_NBDCOPY, '-v', big, s.uri], { cwd: dir, timeout: 50_000 });
+    const stderr = r.stderr.toString();
+    expect(r.status).toBe(0);
+    expect(Number(SENDFILE_LINE.exec(stderr)?.[1])).toBeGreaterThan(0);
+    const peakKiB = Number(stderr.trim().split('\n').pop());
+    expect(peakKiB).toBeGreaterThan(0);
+    expect(peakKiB * 1024).toBeLessThan(size * 0.6);
+    fs.rmSync(big);
   });
 
   it('one connection, synchronous-sized requests (--request-size=4096), byte-exact', async () => {

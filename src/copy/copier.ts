@@ -188,7 +188,7 @@ export class CopyRun {
    */
   async writeData(view: Buffer, offset: number, conn: number, onSent?: () => void): Promise<void> {
     if (this.plan.sparseSize === 0) return this.destination.write(view, offset, conn, onSent);
-    return this.writeRuns(view, offset, conn, onSent, (from, to, sent) => {
+    return this.writeRuns(this.zeroRuns(view), offset, conn, onSent, (from, to, sent) => {
       const part = from === 0 && to === view.length ? view : view.subarray(from, to);
       return this.destination.write(part, offset + from, conn, sent);
     });
@@ -196,41 +196,55 @@ export class CopyRun {
 
   /**
    * The same for a file source whose data the destination takes straight from the file
-   * (sendfile): `mapped` is the file's bytes there, only looked at for zero detection.
+   * (sendfile): the file's bytes are only looked at, through its memory map, for zero
+   * detection, all before the first await, so their pages can leave our RSS at once.
    */
-  async writeFileData(fd: number, mapped: Buffer | undefined, offset: number, length: number, conn: number, onSent?: () => void): Promise<void> {
-    const destination = this.destination;
+  async writeFileData(fd: number, offset: number, length: number, conn: number, onSent?: () => void): Promise<void> {
+    const { destination, source } = this;
     if (this.plan.sparseSize === 0) return destination.writeFromFile!(fd, offset, length, offset, conn, onSent);
-    return this.writeRuns(mapped!, offset, conn, onSent,
+    const runs = this.zeroRuns(source.mappedBytes!(offset, length)!);
+    source.releaseMappedBytes?.(offset, length);
+    return this.writeRuns(runs, offset, conn, onSent,
       (from, to, sent) => destination.writeFromFile!(fd, offset + from, to - from, offset + from, conn, sent));
   }
 
   /**
-   * Splits `view` (source bytes at `offset`) into runs of sparseSize blocks, all zero or not;
-   * zero runs become zero requests, the others go to `sendData`. `onSent` is passed to the
-   * last run's write, or called at once when the last run is zeroes.
+   * Where `view` changes between runs of all-zero sparseSize blocks and runs of data: pairs
+   * (start, isZero as 1/0) per run, then the length at the end.
    */
-  private async writeRuns(
-    view: Buffer, offset: number, conn: number, onSent: (() => void) | undefined,
-    sendData: (from: number, to: number, onSent?: () => void) => Promise<void>,
-  ): Promise<void> {
+  private zeroRuns(view: Buffer): number[] {
     const s = this.plan.sparseSize;
     const len = view.length;
-    let runStart = 0;
     let runZero = isZeroRange(view, 0, Math.min(s, len));
+    const runs = [0, runZero ? 1 : 0];
     for (let b = s; b < len; b += s) {
       const z = isZeroRange(view, b, Math.min(s, len - b));
       if (z === runZero) continue;
-      if (runZero) await this.zeroOut(offset + runStart, b - runStart, conn);
-      else await sendData(runStart, b);
-      runStart = b;
+      runs.push(b, z ? 1 : 0);
       runZero = z;
     }
-    if (runZero) {
-      onSent?.();
-      await this.zeroOut(offset + runStart, len - runStart, conn);
-    } else {
-      await sendData(runStart, len, onSent);
+    runs.push(len);
+    return runs;
+  }
+
+  /**
+   * Zero runs become zero requests, data runs go to `sendData`. `onSent` is passed to the
+   * last run's write, or called at once when the last run is zeroes.
+   */
+  private async writeRuns(
+    runs: number[], offset: number, conn: number, onSent: (() => void) | undefined,
+    sendData: (from: number, to: number, onSent?: () => void) => Promise<void>,
+  ): Promise<void> {
+    for (let i = 0; i + 2 < runs.length; i += 2) {
+      const from = runs[i]!;
+      const to = runs[i + 2]!;
+      const last = i + 3 >= runs.length;
+      if (runs[i + 1] === 1) {
+        if (last) onSent?.();
+        await this.zeroOut(offset + from, to - from, conn);
+      } else {
+        await sendData(from, to, last ? onSent : undefined);
+      }
     }
   }
 
@@ -317,8 +331,8 @@ async function copyData(run: CopyRun, offset: number, length: number, conn: numb
   }
   // No buffer: the kernel moves the bytes from the page cache to the socket. Zero detection
   // looks at them through a memory map (no copy either); without one, read as usual.
-  const mapped = run.fileFd !== undefined && run.plan.sparseSize > 0 ? run.source.mappedBytes?.(offset, length) : undefined;
-  if (run.fileFd !== undefined && (run.plan.sparseSize === 0 || mapped !== undefined) && run.destination.canWriteFromFile!(conn)) {
+  const mapped = run.fileFd !== undefined && run.plan.sparseSize > 0 && run.source.mappedBytes?.(offset, length) !== undefined;
+  if (run.fileFd !== undefined && (run.plan.sparseSize === 0 || mapped) && run.destination.canWriteFromFile!(conn)) {
     let held = true;
     const release = (): void => {
       if (!held) return;
@@ -326,7 +340,7 @@ async function copyData(run: CopyRun, offset: number, length: number, conn: numb
       window?.release(length);
     };
     try {
-      await run.writeFileData(run.fileFd, mapped, offset, length, conn, release);
+      await run.writeFileData(run.fileFd, offset, length, conn, release);
     } finally {
       release();
     }

@@ -67,6 +67,8 @@ export interface Endpoint {
    * when they cannot be mapped. Valid until close().
    */
   mappedBytes?(offset: number, length: number): Buffer | undefined;
+  /** Done looking at mappedBytes(offset, length): its pages may leave our address space. */
+  releaseMappedBytes?(offset: number, length: number): void;
   /** Destination: true when writeFromFile() moves file bytes without copying them (sendfile). */
   canWriteFromFile?(conn: number): boolean;
   /**

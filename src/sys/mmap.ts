@@ -6,9 +6,13 @@ const PROT_READ = 1;
 const MAP_SHARED = 1;
 const MAP_FAILED = 0xffffffffffffffffn;
 
+const MADV_DONTNEED = 4;
+const PAGE = 4096;
+
 interface MmapCalls {
   mmap: (addr: null, length: number, prot: number, flags: number, fd: number, offset: number) => unknown;
   munmap: (addr: unknown, length: number) => number;
+  madvise: (addr: bigint, length: number, advice: number) => number;
 }
 
 let calls: MmapCalls | undefined;
@@ -18,6 +22,7 @@ function load(): MmapCalls {
   calls ??= {
     mmap: libc.func('void *mmap(void *, size_t, int, int, int, int64_t)') as MmapCalls['mmap'],
     munmap: libc.func('int munmap(void *, size_t)') as MmapCalls['munmap'],
+    madvise: libc.func('int madvise(uintptr_t, size_t, int)') as MmapCalls['madvise'],
   };
   return calls;
 }
@@ -25,6 +30,13 @@ function load(): MmapCalls {
 export interface FileMap {
   /** The file's bytes [offset, offset+length). Touching them after unmap() crashes the process. */
   readonly bytes: Buffer;
+  /**
+   * Unmaps the whole pages inside bytes [at, at+length) from this process (they stay in the
+   * page cache; touching them again maps them again). Touched pages of a map count in the
+   * process's RSS, so a copy that looked at every page of a big file would otherwise seem
+   * to hold all of it.
+   */
+  drop(at: number, length: number): void;
   unmap(): void;
 }
 
@@ -42,9 +54,16 @@ export function mapFile(fd: number, offset: number, length: number): FileMap | u
   const address = c.mmap(null, length, PROT_READ, MAP_SHARED, fd, offset);
   if (address === null || koffi.address(address) === MAP_FAILED) return undefined;
   const bytes = Buffer.from(koffi.view(address, length));
+  const base = BigInt(koffi.address(address) as bigint);
   let mapped = true;
   return {
     bytes,
+    drop(at, dropLength) {
+      // The map starts on a page boundary; round inwards to whole pages.
+      const start = Math.ceil(at / PAGE) * PAGE;
+      const end = Math.floor((at + dropLength) / PAGE) * PAGE;
+      if (mapped && end > start) c.madvise(base + BigInt(start), end - start, MADV_DONTNEED);
+    },
     unmap() {
       if (!mapped) return;
       mapped = false;

@@ -99,6 +99,11 @@ export class FileEndpoint implements Endpoint {
     return map.bytes.subarray(at, at + length);
   }
 
+  releaseMappedBytes(offset: number, length: number): void {
+    const index = Math.floor(offset / MAP_WINDOW);
+    this.maps.get(index)?.drop(offset - index * MAP_WINDOW, length);
+  }
+
   async read(buffer: Uint8Array, offset: number): Promise<number> {
     try {
       // Cached bytes are copied right here; only what the page cache lacks (a cold file)
