@@ -68,4 +68,24 @@ describe('requestBatch', () => {
     expect(one.readBigUInt64BE(0)).toBe(8192n);
     await lanes(client, 3, 2, 4096);
   });
+
+  it('held requests wait in the client, never in a stream left corked across ticks', async () => {
+    // Node keeps what is written behind a write in progress until the stream is uncorked:
+    // a stream corked across ticks strands requests already counted as sent, and the client
+    // then waits forever for their replies (seen as a rare hang in NBD -> NBD copies).
+    const s = await startServer({ backend: ['pattern', '8M'], faults: { delays: { read: 200 } } });
+    servers.push(s);
+    const { client } = await countingClient(s, 8);
+    const socket = (client as unknown as { stream: net.Socket }).stream;
+    const buf = () => Buffer.alloc(4096);
+    // 20 reads leave at once (a full batch); the server sits on them for 200 ms.
+    const first = Array.from({ length: 20 }, (_, i) => client.pread(buf(), i * 4096));
+    await new Promise((r) => setImmediate(r));
+    // 3 more: fewer than a batch while the server has plenty, so they are held...
+    const more = Array.from({ length: 3 }, (_, i) => client.pread(buf(), (20 + i) * 4096));
+    await new Promise((r) => setImmediate(r));
+    // ...by the client, with the socket free to finish what it was given.
+    expect(socket.writableCorked).toBe(0);
+    await Promise.all([...first, ...more]);
+  });
 });

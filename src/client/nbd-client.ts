@@ -83,10 +83,14 @@ export class NbdClient {
   private queueHead = 0;
   private nextCookie = 1;
   private deadError: NbdError | null = null;
-  private corked = false;
-  /** Requests written into the corked stream and not yet handed to the socket. */
-  private unsent = 0;
-  private uncorkScheduled = false;
+  /**
+   * Requests sent but not yet written to the stream (see requestBatch). They wait here, not
+   * in a corked stream: Node leaves everything it buffered behind a write in progress until
+   * the stream is uncorked, so a stream corked across ticks could also hold requests we
+   * had already released, and wait forever for their replies.
+   */
+  private held: Command[] = [];
+  private flushScheduled = false;
   private readonly requestBatch: number;
   /** onSent callbacks of queued WRITE payloads, in send order (socket writes complete in order). */
   private sentCallbacks: Array<(() => void) | undefined> = [];
@@ -507,26 +511,35 @@ export class NbdClient {
       if (this.fileBacklogHead < this.fileBacklog.length || !this.trySendFromFile(cmd)) this.fileBacklog.push(cmd);
       return;
     }
-    const stream = this.stream!;
-    const hdr = Buffer.allocUnsafe(EXTENDED_REQUEST_SIZE);
-    const n = this.encodeHeader(hdr, cmd);
     // Requests issued in the same tick leave in one writev (or several ticks' worth: requestBatch).
-    if (!this.corked) {
-      this.corked = true;
-      stream.cork();
-    }
-    this.unsent++;
-    this.maybeUncork();
-    stream.write(n === hdr.length ? hdr : hdr.subarray(0, n));
-    if (cmd.type !== CMD_WRITE) return;
-    if (cmd.onSent === undefined) {
-      stream.write(cmd.data!);
-    } else {
-      this.sentCallbacks.push(cmd.onSent);
-      cmd.onSent = undefined;
-      stream.write(cmd.data!, this.payloadSent);
-    }
+    this.held.push(cmd);
+    this.maybeFlush();
   }
+
+  /** Writes the held requests to the stream, in one writev. */
+  private readonly flushHeld = (): void => {
+    this.flushScheduled = false;
+    const held = this.held;
+    if (held.length === 0) return;
+    this.held = [];
+    if (this._state !== 'ready') return;
+    const stream = this.stream!;
+    stream.cork();
+    for (const cmd of held) {
+      const hdr = Buffer.allocUnsafe(EXTENDED_REQUEST_SIZE);
+      const n = this.encodeHeader(hdr, cmd);
+      stream.write(n === hdr.length ? hdr : hdr.subarray(0, n));
+      if (cmd.type !== CMD_WRITE) continue;
+      if (cmd.onSent === undefined) {
+        stream.write(cmd.data!);
+      } else {
+        this.sentCallbacks.push(cmd.onSent);
+        cmd.onSent = undefined;
+        stream.write(cmd.data!, this.payloadSent);
+      }
+    }
+    stream.uncork();
+  };
 
   private encodeHeader(hdr: Buffer, cmd: Command): number {
     return this.conn.extendedHeaders
@@ -538,12 +551,12 @@ export class NbdClient {
    * Sends a file WRITE on the raw socket if it can leave whole now; false when nothing was
    * sent (Node still holds bytes for the socket, or the socket lacks room: the server has
    * not read what we sent, so a reply is coming and onData tries again). Raw bytes may only
-   * follow what Node has already handed to the kernel, hence the uncork and the queue check.
+   * follow what Node has already handed to the kernel, hence the flush and the queue check.
    */
   private trySendFromFile(cmd: Command): boolean {
     const stream = this.stream!;
     const sender = this.fileSender!;
-    if (this.corked) this.uncork();
+    this.flushHeld();
     if (stream.writableLength > 0) return false;
     const hdr = this.rawHeader;
     const n = this.encodeHeader(hdr, cmd);
@@ -621,29 +634,22 @@ export class NbdClient {
   };
 
   /**
-   * Schedules the corked requests to leave at the end of this tick once a batch is full, or
+   * Schedules the held requests to leave at the end of this tick once a batch is full, or
    * when the server is running out of work (this also flushes the last requests of a run:
    * replies keep arriving until the server is down to the low-water mark).
    */
-  private maybeUncork(): void {
-    if (!this.corked || this.uncorkScheduled) return;
-    if (this.unsent >= this.requestBatch || this.inflight.size - this.unsent <= REQUEST_LOW_WATER) {
-      this.uncorkScheduled = true;
-      process.nextTick(this.uncork);
+  private maybeFlush(): void {
+    if (this.flushScheduled) return;
+    const held = this.held.length;
+    if (held >= this.requestBatch || this.inflight.size - held <= REQUEST_LOW_WATER) {
+      this.flushScheduled = true;
+      process.nextTick(this.flushHeld);
     }
   }
 
-  private readonly uncork = (): void => {
-    if (!this.corked) return;
-    this.uncorkScheduled = false;
-    this.unsent = 0;
-    this.corked = false;
-    this.stream?.uncork();
-  };
-
   private finish(cmd: Command): void {
     this.inflight.delete(cmd.cookie);
-    if (this.unsent > 0) this.maybeUncork();
+    if (this.held.length > 0) this.maybeFlush();
     if (cmd.type === CMD_READ && cmd.length >= MIN_DIRECT_READ) this.bigReads--;
     if (cmd.error) {
       cmd.reject(cmd.error);
