@@ -160,6 +160,26 @@ describe.skipIf(!have)('nbdcopy file -> NBD with sendfile', () => {
   });
 });
 
+describe.skipIf(!have)('nbdcopy file -> NBD when the source file shrinks mid-copy', () => {
+  it('fails with one line and exit 1, not SIGBUS from its memory map', async () => {
+    const shrinking = path.join(dir, 'shrinking.img');
+    fs.writeFileSync(shrinking, noise(48 * MiB, 13));
+    const s = await nbdkit('--filter=delay', 'memory', String(48 * MiB), 'delay-write=20ms');
+    const child = spawn(OUR_NBDCOPY, ['--progress=1', shrinking, s.uri], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const done = new Promise<[number | null, string | null]>((resolve) => child.on('close', (code, signal) => resolve([code, signal])));
+    for (let i = 0; i < 400 && !stdout.startsWith('0/100\n'); i++) await new Promise((r) => setTimeout(r, 25));
+    fs.truncateSync(shrinking, MiB);
+    const [status, signal] = await done;
+    expect(signal).toBeNull();
+    expect(status).toBe(1);
+    expect(hasExactlyOneErrorLine(stderr)).toBe(true);
+  });
+});
+
 describe.skipIf(!have)('NbdClient.pwriteFromFile', () => {
   const FILE_SIZE = 300_000;
   let file: string;

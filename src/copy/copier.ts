@@ -196,13 +196,13 @@ export class CopyRun {
 
   /**
    * The same for a file source whose data the destination takes straight from the file
-   * (sendfile): the file's bytes are only looked at, through its memory map, for zero
-   * detection, all before the first await, so their pages can leave our RSS at once.
+   * (sendfile). `mapped` is the file's bytes there (its memory map) when zero detection is
+   * on: only looked at, all before the first await, so their pages can leave our RSS at once.
    */
-  async writeFileData(fd: number, offset: number, length: number, conn: number, onSent?: () => void): Promise<void> {
+  async writeFileData(fd: number, mapped: Buffer | undefined, offset: number, length: number, conn: number, onSent?: () => void): Promise<void> {
     const { destination, source } = this;
-    if (this.plan.sparseSize === 0) return destination.writeFromFile!(fd, offset, length, offset, conn, onSent);
-    const runs = this.zeroRuns(source.mappedBytes!(offset, length)!);
+    if (mapped === undefined) return destination.writeFromFile!(fd, offset, length, offset, conn, onSent);
+    const runs = this.zeroRuns(mapped);
     source.releaseMappedBytes?.(offset, length);
     return this.writeRuns(runs, offset, conn, onSent,
       (from, to, sent) => destination.writeFromFile!(fd, offset + from, to - from, offset + from, conn, sent));
@@ -331,8 +331,8 @@ async function copyData(run: CopyRun, offset: number, length: number, conn: numb
   }
   // No buffer: the kernel moves the bytes from the page cache to the socket. Zero detection
   // looks at them through a memory map (no copy either); without one, read as usual.
-  const mapped = run.fileFd !== undefined && run.plan.sparseSize > 0 && run.source.mappedBytes?.(offset, length) !== undefined;
-  if (run.fileFd !== undefined && (run.plan.sparseSize === 0 || mapped) && run.destination.canWriteFromFile!(conn)) {
+  const mapped = run.fileFd !== undefined && run.plan.sparseSize > 0 ? run.source.mappedBytes?.(offset, length) : undefined;
+  if (run.fileFd !== undefined && (run.plan.sparseSize === 0 || mapped !== undefined) && run.destination.canWriteFromFile!(conn)) {
     let held = true;
     const release = (): void => {
       if (!held) return;
@@ -340,7 +340,7 @@ async function copyData(run: CopyRun, offset: number, length: number, conn: numb
       window?.release(length);
     };
     try {
-      await run.writeFileData(run.fileFd, offset, length, conn, release);
+      await run.writeFileData(run.fileFd, mapped, offset, length, conn, release);
     } finally {
       release();
     }

@@ -86,6 +86,10 @@ export class FileEndpoint implements Endpoint {
     // Regular files of known size only: a device or a file still being written could end
     // sooner than the map. A request across two windows is simply read instead.
     if (this.blockDevice || this.size === undefined || this.closed || offset + length > this.size) return undefined;
+    // Touching mapped pages past the end of a file that shrank raises SIGBUS, which kills the
+    // process: look at the size first (the scan follows at once), and let a shrunken file
+    // take the read path, which reports the short read as an error.
+    if (fs.fstatSync(this.fd).size < offset + length) return undefined;
     const index = Math.floor(offset / MAP_WINDOW);
     if (Math.floor((offset + length - 1) / MAP_WINDOW) !== index) return undefined;
     let map = this.maps.get(index);
