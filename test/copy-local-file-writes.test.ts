@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirtyRanges } from '../src/copy/endpoints/dirty-ranges.js';
-import { openLocalDestination } from '../src/copy/endpoints/open-local.js';
+import { openLocalDestination, openLocalSource } from '../src/copy/endpoints/open-local.js';
 import { noise, sha256, sha256File, tempDir } from './copy-helpers.js';
 
 const KiB = 1024;
@@ -125,5 +125,27 @@ describe('FileEndpoint writes', () => {
     // Close the fd behind the endpoint's back: the next write fails with EBADF.
     fs.closeSync((dest as unknown as { fd: number }).fd);
     await expect(dest.write(Buffer.alloc(4096, 1), 8192, 0)).rejects.toThrow(/ro\.img: write at 8192/);
+  });
+});
+
+describe('FileEndpoint as a source that shrinks', () => {
+  it('extents past the new end are an error, not zeroes; mapped bytes are refused', async () => {
+    const dir = tempDir();
+    try {
+      const file = path.join(dir, 'src.img');
+      fs.writeFileSync(file, noise(4 * MiB, 3));
+      const src = openLocalSource(file);
+      try {
+        expect(await src.extents(0, 4 * MiB, 0)).toEqual([{ offset: 0, length: 4 * MiB, zero: false }]);
+        expect(src.mappedBytes?.(MiB, MiB)?.length).toBe(MiB);
+        fs.truncateSync(file, MiB);
+        await expect(src.extents(2 * MiB, 2 * MiB, 0)).rejects.toThrow(/src\.img: the file shrank to 1048576 bytes during the copy/);
+        expect(src.mappedBytes?.(2 * MiB, MiB)).toBeUndefined();
+      } finally {
+        await src.close();
+      }
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

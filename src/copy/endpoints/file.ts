@@ -1,6 +1,7 @@
 // Local regular file or block device. Random access, any number of parallel requests;
 // holes come from SEEK_DATA/SEEK_HOLE, zeroing from fallocate with write fallbacks.
 import fs from 'node:fs';
+import { NbdError } from '../../protocol/errors.js';
 import type { Endpoint, SourceExtent } from '../endpoint.js';
 import { readFully, writeFullySync, fsyncFd } from '../io.js';
 import { zeroBuffer } from '../zero-buffer.js';
@@ -205,6 +206,9 @@ export class FileEndpoint implements Endpoint {
       let pos = offset;
       while (pos < end && out.length < MAX_EXTENTS_PER_CALL) {
         const data = seekData(this.fd, pos);
+        // No data to the end: a hole, unless the file shrank under us (then those "zeroes"
+        // are bytes we can no longer read, and copying zeroes would be a silent lie).
+        if (data === undefined) this.checkNotShrunk(end);
         const dataStart = data === undefined ? end : Math.min(data, end);
         if (dataStart > pos) {
           out.push({ offset: pos, length: dataStart - pos, zero: true });
@@ -217,11 +221,17 @@ export class FileEndpoint implements Endpoint {
         pos = dataEnd;
       }
     } catch (err) {
+      if (err instanceof NbdError) throw err;
       if (!isSeekUnsupported(err)) throw wrapError(err, `${this.name}: lseek`);
       this.seekBroken = true;
       return [{ offset, length: end - offset, zero: false }];
     }
     return out;
+  }
+
+  private checkNotShrunk(end: number): void {
+    const now = fs.fstatSync(this.fd).size;
+    if (now < end) throw new NbdError('EIO', `${this.name}: the file shrank to ${now} bytes during the copy (it had ${this.fileSize})`);
   }
 
   async flush(): Promise<void> {
