@@ -6,8 +6,9 @@
 import { readSync } from 'node:fs';
 import { NbdError } from '../protocol/errors.js';
 import {
-  SendError, WOULD_BLOCK, isNonBlocking, sendBufferBytes, sendFileNow, sendNow, sendfileAvailable, unsentBytes,
+  SendError, WOULD_BLOCK, isNonBlocking, sendFileNow, sendNow, sendfileAvailable, unsentBytes,
 } from '../sys/sendfile.js';
+import { getSendBufferSize } from '../sys/socket-buffer.js';
 
 /** Set to 1 to turn the sendfile path off (tests of the fallback, A/B measurements). */
 const DISABLE_ENV = 'NBD_TOOLKIT_NO_SENDFILE';
@@ -46,7 +47,7 @@ export class FileSender {
     if (process.env[DISABLE_ENV] === '1') return undefined;
     const fd = handleFd(stream);
     if (fd === undefined || !sendfileAvailable()) return undefined;
-    const sendBuffer = sendBufferBytes(fd);
+    const sendBuffer = getSendBufferSize(fd);
     // Not a socket (ENOTSOCK), or a blocking one that sendfile would wait on.
     if (sendBuffer <= 0 || !isNonBlocking(fd)) return undefined;
     return new FileSender(fd, sendBuffer);

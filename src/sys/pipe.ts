@@ -27,10 +27,8 @@ interface IoVec {
 
 type RwFn = (fd: number, iov: IoVec[], count: number, offset: number, flags: number) => number;
 type FcntlFn = (fd: number, cmd: number, arg: number) => number;
-type SockoptFn = (fd: number, level: number, name: number, value: Buffer, len: number) => number;
-type SockoptLenFn = (fd: number, level: number, name: number, value: Buffer, len: Buffer) => number;
 
-let fns: { preadv2: RwFn; pwritev2: RwFn; fcntl: FcntlFn; getsockopt: SockoptLenFn; setsockopt: SockoptFn } | null | undefined;
+let fns: { preadv2: RwFn; pwritev2: RwFn; fcntl: FcntlFn } | null | undefined;
 
 function load(): typeof fns {
   if (fns !== undefined) return fns;
@@ -41,8 +39,6 @@ function load(): typeof fns {
       preadv2: libc.func('intptr_t preadv2(int fd, const nbd_stream_iovec *iov, int iovcnt, int64_t offset, int flags)') as RwFn,
       pwritev2: libc.func('intptr_t pwritev2(int fd, const nbd_stream_iovec *iov, int iovcnt, int64_t offset, int flags)') as RwFn,
       fcntl: libc.func('int fcntl(int fd, int cmd, int arg)') as FcntlFn,
-      getsockopt: libc.func('int getsockopt(int fd, int level, int name, uint8_t *value, uint8_t *len)') as SockoptLenFn,
-      setsockopt: libc.func('int setsockopt(int fd, int level, int name, const uint8_t *value, uint32_t len)') as SockoptFn,
     };
   } catch {
     fns = null;
@@ -103,26 +99,3 @@ export function growPipe(fd: number, bytes: number): number | undefined {
   return got < 0 ? now : got;
 }
 
-
-const SOL_SOCKET = 1;
-const SO_SNDBUF = 7;
-
-/**
- * Asks for a socket send buffer of at least `bytes` (SO_SNDBUF; the kernel doubles it and caps
- * it at net.core.wmem_max) when fd is a socket whose buffer is smaller. Returns the buffer size
- * afterwards, or undefined when fd is not a socket.
- */
-export function growSocketSendBuffer(fd: number, bytes: number): number | undefined {
-  const f = load();
-  if (f == null) return undefined;
-  const value = Buffer.alloc(4);
-  const len = Buffer.alloc(4);
-  len.writeUInt32LE(4);
-  if (f.getsockopt(fd, SOL_SOCKET, SO_SNDBUF, value, len) !== 0) return undefined;
-  const now = value.readInt32LE(0);
-  if (now >= bytes) return now;
-  value.writeInt32LE(bytes);
-  f.setsockopt(fd, SOL_SOCKET, SO_SNDBUF, value, 4);
-  len.writeUInt32LE(4);
-  return f.getsockopt(fd, SOL_SOCKET, SO_SNDBUF, value, len) === 0 ? value.readInt32LE(0) : now;
-}

@@ -9,8 +9,6 @@ const EINTR = 4;
 const MSG_DONTWAIT = 0x40;
 const MSG_NOSIGNAL = 0x4000;
 const SIOCOUTQ = 0x5411;
-const SOL_SOCKET = 1;
-const SO_SNDBUF = 7;
 const F_GETFL = 3;
 const O_NONBLOCK = 0o4000;
 
@@ -20,10 +18,9 @@ export const WOULD_BLOCK = -1;
 type SendfileFn = (outFd: number, inFd: number, offset: BigInt64Array, count: number) => number;
 type SendFn = (fd: number, buf: Uint8Array, len: number, flags: number) => number;
 type IoctlFn = (fd: number, request: number, value: Int32Array) => number;
-type GetSockOptFn = (fd: number, level: number, name: number, value: Int32Array, len: Uint32Array) => number;
 type FcntlFn = (fd: number, cmd: number, arg: number) => number;
 
-let fns: { sendfile: SendfileFn; send: SendFn; ioctl: IoctlFn; getsockopt: GetSockOptFn; fcntl: FcntlFn } | null | undefined;
+let fns: { sendfile: SendfileFn; send: SendFn; ioctl: IoctlFn; fcntl: FcntlFn } | null | undefined;
 
 /** Loads the calls once; false when the FFI is unavailable (callers then copy as before). */
 export function sendfileAvailable(): boolean {
@@ -34,7 +31,6 @@ export function sendfileAvailable(): boolean {
       sendfile: libc.func('intptr_t sendfile(int out_fd, int in_fd, _Inout_ int64_t *offset, size_t count)') as SendfileFn,
       send: libc.func('intptr_t send(int fd, const uint8_t *buf, size_t len, int flags)') as SendFn,
       ioctl: libc.func('int ioctl(int fd, unsigned long request, _Out_ int *value)') as IoctlFn,
-      getsockopt: libc.func('int getsockopt(int, int, int, _Out_ int *, _Inout_ uint32_t *)') as GetSockOptFn,
       fcntl: libc.func('int fcntl(int fd, int cmd, int arg)') as FcntlFn,
     };
   } catch {
@@ -86,11 +82,6 @@ export function sendNow(fd: number, buf: Uint8Array, len: number): number {
 /** Bytes queued in the socket that the peer has not consumed yet (SIOCOUTQ); -1 if unknown. */
 export function unsentBytes(fd: number): number {
   return fns!.ioctl(fd, SIOCOUTQ, intBox) === 0 ? intBox[0]! : -1;
-}
-
-/** The socket's send buffer as the kernel accounts it (twice what was asked); -1 if unknown. */
-export function sendBufferBytes(fd: number): number {
-  return fns!.getsockopt(fd, SOL_SOCKET, SO_SNDBUF, intBox, Uint32Array.of(4)) === 0 ? intBox[0]! : -1;
 }
 
 /** True when `fd` is in non-blocking mode (libuv sets it on the sockets it runs). */

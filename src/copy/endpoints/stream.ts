@@ -4,7 +4,8 @@ import fs from 'node:fs';
 import type { Endpoint, SourceExtent } from '../endpoint.js';
 import { zeroBuffer } from '../zero-buffer.js';
 import { wrapError } from '../errors.js';
-import { UNSUPPORTED, growPipe, growSocketSendBuffer, readNow, writeNow } from '../../sys/pipe.js';
+import { UNSUPPORTED, growPipe, readNow, writeNow } from '../../sys/pipe.js';
+import { growSocketSendBuffer } from '../../sys/socket-buffer.js';
 
 /**
  * Kernel buffer asked for between us and the process on the other end (a pipe's buffer, a
