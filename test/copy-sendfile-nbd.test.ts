@@ -48,6 +48,20 @@ function dirty(uri: string): void {
   expect(spawnSync(LIBNBD_NBDCOPY, [file, uri]).status).toBe(0);
 }
 
+/** Runs our nbdcopy SOURCE DEST, does `meanwhile` once it reports progress, and waits for its end. */
+async function copyInterrupted(source: string, destination: string, meanwhile: () => unknown) {
+  const child = spawn(OUR_NBDCOPY, ['--progress=1', source, destination], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const done = new Promise<[number | null, string | null]>((resolve) => child.on('close', (code, signal) => resolve([code, signal])));
+  for (let i = 0; i < 400 && !stdout.startsWith('0/100\n'); i++) await new Promise((r) => setTimeout(r, 25));
+  await meanwhile();
+  const [status, signal] = await done;
+  return { status, signal, stderr };
+}
+
 beforeAll(() => {
   if (!have) return;
   ensureBuilt();
@@ -145,18 +159,10 @@ describe.skipIf(!have)('nbdcopy file -> NBD with sendfile', () => {
     const big = path.join(dir, 'big.img');
     fs.writeFileSync(big, noise(48 * MiB, 5));
     const s = await nbdkit('--filter=delay', 'memory', String(48 * MiB), 'delay-write=20ms');
-    const child = spawn(OUR_NBDCOPY, ['--progress=1', big, s.uri], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const done = new Promise<number | null>((resolve) => child.on('close', resolve));
-    for (let i = 0; i < 400 && !stdout.startsWith('0/100\n'); i++) await new Promise((r) => setTimeout(r, 25));
-    await s.stop();
-    const status = await done;
-    expect(status).toBe(1);
-    expect(hasExactlyOneErrorLine(stderr)).toBe(true);
-    expect(stderr).toMatch(/^nbdcopy: nbd\+unix:/);
+    const r = await copyInterrupted(big, s.uri, () => s.stop());
+    expect(r.status).toBe(1);
+    expect(hasExactlyOneErrorLine(r.stderr)).toBe(true);
+    expect(r.stderr).toMatch(/^nbdcopy: nbd\+unix:/);
   });
 });
 
@@ -165,18 +171,10 @@ describe.skipIf(!have)('nbdcopy file -> NBD when the source file shrinks mid-cop
     const shrinking = path.join(dir, 'shrinking.img');
     fs.writeFileSync(shrinking, noise(48 * MiB, 13));
     const s = await nbdkit('--filter=delay', 'memory', String(48 * MiB), 'delay-write=20ms');
-    const child = spawn(OUR_NBDCOPY, ['--progress=1', shrinking, s.uri], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const done = new Promise<[number | null, string | null]>((resolve) => child.on('close', (code, signal) => resolve([code, signal])));
-    for (let i = 0; i < 400 && !stdout.startsWith('0/100\n'); i++) await new Promise((r) => setTimeout(r, 25));
-    fs.truncateSync(shrinking, MiB);
-    const [status, signal] = await done;
-    expect(signal).toBeNull();
-    expect(status).toBe(1);
-    expect(hasExactlyOneErrorLine(stderr)).toBe(true);
+    const r = await copyInterrupted(shrinking, s.uri, () => fs.truncateSync(shrinking, MiB));
+    expect(r.signal).toBeNull();
+    expect(r.status).toBe(1);
+    expect(hasExactlyOneErrorLine(r.stderr)).toBe(true);
   });
 });
 
