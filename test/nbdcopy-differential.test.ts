@@ -10,29 +10,14 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinaries, startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
 import { LIBNBD_NBDCOPY, OUR_NBDCOPY, allocatedBytes, ensureBuilt, noise, run, sha256, sha256File, tempDir } from './copy-helpers.js';
+import { FS_BLOCK, chooser, describeLayout, generator, randomLayout, writeDisk, type Segment } from './helpers/generated-disks.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const SEED = Number(process.env['NBDCOPY_DIFF_SEED'] ?? 20261121);
 const CASES = Number(process.env['NBDCOPY_DIFF_CASES'] ?? 64);
-/** Filesystem block: allocation is compared at this granularity. */
-const FS_BLOCK = 4096;
-
-/** mulberry32: small, fast, and the same sequence on every machine. */
-function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 type SourceKind = 'file' | 'nbd' | 'command' | 'stdin';
 type DestinationKind = 'file' | 'nbd' | 'null' | 'stdout';
-type Segment = { kind: 'data' | 'zeroes' | 'hole'; length: number };
 /**
  * Which NBD server stands behind an 'nbd' endpoint: nbdkit plain; nbdkit refusing requests
  * outside its advertised block sizes (a 64 KiB maximum, and a 4 KiB minimum when the size
@@ -60,21 +45,10 @@ interface Case {
 }
 
 function makeCase(index: number, random: () => number): Case {
-  const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
-  const chance = (p: number): boolean => random() < p;
+  const { pick, chance } = chooser(random);
   // Mostly small disks; some larger than one 16 MiB slice so several connections get work.
   const size = pick([0, 1, 511, 4097, 65535, 262145, 3 * MiB + 12_345, 5 * MiB, 24 * MiB + 511, 40 * MiB]);
-  const segments: Segment[] = [];
-  for (let at = 0; at < size;) {
-    const kind = pick(['data', 'data', 'zeroes', 'hole', 'hole'] as const);
-    const length = Math.min(size - at, pick([
-      1 + Math.floor(random() * 4095), // unaligned
-      FS_BLOCK * (1 + Math.floor(random() * 64)), // up to 256 KiB, block multiples
-      MiB * (1 + Math.floor(random() * (kind === 'hole' ? 12 : 2))),
-    ]));
-    segments.push({ kind, length });
-    at += length;
-  }
+  const segments = randomLayout(size, random);
   const source = pick(['file', 'nbd', 'nbd', 'command', 'stdin'] as const);
   const destination = pick(['file', 'file', 'nbd', 'nbd', 'null', 'stdout'] as const);
   const server = pick(['nbdkit', 'nbdkit', 'limits', 'bare', 'qemu-nbd', 'garbage'] as const);
@@ -97,37 +71,18 @@ function makeCase(index: number, random: () => number): Case {
   if (((destination === 'nbd' && server !== 'garbage') || destination === 'null') && chance(0.3)) {
     options.push('--destination-is-zero');
   }
-  const layout = segments.map((s) => `${s.kind[0]}${s.length}`).join(',');
   const ends = [
     source === 'nbd' ? (server === 'garbage' ? 'nbdkit' : server) : source,
     `${destination === 'nbd' ? server : destination}${extra === undefined ? '' : ` (garbage ${extra})`}`,
   ];
   return {
-    name: `case ${index}: ${ends.join(' -> ')}, ${size} bytes [${layout.length > 60 ? `${layout.slice(0, 60)}...` : layout}] ${options.join(' ')}`,
+    name: `case ${index}: ${ends.join(' -> ')}, ${size} bytes [${describeLayout(segments)}] ${options.join(' ')}`,
     size, segments, source, destination, server, extra, options, allocated,
   };
 }
 
 function paddedTo512(bytes: Buffer): Buffer {
   return Buffer.concat([bytes, Buffer.alloc((512 - (bytes.length % 512)) % 512)]);
-}
-
-/** Writes the disk of `c` to `file`: data segments get noise, zero segments written zeroes. */
-function writeDisk(c: Case, file: string, seed: number): void {
-  const fd = fs.openSync(file, 'w');
-  try {
-    fs.ftruncateSync(fd, c.size);
-    let at = 0;
-    for (const [i, s] of c.segments.entries()) {
-      if (s.kind !== 'hole') {
-        const bytes = s.kind === 'data' ? noise(s.length, seed + i) : Buffer.alloc(s.length);
-        fs.writeSync(fd, bytes, 0, bytes.length, at);
-      }
-      at += s.length;
-    }
-  } finally {
-    fs.closeSync(fd);
-  }
 }
 
 const have = requireBinaries('nbdkit', 'qemu-nbd', LIBNBD_NBDCOPY);
@@ -261,7 +216,7 @@ const cases = Array.from({ length: CASES }, (_, i) => makeCase(i, random));
 describe.skipIf(!have)(`nbdcopy against libnbd's on generated disks (seed ${SEED})`, () => {
   it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
     const image = path.join(dir, `src-${i}.img`);
-    writeDisk(c, image, SEED + i * 1000);
+    writeDisk(image, c.size, c.segments, SEED + i * 1000);
     const viaQemu = c.server === 'qemu-nbd' && (c.source === 'nbd' || c.destination === 'nbd');
     // qemu-nbd exports whole 512-byte sectors: the copy then ends with the zeroes of the
     // last sector's tail.

@@ -1,0 +1,191 @@
+// Randomised faults: generated disks copied with generated options while the source or the
+// destination server fails requests (nbdkit's error filter: one kind of request or all, at a
+// rate of 1% to 100%) or is killed mid-copy. Whatever happens, our nbdcopy must either
+// succeed with the right bytes in the destination, or exit 1 with exactly one line and no
+// stack; never hang, never leave a subprocess server behind, and never succeed when a fault
+// could not be missed (every data read, or every data write, failing).
+// Replay or widen: NBDCOPY_FAULT_SEED=<seed> NBDCOPY_FAULT_CASES=<n> npx vitest run test/nbdcopy-faults-random
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
+import { OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, sha256, sha256File, tempDir } from './copy-helpers.js';
+import { chooser, describeLayout, generator, randomLayout, writeDisk, type Segment } from './helpers/generated-disks.js';
+
+const MiB = 1 << 20;
+const SEED = Number(process.env['NBDCOPY_FAULT_SEED'] ?? 20261121);
+const CASES = Number(process.env['NBDCOPY_FAULT_CASES'] ?? 40);
+const TIMEOUT_MS = 60_000;
+
+type Side = 'source' | 'destination';
+/** A request kind of nbdkit's error filter, or every kind. */
+type Op = 'pread' | 'pwrite' | 'zero' | 'trim' | 'extents' | 'all';
+
+interface Fault {
+  side: Side;
+  /** Injected errors, or the server killed `killAfterMs` after the copy started. */
+  kind: 'errors' | 'kill';
+  op: Op;
+  rate: string;
+  errno: string;
+  killAfterMs: number;
+}
+
+interface Case {
+  name: string;
+  size: number;
+  segments: Segment[];
+  /** The source server as a URI, or as a `[ CMD ]` subprocess. */
+  source: 'nbd' | 'command';
+  destination: 'nbd' | 'file' | 'null' | 'stdout';
+  fault: Fault;
+  options: string[];
+}
+
+function makeCase(index: number, random: () => number): Case {
+  const { pick, chance } = chooser(random);
+  const size = pick([MiB + 1, 5 * MiB, 24 * MiB + 511]);
+  const segments = randomLayout(size, random);
+  const source = pick(['nbd', 'nbd', 'command'] as const);
+  const destination = pick(['nbd', 'nbd', 'file', 'null', 'stdout'] as const);
+  // Only servers we started ourselves can have faults on the destination side, or be killed.
+  const side: Side = destination === 'nbd' && chance(0.5) ? 'destination' : 'source';
+  const fault: Fault = {
+    side,
+    kind: source === 'nbd' || side === 'destination' ? pick(['errors', 'errors', 'errors', 'kill'] as const) : 'errors',
+    op: side === 'source' ? pick(['pread', 'pread', 'extents', 'all'] as const) : pick(['pwrite', 'pwrite', 'zero', 'trim', 'all'] as const),
+    rate: pick(['100%', '100%', '10%', '1%']),
+    errno: pick(['EIO', 'ENOSPC', 'EPERM', 'ESHUTDOWN']),
+    killAfterMs: Math.floor(random() * 60),
+  };
+  const options: string[] = [];
+  if (chance(0.4)) options.push(`--connections=${1 + Math.floor(random() * 4)}`);
+  if (chance(0.4)) options.push(`--requests=${pick([1, 2, 7, 64])}`);
+  if (chance(0.3)) options.push(`--request-size=${pick([4096, 65536, MiB])}`);
+  if (chance(0.3)) options.push(`--sparse=${pick([0, 512, 65536])}`);
+  if (chance(0.2)) options.push('--allocated');
+  if (chance(0.2)) options.push('--no-extents');
+  if (chance(0.15)) options.push('--synchronous');
+  if (chance(0.2)) options.push('--flush');
+  const what = fault.kind === 'kill' ? `${side} killed after ${fault.killAfterMs} ms` : `${side} ${fault.op} ${fault.errno} ${fault.rate}`;
+  return {
+    name: `case ${index}: ${source} -> ${destination}, ${size} bytes [${describeLayout(segments, 40)}], ${what} ${options.join(' ')}`,
+    size, segments, source, destination, fault, options,
+  };
+}
+
+/** nbdkit arguments that put the fault on a server: the error filter's, or none. */
+function errorArgs(f: Fault, side: Side): { filters: string[]; params: string[] } {
+  if (f.kind !== 'errors' || f.side !== side) return { filters: [], params: [] };
+  const prefix = f.op === 'all' ? 'error' : `error-${f.op}`;
+  return { filters: ['--filter=error'], params: [`${prefix}=${f.errno}`, `${prefix}-rate=${f.rate}`] };
+}
+
+/** True when the fault cannot miss: every read of data, or every write of data, fails. */
+function mustFail(c: Case): boolean {
+  const hasData = c.segments.some((s) => s.kind === 'data');
+  const f = c.fault;
+  if (f.kind !== 'errors' || f.rate !== '100%' || !hasData) return false;
+  return f.side === 'source' ? f.op === 'pread' || f.op === 'all' : f.op === 'pwrite' || f.op === 'all';
+}
+
+/** Lines our nbdcopy wrote: a `[ CMD ]` server shares our stderr and may add its own. */
+function ourLines(stderr: string): string {
+  return stderr.split('\n').filter((l) => l.startsWith('nbdcopy:') || /^\s+at /.test(l)).join('\n') + '\n';
+}
+
+const have = requireBinaries('nbdkit');
+const servers: RunningServer[] = [];
+let dir: string;
+
+async function nbdkit(...args: string[]): Promise<RunningServer> {
+  const s = await startNbdkit(args);
+  servers.push(s);
+  return s;
+}
+
+/** Runs our nbdcopy, killing `victim` after `killAfterMs` when given; SIGKILL at the timeout. */
+function runOurs(args: string[], victim: RunningServer | undefined, killAfterMs: number): Promise<{ status: number | null; stdout: Buffer; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(OUR_NBDCOPY, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NBD_DEBUG: '' } });
+    const out: Buffer[] = [];
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const killer = victim ? setTimeout(() => void victim.stop(), killAfterMs) : undefined;
+    const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      clearTimeout(killer);
+      resolve({ status, stdout: Buffer.concat(out), stderr });
+    });
+  });
+}
+
+beforeAll(() => {
+  if (!have) return;
+  ensureBuilt();
+  dir = tempDir();
+});
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+});
+afterAll(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const random = generator(SEED);
+const cases = Array.from({ length: CASES }, (_, i) => makeCase(i, random));
+
+describe.skipIf(!have)(`nbdcopy under generated faults (seed ${SEED})`, () => {
+  it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
+    // A unique image path also names the `[ CMD ]` server's process, to look for it afterwards.
+    const image = path.join(dir, `src-${i}-${process.pid}.img`);
+    writeDisk(image, c.size, c.segments, SEED + i * 1000);
+    const f = c.fault;
+
+    const src = errorArgs(f, 'source');
+    const sourceServer = c.source === 'nbd' ? await nbdkit('-r', ...src.filters, 'file', image, ...src.params) : undefined;
+    const source = sourceServer ? [sourceServer.uri] : ['--', '[', 'nbdkit', '-r', ...src.filters, 'file', image, ...src.params, ']'];
+    const dst = errorArgs(f, 'destination');
+    const out = path.join(dir, `out-${i}.img`);
+    // An NBD destination writes into a file we can read back without going through the
+    // server (whose filter may fail reads too).
+    const served = path.join(dir, `served-${i}.img`);
+    if (c.destination === 'nbd') fs.writeFileSync(served, '');
+    if (c.destination === 'nbd') fs.truncateSync(served, c.size);
+    const destinationServer = c.destination === 'nbd' ? await nbdkit(...dst.filters, 'file', served, ...dst.params) : undefined;
+    const destination = destinationServer?.uri ?? (c.destination === 'file' ? out : c.destination === 'null' ? 'null:' : '-');
+    const victim = f.kind === 'kill' ? (f.side === 'source' ? sourceServer : destinationServer) : undefined;
+
+    const r = await runOurs([...c.options, ...source, destination], victim, f.killAfterMs);
+
+    expect(r.status, `nbdcopy did not finish within ${TIMEOUT_MS} ms`).not.toBeNull();
+    expect([0, 1]).toContain(r.status);
+    if (r.status === 1) {
+      const mine = c.source === 'command' ? ourLines(r.stderr) : r.stderr;
+      expect(hasExactlyOneErrorLine(mine), r.stderr).toBe(true);
+    } else {
+      expect(mustFail(c), 'succeeded although every data read or write failed').toBe(false);
+      expect(r.stderr).toBe('');
+      const want = sha256File(image);
+      if (c.destination === 'file') expect(sha256File(out)).toBe(want);
+      if (c.destination === 'stdout') expect(sha256(r.stdout)).toBe(want);
+      if (c.destination === 'nbd') expect(sha256File(served)).toBe(want);
+    }
+    // The `[ CMD ]` server went with us (give it a moment to notice its client left).
+    if (c.source === 'command') {
+      let left = '';
+      for (let t = 0; t < 40; t++) {
+        left = spawnSync('pgrep', ['-f', image]).stdout.toString().trim();
+        if (left === '') break;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+      expect(left, 'subprocess server still running').toBe('');
+    }
+    fs.rmSync(image);
+    fs.rmSync(out, { force: true });
+    fs.rmSync(served, { force: true });
+  }, TIMEOUT_MS + 30_000);
+});
