@@ -111,6 +111,9 @@ describe('parseNbdcopyArgs', () => {
 describe('report-error helpers', () => {
   it('prints one line whatever the message', () => {
     expect(errorLine('nbdcopy', new Error('a: b\n  c'))).toBe('nbdcopy: a: b c');
+    // A server's text cannot drive the terminal: escapes, carriage returns and NULs show as \xHH.
+    expect(errorLine('nbdinfo', new Error('NBD_OPT_GO: server replied NBD_REP_ERR_INVALID: \x1b[2J\rx\0y\x9b'))).toBe(
+      'nbdinfo: NBD_OPT_GO: server replied NBD_REP_ERR_INVALID: \\x1b[2J\\x0dx\\x00y\\x9b');
   });
   it('detects -v and --verbose but not after --', () => {
     expect(wantsDebug(['-v', 'a'])).toBe(true);

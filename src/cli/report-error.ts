@@ -11,10 +11,16 @@ export function wantsDebug(argv: readonly string[]): boolean {
   return false;
 }
 
-/** The single line printed for `err` (no trailing newline, never multi-line). */
+/**
+ * The single line printed for `err` (no trailing newline, never multi-line). Messages can
+ * carry a server's own text (option and reply errors), so control characters other than the
+ * line breaks folded here are shown as \xHH: a server must not move the cursor, clear the
+ * screen or add lines on the user's terminal.
+ */
 export function errorLine(tool: string, err: unknown): string {
   const message = err instanceof Error ? err.message : String(err);
-  return `${tool}: ${message.replace(/\s*\n\s*/g, ' ').trim()}`;
+  const folded = message.replace(/\s*\n\s*/g, ' ').trim();
+  return `${tool}: ${folded.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`)}`;
 }
 
 /**

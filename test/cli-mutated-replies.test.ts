@@ -1,0 +1,172 @@
+// Randomised protocol damage: our nbdinfo and nbdcopy talk to a real server (ours, in its
+// newstyle/oldstyle, structured/simple, extended-header variants) through a proxy that damages
+// the server's bytes once per connection: a flipped bit, a random byte, bytes inserted or
+// dropped, or the connection cut, at a random point of the handshake or of the replies. The
+// proxy closes a connection that stays silent for a while, as a dead server would. Whatever
+// the damage, each tool must end by itself, with exit status 0 and nothing on stderr, or 1 and
+// exactly one line (no stack). Data damage NBD cannot detect may pass as a successful copy;
+// that is not checked here.
+// Replay or widen: MUTATION_SEED=<seed> MUTATION_CASES=<n> npx vitest run test/cli-mutated-replies
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupsAfterEach } from './helpers/cleanup.js';
+import { embeddedStarter, ensureBuilt, REPO } from './helpers/embedded.js';
+import { chooser, generator, randomLayout, writeDisk } from './helpers/generated-disks.js';
+import { hasExactlyOneErrorLine, tempDir } from './copy-helpers.js';
+
+const SEED = Number(process.env['MUTATION_SEED'] ?? 20261121);
+const CASES = Number(process.env['MUTATION_CASES'] ?? 48);
+const SIZE = (1 << 20) + 4097;
+/** A connection quiet this long is closed by the proxy, like a server that died. */
+const IDLE_MS = 1000;
+const TIMEOUT_MS = 45_000;
+
+type Damage = 'flip' | 'byte' | 'insert' | 'drop' | 'cut';
+type Tool = 'nbdinfo' | 'nbdinfo --json' | 'nbdinfo --map' | 'nbdinfo --list' | 'nbdcopy to null:' | 'nbdcopy to file' | 'nbdcopy from file';
+type Style = 'newstyle' | 'simple replies' | 'no extended headers' | 'oldstyle';
+
+interface Case {
+  name: string;
+  tool: Tool;
+  style: Style;
+  damage: Damage;
+  /** Where in the server's byte stream the damage lands (the same for every connection). */
+  at: number;
+  options: string[];
+}
+
+function makeCase(index: number, random: () => number): Case {
+  const { pick, chance } = chooser(random);
+  const tool = pick(['nbdinfo', 'nbdinfo --json', 'nbdinfo --map', 'nbdinfo --list', 'nbdcopy to null:', 'nbdcopy to file', 'nbdcopy from file'] as const);
+  const style = pick(['newstyle', 'newstyle', 'simple replies', 'no extended headers', 'oldstyle'] as const);
+  const damage = pick(['flip', 'flip', 'byte', 'insert', 'drop', 'cut'] as const);
+  // Half of the time in the handshake (a few hundred bytes), else anywhere in the replies.
+  const at = chance(0.5) ? Math.floor(random() * 400) : Math.floor(random() * (SIZE + 64 * 1024));
+  const options = tool.startsWith('nbdcopy') && chance(0.5) ? [pick(['-C 1', '--synchronous', '-R 2', '--no-extents'])] : [];
+  return { name: `case ${index}: ${tool} ${options.join(' ')}, ${style}, ${damage} at byte ${at}`, tool, style, damage, at, options };
+}
+
+/** Applies the case's damage to the server -> client stream passing through, once. */
+class Damager {
+  private passed = 0;
+  private done = false;
+  constructor(private readonly c: Case, private readonly random: () => number) {}
+
+  /** The bytes to forward for `chunk`, or null to cut the connection here. */
+  pass(chunk: Buffer): Buffer | null {
+    const start = this.passed;
+    this.passed += chunk.length;
+    if (this.done || this.c.at >= this.passed) return chunk;
+    this.done = true;
+    const i = this.c.at - start;
+    const out = Buffer.from(chunk);
+    switch (this.c.damage) {
+      case 'flip': out[i]! ^= 1 << Math.floor(this.random() * 8); return out;
+      case 'byte': out[i] = Math.floor(this.random() * 256); return out;
+      case 'insert': return Buffer.concat([out.subarray(0, i), Buffer.from([Math.floor(this.random() * 256), 0xff, 0]), out.subarray(i)]);
+      case 'drop': return Buffer.concat([out.subarray(0, i), out.subarray(Math.min(out.length, i + 1 + Math.floor(this.random() * 8)))]);
+      case 'cut': return null;
+    }
+  }
+}
+
+/** A Unix-socket proxy to `target` that damages what the server sends; closes idle connections. */
+async function startProxy(target: string, socket: string, c: Case, random: () => number): Promise<net.Server> {
+  const server = net.createServer((client) => {
+    const upstream = net.connect(target);
+    const damager = new Damager(c, random);
+    let idle: NodeJS.Timeout | undefined;
+    const close = (): void => {
+      clearTimeout(idle);
+      client.destroy();
+      upstream.destroy();
+    };
+    const touch = (): void => {
+      clearTimeout(idle);
+      idle = setTimeout(close, IDLE_MS);
+    };
+    touch();
+    client.on('data', (d: Buffer) => {
+      touch();
+      upstream.write(d);
+    });
+    upstream.on('data', (d: Buffer) => {
+      touch();
+      const out = damager.pass(d);
+      if (out === null) close();
+      else client.write(out);
+    });
+    for (const s of [client, upstream]) {
+      s.on('error', close);
+      s.on('close', close);
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  return server;
+}
+
+function run(bin: string, args: string[]): Promise<{ status: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NBD_DEBUG: '' } });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
+    child.on('close', (status) => {
+      clearTimeout(timer);
+      resolve({ status, stderr });
+    });
+  });
+}
+
+const cleanups = cleanupsAfterEach();
+const startServer = embeddedStarter(cleanups);
+let dir: string;
+let image: string;
+
+beforeAll(() => {
+  ensureBuilt();
+  dir = tempDir();
+  image = path.join(dir, 'disk.img');
+  const random = generator(SEED);
+  writeDisk(image, SIZE, randomLayout(SIZE, random), SEED);
+});
+afterEach(() => undefined);
+afterAll(() => {
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+});
+
+const random = generator(SEED + 1);
+const cases = Array.from({ length: CASES }, (_, i) => makeCase(i, random));
+
+describe(`nbdinfo and nbdcopy against damaged server replies (seed ${SEED})`, () => {
+  it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
+    const writes = c.tool === 'nbdcopy from file';
+    const real = await startServer({
+      backend: writes ? ['memory', String(SIZE)] : ['file', image],
+      readOnly: !writes,
+      oldstyle: c.style === 'oldstyle',
+      structuredReplies: c.style !== 'simple replies',
+      extendedHeaders: c.style === 'newstyle',
+    });
+    const socket = path.join(dir, `proxy-${i}.sock`);
+    const proxy = await startProxy(real.socket, socket, c, generator(SEED + 100 + i));
+    cleanups.push(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
+    const uri = `nbd+unix:///?socket=${socket}`;
+    const out = path.join(dir, `out-${i}.img`);
+    const [tool, ...flags] = c.tool.split(' ');
+    const args = tool === 'nbdinfo' ? [...flags, uri]
+      : c.tool === 'nbdcopy to null:' ? [uri, 'null:']
+        : c.tool === 'nbdcopy to file' ? [uri, out]
+          : [image, uri];
+    const r = await run(path.join(REPO, 'bin', tool!), [...c.options.flatMap((o) => o.split(' ')), ...args]);
+    fs.rmSync(out, { force: true });
+
+    expect(r.status, `${tool} did not end within ${TIMEOUT_MS} ms`).not.toBeNull();
+    expect([0, 1], r.stderr).toContain(r.status);
+    if (r.status === 0) expect(r.stderr).toBe('');
+    else expect(hasExactlyOneErrorLine(r.stderr, tool), r.stderr).toBe(true);
+  }, TIMEOUT_MS + 15_000);
+});
