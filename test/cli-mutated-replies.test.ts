@@ -9,12 +9,12 @@
 // Replay or widen: MUTATION_SEED=<seed> MUTATION_CASES=<n> npx vitest run test/cli-mutated-replies
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupsAfterEach } from './helpers/cleanup.js';
 import { embeddedStarter, ensureBuilt, REPO } from './helpers/embedded.js';
 import { chooser, generator, randomLayout, writeDisk } from './helpers/generated-disks.js';
+import { startDamagingProxy, type Damage } from './helpers/damaging-proxy.js';
 import { hasExactlyOneErrorLine, tempDir } from './copy-helpers.js';
 
 const SEED = Number(process.env['MUTATION_SEED'] ?? 20261121);
@@ -24,7 +24,6 @@ const SIZE = (1 << 20) + 4097;
 const IDLE_MS = 1000;
 const TIMEOUT_MS = 45_000;
 
-type Damage = 'flip' | 'byte' | 'insert' | 'drop' | 'cut';
 type Tool = 'nbdinfo' | 'nbdinfo --json' | 'nbdinfo --map' | 'nbdinfo --list' | 'nbdcopy to null:' | 'nbdcopy to file' | 'nbdcopy from file';
 type Style = 'newstyle' | 'simple replies' | 'no extended headers' | 'oldstyle';
 
@@ -47,65 +46,6 @@ function makeCase(index: number, random: () => number): Case {
   const at = chance(0.5) ? Math.floor(random() * 400) : Math.floor(random() * (SIZE + 64 * 1024));
   const options = tool.startsWith('nbdcopy') && chance(0.5) ? [pick(['-C 1', '--synchronous', '-R 2', '--no-extents'])] : [];
   return { name: `case ${index}: ${tool} ${options.join(' ')}, ${style}, ${damage} at byte ${at}`, tool, style, damage, at, options };
-}
-
-/** Applies the case's damage to the server -> client stream passing through, once. */
-class Damager {
-  private passed = 0;
-  private done = false;
-  constructor(private readonly c: Case, private readonly random: () => number) {}
-
-  /** The bytes to forward for `chunk`, or null to cut the connection here. */
-  pass(chunk: Buffer): Buffer | null {
-    const start = this.passed;
-    this.passed += chunk.length;
-    if (this.done || this.c.at >= this.passed) return chunk;
-    this.done = true;
-    const i = this.c.at - start;
-    const out = Buffer.from(chunk);
-    switch (this.c.damage) {
-      case 'flip': out[i]! ^= 1 << Math.floor(this.random() * 8); return out;
-      case 'byte': out[i] = Math.floor(this.random() * 256); return out;
-      case 'insert': return Buffer.concat([out.subarray(0, i), Buffer.from([Math.floor(this.random() * 256), 0xff, 0]), out.subarray(i)]);
-      case 'drop': return Buffer.concat([out.subarray(0, i), out.subarray(Math.min(out.length, i + 1 + Math.floor(this.random() * 8)))]);
-      case 'cut': return null;
-    }
-  }
-}
-
-/** A Unix-socket proxy to `target` that damages what the server sends; closes idle connections. */
-async function startProxy(target: string, socket: string, c: Case, random: () => number): Promise<net.Server> {
-  const server = net.createServer((client) => {
-    const upstream = net.connect(target);
-    const damager = new Damager(c, random);
-    let idle: NodeJS.Timeout | undefined;
-    const close = (): void => {
-      clearTimeout(idle);
-      client.destroy();
-      upstream.destroy();
-    };
-    const touch = (): void => {
-      clearTimeout(idle);
-      idle = setTimeout(close, IDLE_MS);
-    };
-    touch();
-    client.on('data', (d: Buffer) => {
-      touch();
-      upstream.write(d);
-    });
-    upstream.on('data', (d: Buffer) => {
-      touch();
-      const out = damager.pass(d);
-      if (out === null) close();
-      else client.write(out);
-    });
-    for (const s of [client, upstream]) {
-      s.on('error', close);
-      s.on('close', close);
-    }
-  });
-  await new Promise<void>((resolve) => server.listen(socket, resolve));
-  return server;
 }
 
 function run(bin: string, args: string[]): Promise<{ status: number | null; stderr: string }> {
@@ -133,7 +73,6 @@ beforeAll(() => {
   const random = generator(SEED);
   writeDisk(image, SIZE, randomLayout(SIZE, random), SEED);
 });
-afterEach(() => undefined);
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -152,7 +91,7 @@ describe(`nbdinfo and nbdcopy against damaged server replies (seed ${SEED})`, ()
       extendedHeaders: c.style === 'newstyle',
     });
     const socket = path.join(dir, `proxy-${i}.sock`);
-    const proxy = await startProxy(real.socket, socket, c, generator(SEED + 100 + i));
+    const proxy = await startDamagingProxy(real.socket, socket, { ...c, direction: 'replies' }, generator(SEED + 100 + i), IDLE_MS);
     cleanups.push(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
     const uri = `nbd+unix:///?socket=${socket}`;
     const out = path.join(dir, `out-${i}.img`);
