@@ -116,6 +116,16 @@ describe.skipIf(!have)('nbdcopy error paths', () => {
     expect(fs.readFileSync(log, 'utf8')).not.toMatch(/\b(Write|Zero|Trim) id=/);
   });
 
+  it('a source whose size is not a multiple of its minimum block size is refused before anything is written', async () => {
+    const odd = path.join(dir, 'odd.img');
+    fs.writeFileSync(odd, noise(5000, 9));
+    const s = await nbdkit('-r', '--filter=blocksize-policy', 'file', odd, 'blocksize-minimum=4096', 'blocksize-error-policy=error');
+    const log = path.join(dir, 'odd.log');
+    const d = await nbdkit('--filter=log', 'memory', String(MiB), `logfile=${log}`);
+    expectOneLineFailure([s.uri, d.uri], /source size \(5000\) is not a multiple of its minimum block size \(4096\), so its last 904 bytes cannot be read/);
+    expect(fs.readFileSync(log, 'utf8')).not.toMatch(/\b(Write|Zero|Trim) id=/);
+  });
+
   it('a read-only destination', async () => {
     const d = await nbdkit('-r', 'memory', String(12 * MiB));
     expectOneLineFailure([src, d.uri], /read-only/);

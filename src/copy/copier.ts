@@ -63,6 +63,13 @@ export async function planCopy(source: Endpoint, destination: Endpoint, options:
     throw new NbdError('ENOSPC',
       `${destination.name}: destination size (${destination.size}) is smaller than source size (${source.size})`);
   }
+  // A server may only be asked for whole blocks of its minimum size, so such a tail can never
+  // be read (the protocol says so too): refuse now rather than fail on the last request.
+  const unreadable = source.size !== undefined && source.minimumBlockSize > 1 ? source.size % source.minimumBlockSize : 0;
+  if (unreadable !== 0) {
+    throw new NbdError('EINVAL', `${source.name}: source size (${source.size}) is not a multiple of its minimum block size `
+      + `(${source.minimumBlockSize}), so its last ${unreadable} bytes cannot be read`);
+  }
   const sequential = options.synchronous || source.sequential || destination.sequential || source.size === undefined;
   let connections = 1;
   if (readsAhead(source, destination, options)) {
