@@ -7,7 +7,7 @@ import { renderMapJson, renderMapText } from '../src/info/render-map.js';
 import { renderTotalsJson, renderTotalsText } from '../src/info/render-totals.js';
 import { jsonString } from '../src/info/json-string.js';
 import { humanSize } from '../src/info/human-size.js';
-import { formatG } from '../src/info/printf.js';
+import { formatFixed, formatG, formatPercent1 } from '../src/info/printf.js';
 import { formatExportUri } from '../src/info/uri-format.js';
 
 const memoryExport: ExportFacts = {
@@ -227,6 +227,23 @@ describe('helpers', () => {
     expect(formatG(5.960464477539063e-6)).toBe('5.96046e-06');
     expect(formatG(0.0001)).toBe('0.0001');
     expect(formatG(99.99999999)).toBe('100');
+    // Exact ties round to even, as glibc's printf does (JavaScript rounds them up).
+    expect(formatG(100 / 512)).toBe('0.195312');
+    expect(formatG(0.1953135)).toBe('0.195314');
+    expect(formatG(1234565)).toBe('1.23456e+06');
+    expect(formatG(1234575)).toBe('1.23458e+06');
+  });
+
+  it('formatPercent1 and formatFixed round exact ties to even', () => {
+    expect(formatPercent1(6.25)).toBe('  6.2');
+    expect(formatPercent1(6.35)).toBe('  6.3'); // 6.35 is stored just below 6.35
+    expect(formatPercent1(0.75)).toBe('  0.8');
+    expect(formatPercent1(99.95)).toBe('100.0'); // stored just above
+    expect(formatPercent1(99.96)).toBe('100.0');
+    expect(formatPercent1(0.04)).toBe('  0.0');
+    expect(formatFixed(2.5, 0)).toBe('2');
+    expect(formatFixed(0.125, 2)).toBe('0.12');
+    expect(formatFixed(1e-7, 3)).toBe('0.000');
   });
 
   it('formatExportUri escapes export names like libnbd', () => {
