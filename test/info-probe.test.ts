@@ -9,7 +9,7 @@ import { mapRequestLimit, probeList, probeMap, probeShow, type ProbeContext } fr
 
 function exportInfo(size: number, extra: Partial<ExportInfo> = {}): ExportInfo {
   return {
-    exportName: '', size, transmissionFlags: 0, readOnly: false, canFlush: true, canFua: false, rotational: false,
+    exportName: '', size, exactSize: BigInt(size), transmissionFlags: 0, readOnly: false, canFlush: true, canFua: false, rotational: false,
     canTrim: true, canZero: true, canDf: true, canMultiConn: true, canResize: false, canCache: false,
     canFastZero: false, canBlockStatusPayload: false, blockSizeMinimum: 1, blockSizePreferred: 4096,
     blockSizeMaximum: 33554432, blockSizeFromServer: false, ...extra,

@@ -13,6 +13,7 @@ import { formatExportUri } from '../src/info/uri-format.js';
 const memoryExport: ExportFacts = {
   name: '',
   size: 1048576,
+  exactSize: 1048576n,
   content: 'data',
   uri: 'nbd+unix:///?socket=/tmp/ns/m.sock',
   contexts: ['base:allocation'],
@@ -77,7 +78,7 @@ describe('show renderers (nbdkit memory 1M)', () => {
   it('oldstyle, empty export, no contexts, block sizes', () => {
     const facts: ShowFacts = {
       connection: { protocol: 'oldstyle', tls: false, structured: false },
-      exports: [{ ...memoryExport, size: 0, content: 'empty', contexts: undefined, blockSizes: { minimum: 1, preferred: 4096, maximum: 33554432 } }],
+      exports: [{ ...memoryExport, size: 0, exactSize: 0n, content: 'empty', contexts: undefined, blockSizes: { minimum: 1, preferred: 4096, maximum: 33554432 } }],
     };
     const text = renderShowText(facts, { colour: false });
     expect(text).toContain('protocol: oldstyle without TLS, using simple packets\n');
@@ -211,12 +212,15 @@ describe('helpers', () => {
   });
 
   it('humanSize', () => {
-    expect(humanSize(1048576)).toEqual({ text: '1M', abbreviated: true });
-    expect(humanSize(2125119488)).toEqual({ text: '2075312K', abbreviated: true });
-    expect(humanSize(5368709120)).toEqual({ text: '5G', abbreviated: true });
-    expect(humanSize(100000)).toEqual({ text: '100000', abbreviated: false });
-    expect(humanSize(0)).toEqual({ text: '0', abbreviated: false });
-    expect(humanSize(2 ** 50)).toEqual({ text: '1P', abbreviated: true });
+    expect(humanSize(1048576n)).toEqual({ text: '1M', abbreviated: true });
+    expect(humanSize(2125119488n)).toEqual({ text: '2075312K', abbreviated: true });
+    expect(humanSize(5368709120n)).toEqual({ text: '5G', abbreviated: true });
+    expect(humanSize(100000n)).toEqual({ text: '100000', abbreviated: false });
+    expect(humanSize(0n)).toEqual({ text: '0', abbreviated: false });
+    expect(humanSize(2n ** 50n)).toEqual({ text: '1P', abbreviated: true });
+    // Past 2^53 a number would round 2^60 + 1000 to 2^60 ("1E"); libnbd prints it whole.
+    expect(humanSize(2n ** 60n + 1000n)).toEqual({ text: '1152921504606847976', abbreviated: false });
+    expect(humanSize(2n ** 63n - 1024n)).toEqual({ text: '9007199254740991K', abbreviated: true });
   });
 
   it('formatG', () => {

@@ -126,6 +126,11 @@ describe.skipIf(!have)('nbdcopy error paths', () => {
     expect(fs.readFileSync(log, 'utf8')).not.toMatch(/\b(Write|Zero|Trim) id=/);
   });
 
+  it('a source larger than 2^53 bytes is refused at once (its offsets would not be exact)', async () => {
+    const s = await nbdkit('memory', String(2n ** 60n + 1024n));
+    expectOneLineFailure([s.uri, 'null:'], /the source size \(1152921504606848000\) is larger than 9007199254740991 bytes/);
+  });
+
   it('a read-only destination', async () => {
     const d = await nbdkit('-r', 'memory', String(12 * MiB));
     expectOneLineFailure([src, d.uri], /read-only/);

@@ -30,7 +30,7 @@ describe('handshake', () => {
     expect(b.subarray(0, 28)).toEqual(hex(NBDMAGIC + CLISERV + '0000000100000000' + '00000003'));
     expect(b.subarray(28).every((x) => x === 0)).toBe(true);
     expect(P.decodeGreetingPrefix(b)).toBe('oldstyle');
-    expect(P.decodeOldstyleHandshake(b)).toEqual({ size: 2 ** 32, flags: 3 });
+    expect(P.decodeOldstyleHandshake(b)).toEqual({ size: 2 ** 32, exactSize: 2n ** 32n, flags: 3 });
   });
   it('newstyle greeting and client flags', () => {
     const b = Buffer.alloc(18);
@@ -55,7 +55,7 @@ describe('handshake', () => {
     expect(long.subarray(10).every((x) => x === 0)).toBe(true);
     const short = Buffer.alloc(10);
     expect(P.encodeExportNameReply(short, 0, { size: 1024, transmissionFlags: 0x1ed }, true)).toBe(10);
-    expect(P.decodeExportNameReply(short)).toEqual({ size: 1024, transmissionFlags: 0x1ed });
+    expect(P.decodeExportNameReply(short)).toEqual({ size: 1024, exactSize: 1024n, transmissionFlags: 0x1ed });
     expect(P.exportNameReplySize(false)).toBe(134);
   });
 });
@@ -110,7 +110,7 @@ describe('option replies', () => {
   it('REP_INFO items', () => {
     const ex = P.encodeRepInfo({ type: P.INFO_EXPORT, size: 2 ** 33, transmissionFlags: 0x4d });
     expect(ex).toEqual(hex('0000 0000000200000000 004d'));
-    expect(P.decodeRepInfo(ex)).toEqual({ type: 0, size: 2 ** 33, transmissionFlags: 0x4d });
+    expect(P.decodeRepInfo(ex)).toEqual({ type: 0, size: 2 ** 33, exactSize: 2n ** 33n, transmissionFlags: 0x4d });
     const nm = P.encodeRepInfo({ type: P.INFO_NAME, name: 'x' });
     expect(nm).toEqual(hex('0001 78'));
     expect(P.decodeRepInfo(nm)).toEqual({ type: 1, name: 'x' });

@@ -15,6 +15,7 @@ export interface BlockSizes {
 export interface ExportFacts {
   exportName: string;
   size: number;
+  exactSize?: bigint;
   transmissionFlags: number;
   canonicalName?: string;
   description?: string;
@@ -27,6 +28,7 @@ export function makeExportInfo(f: ExportFacts): ExportInfo {
   const info: ExportInfo = {
     exportName: f.exportName,
     size: f.size,
+    exactSize: f.exactSize ?? BigInt(f.size),
     transmissionFlags: t,
     readOnly: has(FLAG_READ_ONLY),
     canFlush: has(FLAG_SEND_FLUSH),

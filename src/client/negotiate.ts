@@ -91,7 +91,7 @@ export class Negotiator {
       const full = Buffer.concat([prefix, rest]);
       const h = decodeOldstyleHandshake(full);
       this.protocol = 'oldstyle';
-      this.oldstyleExport = makeExportInfo({ exportName: '', size: h.size, transmissionFlags: h.flags & 0xffff });
+      this.oldstyleExport = makeExportInfo({ exportName: '', size: h.size, exactSize: h.exactSize, transmissionFlags: h.flags & 0xffff });
       debug(() => `oldstyle server: size ${h.size}, flags 0x${h.flags.toString(16)}`);
       return;
     }
@@ -248,6 +248,7 @@ export class Negotiator {
     const wanted = requestNames ? [INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE] : [INFO_BLOCK_SIZE];
     this.send(option, encodeInfoRequestPayload(exportName, wanted));
     let size: number | undefined;
+    let exactSize: bigint | undefined;
     let tflags = 0;
     let canonicalName: string | undefined;
     let description: string | undefined;
@@ -257,7 +258,7 @@ export class Negotiator {
       if (r.type === REP_INFO) {
         const item = decodeRepInfo(r.payload);
         switch (item.type) {
-          case INFO_EXPORT: size = item.size; tflags = item.transmissionFlags; break;
+          case INFO_EXPORT: size = item.size; exactSize = item.exactSize; tflags = item.transmissionFlags; break;
           case INFO_NAME: canonicalName = item.name; break;
           case INFO_DESCRIPTION: description = item.description; break;
           case INFO_BLOCK_SIZE:
@@ -267,7 +268,7 @@ export class Negotiator {
         }
       } else if (r.type === REP_ACK) {
         if (size === undefined) throw new NbdError('EPROTO', `${optionName(option)}: server did not send NBD_INFO_EXPORT`);
-        const facts = { exportName, size, transmissionFlags: tflags, canonicalName, description, blockSizes };
+        const facts = { exportName, size, exactSize, transmissionFlags: tflags, canonicalName, description, blockSizes };
         return makeExportInfo(facts);
       } else if (isErrorReply(r.type)) {
         if (r.type === REP_ERR_UNSUP && go) {
@@ -294,7 +295,7 @@ export class Negotiator {
       throw err;
     }
     const r = decodeExportNameReply(reply);
-    return makeExportInfo({ exportName, size: r.size, transmissionFlags: r.transmissionFlags });
+    return makeExportInfo({ exportName, size: r.size, exactSize: r.exactSize, transmissionFlags: r.transmissionFlags });
   }
 
   /** NBD_OPT_ABORT: ends the handshake politely; the server may hang up without replying. */

@@ -15,7 +15,10 @@ export interface ExportInfo {
   /** Canonical name the server reported with NBD_INFO_NAME, if any. */
   canonicalName?: string;
   description?: string;
+  /** Export size in bytes. Past 2^53 (8 PiB) a number cannot hold every integer: see exactSize. */
   size: number;
+  /** The export size exactly as the server sent it. */
+  exactSize: bigint;
   /** Raw 16-bit transmission flags. */
   transmissionFlags: number;
   readOnly: boolean;

@@ -22,6 +22,8 @@ export interface ExportFacts {
   /** Omitted from output when absent or empty, like libnbd. */
   description?: string;
   size: number;
+  /** The size exactly (printed; `size` rounds past 2^53). */
+  exactSize: bigint;
   /** One line from file(1) about the first sectors; absent with --no-content. */
   content?: string;
   /** Absent for a [ CMD ARGS ] subprocess: that URI would not reach anything later. */

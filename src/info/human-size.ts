@@ -9,12 +9,13 @@ export interface HumanSize {
   abbreviated: boolean;
 }
 
-export function humanSize(bytes: number): HumanSize {
-  if (bytes === 0) return { text: '0', abbreviated: false };
+/** Exact for every 64-bit size (a bigint), as libnbd's is. */
+export function humanSize(bytes: bigint): HumanSize {
+  if (bytes === 0n) return { text: '0', abbreviated: false };
   let value = bytes;
   let i = 0;
-  while (i < SUFFIXES.length - 1 && value % 1024 === 0) {
-    value /= 1024;
+  while (i < SUFFIXES.length - 1 && value % 1024n === 0n) {
+    value /= 1024n;
     i++;
   }
   return { text: `${value}${SUFFIXES[i]}`, abbreviated: i > 0 };

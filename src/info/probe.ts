@@ -99,6 +99,7 @@ async function probeExport(client: InfoClient, ctx: ProbeContext, p: ExportProbe
   const facts: ExportFacts = {
     name: info.canonicalName ?? p.requestedName,
     size: info.size,
+    exactSize: info.exactSize,
     isRotational: info.rotational,
     isReadOnly: info.readOnly,
     canCache: info.canCache,
@@ -173,10 +174,10 @@ export async function probeList(ctx: ProbeContext): Promise<{ facts: ShowFacts; 
 }
 
 /** --size */
-export async function probeSize(ctx: ProbeContext): Promise<number> {
+export async function probeSize(ctx: ProbeContext): Promise<bigint> {
   const client = await ctx.open({ optMode: false });
   try {
-    return requireExport(client).size;
+    return requireExport(client).exactSize;
   } finally {
     await client.close();
   }

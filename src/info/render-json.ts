@@ -24,8 +24,8 @@ function renderExportJson(e: ExportFacts): string {
   ];
   for (const [name, value] of flags) out += `\t"${name}": ${value ? 'true' : 'false'},\n`;
   for (const [name, value] of statedBlockSizes(e)) out += `\t"${name}": ${value},\n`;
-  out += `\t"export-size": ${e.size},\n`;
-  out += `\t"export-size-str": ${jsonString(humanSize(e.size).text)}\n`;
+  out += `\t"export-size": ${e.exactSize},\n`;
+  out += `\t"export-size-str": ${jsonString(humanSize(e.exactSize).text)}\n`;
   return out;
 }
 
@@ -46,6 +46,6 @@ export function renderShowJson(facts: ShowFacts): string {
 }
 
 /** nbdinfo --size --json prints the bare number, exactly like --size. */
-export function renderSize(size: number): string {
+export function renderSize(size: bigint): string {
   return `${size}\n`;
 }

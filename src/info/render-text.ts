@@ -27,8 +27,8 @@ export function renderExportText(e: ExportFacts, style: TextStyle): string {
   // The name goes through JSON quoting so that odd names stay on one line.
   out += `export=${jsonString(e.name)}:\n`;
   if (e.description) out += `\tdescription: ${e.description}\n`;
-  const human = humanSize(e.size);
-  out += human.abbreviated ? `\texport-size: ${e.size} (${human.text})\n` : `\texport-size: ${e.size}\n`;
+  const human = humanSize(e.exactSize);
+  out += human.abbreviated ? `\texport-size: ${e.exactSize} (${human.text})\n` : `\texport-size: ${e.exactSize}\n`;
   if (e.content !== undefined) out += `\tcontent: ${e.content}\n`;
   if (e.uri !== undefined) out += `\turi: ${e.uri}\n`;
   if (colour) out += ANSI.restore + ANSI.fgGrey;

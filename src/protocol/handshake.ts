@@ -27,6 +27,8 @@ export function decodeGreetingPrefix(buf: Uint8Array, off = 0): HandshakeStyle {
 
 export interface OldstyleHandshake {
   size: number;
+  /** The size exactly, also past 2^53 where `size` rounds (absent when encoding). */
+  exactSize?: bigint;
   /** 32-bit flags field; its low 16 bits are the transmission flags. */
   flags: number;
 }
@@ -45,7 +47,7 @@ export function encodeOldstyleHandshake(buf: Uint8Array, off: number, h: Oldstyl
 export function decodeOldstyleHandshake(buf: Uint8Array, off = 0): OldstyleHandshake {
   needBytes(buf, off, OLDSTYLE_HANDSHAKE_SIZE, 'oldstyle handshake');
   if (decodeGreetingPrefix(buf, off) !== 'oldstyle') throw protocolError('not an oldstyle handshake');
-  return { size: readU64(buf, off + 16), flags: (buf as Buffer).readUInt32BE(off + 24) };
+  return { size: readU64(buf, off + 16), exactSize: (buf as Buffer).readBigUInt64BE(off + 16), flags: (buf as Buffer).readUInt32BE(off + 24) };
 }
 
 export function encodeNewstyleGreeting(buf: Uint8Array, off: number, handshakeFlags: number): number {
@@ -76,6 +78,8 @@ export function decodeClientFlags(buf: Uint8Array, off = 0): number {
 
 export interface ExportNameReply {
   size: number;
+  /** The size exactly, also past 2^53 where `size` rounds (absent when encoding). */
+  exactSize?: bigint;
   transmissionFlags: number;
 }
 
@@ -96,5 +100,5 @@ export function encodeExportNameReply(buf: Uint8Array, off: number, r: ExportNam
 /** Decodes the first 10 bytes (size, flags); the caller skips the zeroes if any. */
 export function decodeExportNameReply(buf: Uint8Array, off = 0): ExportNameReply {
   needBytes(buf, off, EXPORT_NAME_REPLY_SHORT, 'export name reply');
-  return { size: readU64(buf, off), transmissionFlags: (buf as Buffer).readUInt16BE(off + 8) };
+  return { size: readU64(buf, off), exactSize: (buf as Buffer).readBigUInt64BE(off), transmissionFlags: (buf as Buffer).readUInt16BE(off + 8) };
 }

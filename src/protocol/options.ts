@@ -176,7 +176,7 @@ export function decodeRepServer(payload: Uint8Array): ServerListing {
 }
 
 export type InfoItem =
-  | { type: typeof INFO_EXPORT; size: number; transmissionFlags: number }
+  | { type: typeof INFO_EXPORT; size: number; exactSize?: bigint; transmissionFlags: number }
   | { type: typeof INFO_NAME; name: string }
   | { type: typeof INFO_DESCRIPTION; description: string }
   | { type: typeof INFO_BLOCK_SIZE; minimum: number; preferred: number; maximum: number }
@@ -218,7 +218,7 @@ export function decodeRepInfo(payload: Uint8Array): InfoItem {
   switch (infoType) {
     case INFO_EXPORT:
       if (payload.length !== 12) throw protocolError(`NBD_INFO_EXPORT: length ${payload.length}, expected 12`);
-      return { type: INFO_EXPORT, size: readU64(payload, 2), transmissionFlags: b.readUInt16BE(10) };
+      return { type: INFO_EXPORT, size: readU64(payload, 2), exactSize: b.readBigUInt64BE(2), transmissionFlags: b.readUInt16BE(10) };
     case INFO_NAME:
       return { type: INFO_NAME, name: b.toString('utf8', 2, payload.length) };
     case INFO_DESCRIPTION:

@@ -75,6 +75,13 @@ export async function openNbdEndpoint(spec: NbdSpec, options: NbdOpenOptions): P
     await endpoint.close();
     throw new NbdError('EPERM', `${endpoint.name}: the destination is read-only`);
   }
+  // Offsets are JavaScript numbers, exact up to 2^53 (8 PiB): a bigger source could not be
+  // read to its end. (A bigger destination is fine: we never write past the source's size.)
+  if (!options.writable && first.export.exactSize > BigInt(Number.MAX_SAFE_INTEGER)) {
+    await endpoint.close();
+    throw new NbdError('EOVERFLOW', `${endpoint.name}: the source size (${first.export.exactSize}) is larger than `
+      + `${Number.MAX_SAFE_INTEGER} bytes, the most nbdcopy can address`);
+  }
   return endpoint;
 }
 
