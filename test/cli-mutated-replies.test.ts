@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cleanupsAfterEach } from './helpers/cleanup.js';
 import { embeddedStarter, ensureBuilt, REPO } from './helpers/embedded.js';
-import { chooser, generator, randomLayout, writeDisk } from './helpers/generated-disks.js';
+import { chooser, seededCases, generator, randomLayout, writeDisk } from './helpers/generated-disks.js';
 import { startDamagingProxy, type Damage } from './helpers/damaging-proxy.js';
 import { hasExactlyOneErrorLine, tempDir } from './copy-helpers.js';
 
@@ -77,8 +77,7 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const random = generator(SEED + 1);
-const cases = Array.from({ length: CASES }, (_, i) => makeCase(i, random));
+const cases = seededCases(SEED + 1, CASES, makeCase);
 
 describe(`nbdinfo and nbdcopy against damaged server replies (seed ${SEED})`, () => {
   it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinaries, startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
 import { LIBNBD_NBDCOPY, OUR_NBDCOPY, allocatedBytes, ensureBuilt, noise, run, sha256, sha256File, tempDir } from './copy-helpers.js';
-import { FS_BLOCK, chooser, describeLayout, generator, randomLayout, writeDisk, type Segment } from './helpers/generated-disks.js';
+import { FS_BLOCK, chooser, describeLayout, randomLayout, seededCases, writeDisk, type Segment } from './helpers/generated-disks.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -210,8 +210,7 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const random = generator(SEED);
-const cases = Array.from({ length: CASES }, (_, i) => makeCase(i, random));
+const cases = seededCases(SEED, CASES, makeCase);
 
 describe.skipIf(!have)(`nbdcopy against libnbd's on generated disks (seed ${SEED})`, () => {
   it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
 import { OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, sha256, sha256File, tempDir } from './copy-helpers.js';
-import { chooser, describeLayout, generator, randomLayout, writeDisk, type Segment } from './helpers/generated-disks.js';
+import { chooser, seededCases, describeLayout, randomLayout, writeDisk, type Segment } from './helpers/generated-disks.js';
 
 const MiB = 1 << 20;
 const SEED = Number(process.env['NBDCOPY_FAULT_SEED'] ?? 20261121);
@@ -135,8 +135,7 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const random = generator(SEED);
-const cases = Array.from({ length: CASES }, (_, i) => makeCase(i, random));
+const cases = seededCases(SEED, CASES, makeCase);
 
 describe.skipIf(!have)(`nbdcopy under generated faults (seed ${SEED})`, () => {
   it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {

@@ -13,7 +13,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { runTool } from './helpers/run-tool.js';
 import { requireBinaries, startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
 import { REPO, spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
-import { chooser, describeLayout, generator, randomLayout, writeDisk, type Segment } from './helpers/generated-disks.js';
+import { chooser, seededCases, describeLayout, randomLayout, writeDisk, type Segment } from './helpers/generated-disks.js';
 import { tempDir } from './copy-helpers.js';
 
 const MiB = 1 << 20;
@@ -74,8 +74,7 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const random = generator(SEED);
-const cases = Array.from({ length: CASES }, (_, i) => makeCase(i, random));
+const cases = seededCases(SEED, CASES, makeCase);
 
 /** A generated nbdkit command line (after `nbdkit -f -U SOCKET`) and its size. */
 function makeServer(random: () => number): { args: string[]; size: bigint } {
@@ -108,8 +107,7 @@ function makeServer(random: () => number): { args: string[]; size: bigint } {
 
 const DESCRIBE_MODES = [[], ['--json'], ['--size'], ['--is', 'read-only'], ['--is', 'rotational'],
   ...['write', 'flush', 'fua', 'trim', 'zero', 'fast-zero', 'df', 'multi-conn', 'cache', 'structured-reply'].map((c) => ['--can', c])];
-const serverRandom = generator(SEED + 3);
-const serverCases = Array.from({ length: Math.ceil(CASES / 2) }, (_, i) => makeServer(serverRandom));
+const serverCases = seededCases(SEED + 3, Math.ceil(CASES / 2), (_, random) => makeServer(random));
 
 describe.skipIf(!have)(`nbdinfo descriptions against libnbd's on generated servers (seed ${SEED})`, () => {
   it.each(serverCases.map(({ args, size }, i) => [`case ${i}: nbdkit ${args.join(' ')}`, args, size] as const))('%s', async (_name, args, size) => {

@@ -13,7 +13,7 @@ import { connect } from '../src/client/index.js';
 import { cleanupsAfterEach } from './helpers/cleanup.js';
 import { embeddedStarter, ensureBuilt, REPO } from './helpers/embedded.js';
 import { startDamagingProxy, type Damage } from './helpers/damaging-proxy.js';
-import { chooser, generator, randomLayout, writeDisk } from './helpers/generated-disks.js';
+import { chooser, seededCases, generator, randomLayout, writeDisk } from './helpers/generated-disks.js';
 import { LIBNBD_NBDCOPY, tempDir } from './copy-helpers.js';
 import { requireBinaries } from './helpers/servers.js';
 
@@ -94,8 +94,7 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const random = generator(SEED + 2);
-const cases = Array.from({ length: CASES }, (_, i) => makeCase(i, random, withLibnbd));
+const cases = seededCases(SEED + 2, CASES, (i, random) => makeCase(i, random, withLibnbd));
 
 describe(`our server against damaged client requests (seed ${SEED})`, () => {
   it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {

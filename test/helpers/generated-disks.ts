@@ -2,22 +2,23 @@
 // holes (unaligned pieces, block multiples, whole MiBs), written to a sparse file. The same
 // seed gives the same disks on every machine, so a failing case replays exactly.
 import fs from 'node:fs';
+import { rng } from '../../src/server/backends/sparse-random.js';
 import { noise } from '../copy-helpers.js';
 
 const MiB = 1 << 20;
 /** Filesystem block: the unit of the block-multiple pieces. */
 export const FS_BLOCK = 4096;
 
-/** mulberry32: small, fast, and the same sequence everywhere. Values in [0, 1). */
+/** The server's sparse-random generator (mulberry32), scaled to [0, 1): the same everywhere. */
 export function generator(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = rng(seed);
+  return () => next() / 4294967296;
+}
+
+/** `count` cases made one after another from one generator seeded with `seed`. */
+export function seededCases<T>(seed: number, count: number, make: (index: number, random: () => number) => T): T[] {
+  const random = generator(seed);
+  return Array.from({ length: count }, (_, i) => make(i, random));
 }
 
 /** pick / chance over one generator. */

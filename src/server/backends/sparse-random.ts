@@ -18,8 +18,8 @@ export interface SparseRandomOptions {
   runLength?: number;
 }
 
-/** mulberry32: tiny, fast, good enough to make test data that does not compress. */
-function rng(seed: number): () => number {
+/** mulberry32: tiny, fast, good enough to make test data that does not compress. 32-bit values. */
+export function rng(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
