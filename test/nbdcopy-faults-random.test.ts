@@ -24,8 +24,11 @@ type Op = 'pread' | 'pwrite' | 'zero' | 'trim' | 'extents' | 'all';
 
 interface Fault {
   side: Side;
-  /** Injected errors, or the server killed `killAfterMs` after the copy started. */
-  kind: 'errors' | 'kill';
+  /**
+   * Injected errors; the server killed `killAfterMs` after the copy started; or our nbdcopy
+   * itself sent SIGINT or SIGTERM then (the user's ^C, a service manager stopping it).
+   */
+  kind: 'errors' | 'kill' | 'SIGINT' | 'SIGTERM';
   op: Op;
   rate: string;
   errno: string;
@@ -53,11 +56,13 @@ function makeCase(index: number, random: () => number): Case {
   const side: Side = destination === 'nbd' && chance(0.5) ? 'destination' : 'source';
   const fault: Fault = {
     side,
-    kind: source === 'nbd' || side === 'destination' ? pick(['errors', 'errors', 'errors', 'kill'] as const) : 'errors',
+    kind: pick(source === 'nbd' || side === 'destination'
+      ? ['errors', 'errors', 'errors', 'kill', 'SIGINT', 'SIGTERM'] as const
+      : ['errors', 'errors', 'errors', 'SIGINT', 'SIGTERM'] as const),
     op: side === 'source' ? pick(['pread', 'pread', 'extents', 'all'] as const) : pick(['pwrite', 'pwrite', 'zero', 'trim', 'all'] as const),
     rate: pick(['100%', '100%', '10%', '1%']),
     errno: pick(['EIO', 'ENOSPC', 'EPERM', 'ESHUTDOWN']),
-    killAfterMs: Math.floor(random() * 60),
+    killAfterMs: Math.floor(random() * 150),
   };
   const options: string[] = [];
   if (chance(0.4)) options.push(`--connections=${1 + Math.floor(random() * 4)}`);
@@ -68,7 +73,9 @@ function makeCase(index: number, random: () => number): Case {
   if (chance(0.2)) options.push('--no-extents');
   if (chance(0.15)) options.push('--synchronous');
   if (chance(0.2)) options.push('--flush');
-  const what = fault.kind === 'kill' ? `${side} killed after ${fault.killAfterMs} ms` : `${side} ${fault.op} ${fault.errno} ${fault.rate}`;
+  const what = fault.kind === 'kill' ? `${side} killed after ${fault.killAfterMs} ms`
+    : fault.kind === 'errors' ? `${side} ${fault.op} ${fault.errno} ${fault.rate}`
+      : `nbdcopy sent ${fault.kind} after ${fault.killAfterMs} ms`;
   return {
     name: `case ${index}: ${source} -> ${destination}, ${size} bytes [${describeLayout(segments, 40)}], ${what} ${options.join(' ')}`,
     size, segments, source, destination, fault, options,
@@ -105,20 +112,32 @@ async function nbdkit(...args: string[]): Promise<RunningServer> {
   return s;
 }
 
-/** Runs our nbdcopy, killing `victim` after `killAfterMs` when given; SIGKILL at the timeout. */
-function runOurs(args: string[], victim: RunningServer | undefined, killAfterMs: number): Promise<{ status: number | null; stdout: Buffer; stderr: string }> {
+interface Run {
+  status: number | null;
+  /** The signal that ended nbdcopy, when one did. */
+  signal: NodeJS.Signals | null;
+  stdout: Buffer;
+  stderr: string;
+}
+
+/**
+ * Runs our nbdcopy; after `killAfterMs`, stops `victim` (a server) or sends nbdcopy `signal`
+ * when given. SIGKILL at the timeout.
+ */
+function runOurs(args: string[], victim: RunningServer | undefined, signal: NodeJS.Signals | undefined, killAfterMs: number): Promise<Run> {
   return new Promise((resolve) => {
     const child = spawn(OUR_NBDCOPY, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NBD_DEBUG: '' } });
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const killer = victim ? setTimeout(() => void victim.stop(), killAfterMs) : undefined;
+    const killer = victim ? setTimeout(() => void victim.stop(), killAfterMs)
+      : signal ? setTimeout(() => child.kill(signal), killAfterMs) : undefined;
     const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
-    child.on('close', (status) => {
+    child.on('close', (status, ended) => {
       clearTimeout(timer);
       clearTimeout(killer);
-      resolve({ status, stdout: Buffer.concat(out), stderr });
+      resolve({ status, signal: ended, stdout: Buffer.concat(out), stderr });
     });
   });
 }
@@ -158,13 +177,22 @@ describe.skipIf(!have)(`nbdcopy under generated faults (seed ${SEED})`, () => {
     const destination = destinationServer?.uri ?? (c.destination === 'file' ? out : c.destination === 'null' ? 'null:' : '-');
     const victim = f.kind === 'kill' ? (f.side === 'source' ? sourceServer : destinationServer) : undefined;
 
-    const r = await runOurs([...c.options, ...source, destination], victim, f.killAfterMs);
+    const signal = f.kind === 'SIGINT' || f.kind === 'SIGTERM' ? f.kind : undefined;
+    const r = await runOurs([...c.options, ...source, destination], victim, signal, f.killAfterMs);
 
-    expect(r.status, `nbdcopy did not finish within ${TIMEOUT_MS} ms`).not.toBeNull();
-    expect([0, 1]).toContain(r.status);
-    if (r.status === 1) {
+    // A signal that lands while Node itself is still starting, before our handlers exist,
+    // ends the process the default way; after that it must be our one line and status 1.
+    const early = signal !== undefined && r.signal === signal;
+    if (!early) {
+      expect(r.signal, `nbdcopy did not finish within ${TIMEOUT_MS} ms`).toBeNull();
+      expect([0, 1]).toContain(r.status);
+    }
+    if (early) {
+      expect(r.stderr).toBe('');
+    } else if (r.status === 1) {
       const mine = c.source === 'command' ? ourLines(r.stderr) : r.stderr;
       expect(hasExactlyOneErrorLine(mine), r.stderr).toBe(true);
+      if (signal !== undefined) expect(mine).toMatch(new RegExp(`^nbdcopy: .*interrupted by ${signal}`));
     } else {
       expect(mustFail(c), 'succeeded although every data read or write failed').toBe(false);
       expect(r.stderr).toBe('');
