@@ -1,10 +1,10 @@
 // Randomised faults: generated disks copied with generated options while the source or the
 // destination server fails requests (nbdkit's error filter: one kind of request or all, at a
 // rate of 1% to 100%) or is killed mid-copy, or while nbdcopy itself gets SIGINT or SIGTERM.
-// Whatever happens, our nbdcopy must either
-// succeed with the right bytes in the destination, or exit 1 with exactly one line and no
-// stack; never hang, never leave a subprocess server behind, and never succeed when a fault
-// could not be missed (every data read, or every data write, failing).
+// Whatever happens, our nbdcopy must either succeed with the right bytes in the destination,
+// or exit 1 with exactly one line and no stack; never hang, never leave a subprocess server
+// behind, and never succeed when a fault could not be missed (every data read, or every data
+// write, failing).
 // Replay or widen: NBDCOPY_FAULT_SEED=<seed> NBDCOPY_FAULT_CASES=<n> npx vitest run test/nbdcopy-faults-random
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
