@@ -16,6 +16,8 @@ import { embeddedStarter, ensureBuilt, REPO } from './helpers/embedded.js';
 import { chooser, seededCases, generator, randomLayout, writeDisk } from './helpers/generated-disks.js';
 import { startDamagingProxy, type Damage } from './helpers/damaging-proxy.js';
 import { hasExactlyOneErrorLine, tempDir } from './copy-helpers.js';
+import { requireBinary } from './helpers/servers.js';
+import { makePskFile } from './helpers/tls-fixtures.js';
 
 const SEED = Number(process.env['MUTATION_SEED'] ?? 20261121);
 const CASES = Number(process.env['MUTATION_CASES'] ?? 48);
@@ -25,7 +27,8 @@ const IDLE_MS = 1000;
 const TIMEOUT_MS = 45_000;
 
 type Tool = 'nbdinfo' | 'nbdinfo --json' | 'nbdinfo --map' | 'nbdinfo --list' | 'nbdcopy to null:' | 'nbdcopy to file' | 'nbdcopy from file';
-type Style = 'newstyle' | 'simple replies' | 'no extended headers' | 'oldstyle';
+/** 'tls': newstyle with TLS required (PSK), so the damage hits encrypted records. */
+type Style = 'newstyle' | 'simple replies' | 'no extended headers' | 'oldstyle' | 'tls';
 
 interface Case {
   name: string;
@@ -40,7 +43,9 @@ interface Case {
 function makeCase(index: number, random: () => number): Case {
   const { pick, chance } = chooser(random);
   const tool = pick(['nbdinfo', 'nbdinfo --json', 'nbdinfo --map', 'nbdinfo --list', 'nbdcopy to null:', 'nbdcopy to file', 'nbdcopy from file'] as const);
-  const style = pick(['newstyle', 'newstyle', 'simple replies', 'no extended headers', 'oldstyle'] as const);
+  const styles: Style[] = ['newstyle', 'newstyle', 'simple replies', 'no extended headers', 'oldstyle'];
+  if (withTls) styles.push('tls');
+  const style = pick(styles);
   const damage = pick(['flip', 'flip', 'byte', 'insert', 'drop', 'cut'] as const);
   // Half of the time in the handshake (a few hundred bytes), else anywhere in the replies.
   const at = chance(0.5) ? Math.floor(random() * 400) : Math.floor(random() * (SIZE + 64 * 1024));
@@ -65,11 +70,15 @@ const cleanups = cleanupsAfterEach();
 const startServer = embeddedStarter(cleanups);
 let dir: string;
 let image: string;
+let psk: string;
+// TLS cases need a PSK file from psktool (gnutls-bin; CI installs it).
+const withTls = requireBinary('psktool');
 
 beforeAll(() => {
   ensureBuilt();
   dir = tempDir();
   image = path.join(dir, 'disk.img');
+  if (withTls) psk = makePskFile(path.join(dir, 'keys.psk'), 'alice').path;
   const random = generator(SEED);
   writeDisk(image, SIZE, randomLayout(SIZE, random), SEED);
 });
@@ -87,12 +96,13 @@ describe(`nbdinfo and nbdcopy against damaged server replies (seed ${SEED})`, ()
       readOnly: !writes,
       oldstyle: c.style === 'oldstyle',
       structuredReplies: c.style !== 'simple replies',
-      extendedHeaders: c.style === 'newstyle',
+      extendedHeaders: c.style === 'newstyle' || c.style === 'tls',
+      ...(c.style === 'tls' ? { tls: { mode: 'require' as const, pskFile: psk } } : {}),
     });
     const socket = path.join(dir, `proxy-${i}.sock`);
     const proxy = await startDamagingProxy(real.socket, socket, { ...c, direction: 'replies' }, generator(SEED + 100 + i), IDLE_MS);
     cleanups.push(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
-    const uri = `nbd+unix:///?socket=${socket}`;
+    const uri = c.style === 'tls' ? `nbds+unix://alice@/?socket=${socket}&tls-psk-file=${psk}` : `nbd+unix:///?socket=${socket}`;
     const out = path.join(dir, `out-${i}.img`);
     const [tool, ...flags] = c.tool.split(' ');
     const args = tool === 'nbdinfo' ? [...flags, uri]
