@@ -10,6 +10,7 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinaries, startNbdServer, startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
 import { LIBNBD_NBDCOPY, OUR_NBDCOPY, allocatedBytes, ensureBuilt, noise, run, sha256, sha256File, tempDir } from './copy-helpers.js';
+import { makePskFile } from './helpers/tls-fixtures.js';
 import { FS_BLOCK, chooser, describeLayout, randomLayout, seededCases, writeDisk, type Segment } from './helpers/generated-disks.js';
 
 const KiB = 1024;
@@ -22,10 +23,10 @@ type DestinationKind = 'file' | 'nbd' | 'null' | 'stdout';
  * Which NBD server stands behind an 'nbd' endpoint: nbdkit plain; nbdkit refusing requests
  * outside its advertised block sizes (a 64 KiB maximum, and a 4 KiB minimum when the size
  * allows one); nbdkit without extents (source) or without WRITE_ZEROES (destination);
- * qemu-nbd; nbd-server over TCP; as a destination, nbdkit serving a file full of garbage,
- * `extra` bytes longer than the source (a source: plain nbdkit).
+ * qemu-nbd; nbd-server over TCP; nbdkit requiring TLS (PSK); as a destination, nbdkit serving
+ * a file full of garbage, `extra` bytes longer than the source (a source: plain nbdkit).
  */
-type ServerKind = 'nbdkit' | 'limits' | 'bare' | 'qemu-nbd' | 'nbd-server' | 'garbage';
+type ServerKind = 'nbdkit' | 'limits' | 'bare' | 'qemu-nbd' | 'nbd-server' | 'tls' | 'garbage';
 
 interface Case {
   name: string;
@@ -51,7 +52,7 @@ function makeCase(index: number, random: () => number): Case {
   const segments = randomLayout(size, random);
   const source = pick(['file', 'nbd', 'nbd', 'command', 'stdin'] as const);
   const destination = pick(['file', 'file', 'nbd', 'nbd', 'null', 'stdout'] as const);
-  const server = pick(['nbdkit', 'nbdkit', 'limits', 'bare', 'qemu-nbd', 'nbd-server', 'garbage'] as const);
+  const server = pick(['nbdkit', 'nbdkit', 'limits', 'bare', 'qemu-nbd', 'nbd-server', 'tls', 'garbage'] as const);
   const extra = destination === 'nbd' && server === 'garbage' ? pick([0, 0, 1, 4096, MiB + 3])
     : destination === 'file' && chance(0.3) ? pick([1, Math.floor(size / 2), size, size + 65_537])
       : undefined;
@@ -85,14 +86,22 @@ function paddedTo512(bytes: Buffer): Buffer {
   return Buffer.concat([bytes, Buffer.alloc((512 - (bytes.length % 512)) % 512)]);
 }
 
-const have = requireBinaries('nbdkit', 'qemu-nbd', 'nbd-server', LIBNBD_NBDCOPY);
+const have = requireBinaries('nbdkit', 'qemu-nbd', 'nbd-server', 'psktool', LIBNBD_NBDCOPY);
 const servers: RunningServer[] = [];
 let dir: string;
+let psk: string;
 
 async function nbdkit(...args: string[]): Promise<RunningServer> {
   const s = await startNbdkit(args);
   servers.push(s);
   return s;
+}
+
+/** The same server, reached as nbds+unix with the PSK of user alice. */
+function overTls(s: RunningServer): RunningServer {
+  return Object.assign(Object.create(s) as RunningServer, {
+    uri: `nbds+unix://alice@/?socket=${s.socket}&tls-psk-file=${psk}`, stop: () => s.stop(),
+  });
 }
 
 /** nbdkit-blocksize-policy-filter arguments that make the limits of ServerKind 'limits' hard. */
@@ -104,6 +113,7 @@ function limitArgs(size: number): string[] {
 async function sourceServer(kind: ServerKind, image: string, size: number): Promise<RunningServer> {
   switch (kind) {
     case 'nbdkit': case 'garbage': return nbdkit('-r', 'file', image);
+    case 'tls': return overTls(await nbdkit('-r', '--tls=require', `--tls-psk=${psk}`, 'file', image));
     case 'limits': return nbdkit('-r', '--filter=blocksize-policy', 'file', image, ...limitArgs(size));
     case 'bare': return nbdkit('-r', '--filter=noextents', 'file', image);
     case 'qemu-nbd': {
@@ -133,6 +143,7 @@ async function destinationServer(kind: ServerKind, size: number, extra: number, 
       return nbdkit('file', file);
     }
     case 'nbdkit': return nbdkit('memory', String(size));
+    case 'tls': return overTls(await nbdkit('--tls=require', `--tls-psk=${psk}`, 'memory', String(size)));
     case 'limits': return nbdkit('--filter=blocksize-policy', 'memory', String(size), ...limitArgs(size));
     case 'bare': return nbdkit('--filter=nozero', 'memory', String(size));
     case 'qemu-nbd': {
@@ -215,6 +226,7 @@ beforeAll(() => {
   if (!have) return;
   ensureBuilt();
   dir = tempDir();
+  psk = makePskFile(path.join(dir, 'keys.psk'), 'alice').path;
 });
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.stop()));
