@@ -87,7 +87,8 @@ function makeServer(random: () => number): { args: string[]; size: bigint } {
   if (chance(0.25)) args.push('-r');
   if (chance(0.15)) args.push('--no-sr');
   else if (chance(0.1)) args.push('-o');
-  // --map asks for no more than a stated maximum at once: keep such disks small enough to walk.
+  // libnbd 1.14 fails --map on disks of 4 GiB or more behind a minimum block size ("request is
+  // unaligned": its windows are not aligned to it), so block-size policies get smaller disks.
   if (size < 2n ** 32n && chance(0.4)) {
     args.push('--filter=blocksize-policy');
     const min = pick([1, 512, 4096]);

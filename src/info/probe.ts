@@ -204,9 +204,14 @@ export async function probeCan(
 /** Requests in flight at once while walking a map; windows are independent. */
 const MAP_WINDOWS_IN_FLIGHT = 4;
 
-/** The longest block status request: what the server stated as its maximum, else what fits in 32 bits. */
+/**
+ * The longest block status request: what fits in 32 bits (the whole disk with extended
+ * headers), aligned to the minimum block size. A server's maximum payload does not bound it:
+ * the reply's size is the server's choice, and the protocol lets clients ask past that maximum
+ * (libnbd does too). Windows of the maximum made a 1 TiB disk behind a 64 KiB maximum take
+ * 16 million requests.
+ */
 export function mapRequestLimit(info: ExportInfo, extendedHeaders: boolean): number {
-  if (info.blockSizeFromServer && info.blockSizeMaximum > 0) return info.blockSizeMaximum;
   const align = info.blockSizeFromServer && info.blockSizeMinimum > 0 ? info.blockSizeMinimum : 512;
   if (extendedHeaders) return Math.max(info.size, align);
   return 2 ** 32 - align;
