@@ -18,7 +18,8 @@ const MiB = 1024 * KiB;
 const SEED = Number(process.env['NBDCOPY_DIFF_SEED'] ?? 20261121);
 const CASES = Number(process.env['NBDCOPY_DIFF_CASES'] ?? 64);
 type SourceKind = 'file' | 'nbd' | 'command' | 'stdin';
-type DestinationKind = 'file' | 'nbd' | 'null' | 'stdout';
+/** 'command': `[ nbdkit file OUT ]`, a subprocess server writing into a file we read after. */
+type DestinationKind = 'file' | 'nbd' | 'command' | 'null' | 'stdout';
 /**
  * Which NBD server stands behind an 'nbd' endpoint: nbdkit plain; nbdkit refusing requests
  * outside its advertised block sizes (a 64 KiB maximum, and a 4 KiB minimum when the size
@@ -51,7 +52,7 @@ function makeCase(index: number, random: () => number): Case {
   const size = pick([0, 1, 511, 4097, 65535, 262145, 3 * MiB + 12_345, 5 * MiB, 24 * MiB + 511, 40 * MiB]);
   const segments = randomLayout(size, random);
   const source = pick(['file', 'nbd', 'nbd', 'command', 'stdin'] as const);
-  const destination = pick(['file', 'file', 'nbd', 'nbd', 'null', 'stdout'] as const);
+  const destination = pick(['file', 'file', 'nbd', 'nbd', 'command', 'null', 'stdout'] as const);
   const server = pick(['nbdkit', 'nbdkit', 'limits', 'bare', 'qemu-nbd', 'nbd-server', 'tls', 'garbage'] as const);
   const extra = destination === 'nbd' && server === 'garbage' ? pick([0, 0, 1, 4096, MiB + 3])
     : destination === 'file' && chance(0.3) ? pick([1, Math.floor(size / 2), size, size + 65_537])
@@ -181,23 +182,29 @@ async function copyWith(bin: string, c: Case, image: string, label: string, time
   switch (c.source) {
     case 'file': source = [image]; break;
     case 'nbd': source = [(await sourceServer(c.server, image, c.size)).uri]; break;
-    // `--` ends the options, so the server's own flags (-r) are not taken for ours.
-    case 'command': source = ['--', '[', 'nbdkit', '-r', 'file', image, ']']; break;
+    case 'command': source = ['[', 'nbdkit', '-r', 'file', image, ']']; break;
     case 'stdin': source = ['-']; input = fs.readFileSync(image); break;
   }
-  let destination: string;
+  let destination: string[];
   let memory: RunningServer | undefined;
   const out = path.join(dir, `${label}.out`);
   switch (c.destination) {
     case 'file':
       if (c.extra !== undefined) fs.writeFileSync(out, garbage(c.extra));
-      destination = out;
+      destination = [out];
       break;
-    case 'nbd': memory = await destinationServer(c.server, c.size, c.extra ?? 0, label); destination = memory.uri; break;
-    case 'null': destination = 'null:'; break;
-    case 'stdout': destination = '-'; break;
+    case 'nbd': memory = await destinationServer(c.server, c.size, c.extra ?? 0, label); destination = [memory.uri]; break;
+    case 'command':
+      fs.writeFileSync(out, '');
+      fs.truncateSync(out, c.size);
+      destination = ['[', 'nbdkit', 'file', out, ']'];
+      break;
+    case 'null': destination = ['null:']; break;
+    case 'stdout': destination = ['-']; break;
   }
-  const args = [...c.options, ...source, destination];
+  // `--` ends the options, so a subprocess server's own flags (-r) are not taken for ours.
+  const commands = c.source === 'command' || c.destination === 'command' ? ['--'] : [];
+  const args = [...c.options, ...commands, ...source, ...destination];
   const r = run(bin, args, { input, cwd: dir, timeout });
   const outcome: Outcome = { status: r.status, stderr: r.stderr };
   if (r.status !== 0) return outcome;
@@ -205,6 +212,10 @@ async function copyWith(bin: string, c: Case, image: string, label: string, time
     case 'file':
       outcome.hash = sha256File(out);
       outcome.allocated = allocatedBytes(out);
+      fs.rmSync(out);
+      break;
+    case 'command':
+      outcome.hash = sha256File(out);
       fs.rmSync(out);
       break;
     case 'nbd': {
