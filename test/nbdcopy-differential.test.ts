@@ -11,6 +11,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { requireBinaries, startNbdServer, startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
 import { LIBNBD_NBDCOPY, OUR_NBDCOPY, allocatedBytes, ensureBuilt, noise, run, sha256, sha256File, tempDir } from './copy-helpers.js';
 import { makePskFile } from './helpers/tls-fixtures.js';
+import { spawnNbdserve } from './helpers/embedded.js';
 import { FS_BLOCK, chooser, describeLayout, randomLayout, seededCases, writeDisk, type Segment } from './helpers/generated-disks.js';
 
 const KiB = 1024;
@@ -24,10 +25,11 @@ type DestinationKind = 'file' | 'nbd' | 'command' | 'null' | 'stdout';
  * Which NBD server stands behind an 'nbd' endpoint: nbdkit plain; nbdkit refusing requests
  * outside its advertised block sizes (a 64 KiB maximum, and a 4 KiB minimum when the size
  * allows one); nbdkit without extents (source) or without WRITE_ZEROES (destination);
- * qemu-nbd; nbd-server over TCP; nbdkit requiring TLS (PSK); as a destination, nbdkit serving
- * a file full of garbage, `extra` bytes longer than the source (a source: plain nbdkit).
+ * qemu-nbd; nbd-server over TCP; nbdkit requiring TLS (PSK); our own server (bin/nbdserve);
+ * as a destination, nbdkit serving a file full of garbage, `extra` bytes longer than the
+ * source (a source: plain nbdkit).
  */
-type ServerKind = 'nbdkit' | 'limits' | 'bare' | 'qemu-nbd' | 'nbd-server' | 'tls' | 'garbage';
+type ServerKind = 'nbdkit' | 'limits' | 'bare' | 'qemu-nbd' | 'nbd-server' | 'tls' | 'nbdserve' | 'garbage';
 
 interface Case {
   name: string;
@@ -53,7 +55,7 @@ function makeCase(index: number, random: () => number): Case {
   const segments = randomLayout(size, random);
   const source = pick(['file', 'nbd', 'nbd', 'command', 'stdin'] as const);
   const destination = pick(['file', 'file', 'nbd', 'nbd', 'command', 'null', 'stdout'] as const);
-  const server = pick(['nbdkit', 'nbdkit', 'limits', 'bare', 'qemu-nbd', 'nbd-server', 'tls', 'garbage'] as const);
+  const server = pick(['nbdkit', 'nbdkit', 'limits', 'bare', 'qemu-nbd', 'nbd-server', 'tls', 'nbdserve', 'garbage'] as const);
   const extra = destination === 'nbd' && server === 'garbage' ? pick([0, 0, 1, 4096, MiB + 3])
     : destination === 'file' && chance(0.3) ? pick([1, Math.floor(size / 2), size, size + 65_537])
       : undefined;
@@ -98,6 +100,14 @@ async function nbdkit(...args: string[]): Promise<RunningServer> {
   return s;
 }
 
+/** Our own server as a subprocess (bin/nbdserve ARGS). */
+async function nbdserve(...args: string[]): Promise<RunningServer> {
+  const s = await spawnNbdserve(args);
+  const running: RunningServer = { uri: s.uri, socket: s.socket, dir: s.dir, pid: s.child.pid!, stop: s.stop };
+  servers.push(running);
+  return running;
+}
+
 /** The same server, reached as nbds+unix with the PSK of user alice. */
 function overTls(s: RunningServer): RunningServer {
   return Object.assign(Object.create(s) as RunningServer, {
@@ -115,6 +125,7 @@ async function sourceServer(kind: ServerKind, image: string, size: number): Prom
   switch (kind) {
     case 'nbdkit': case 'garbage': return nbdkit('-r', 'file', image);
     case 'tls': return overTls(await nbdkit('-r', '--tls=require', `--tls-psk=${psk}`, 'file', image));
+    case 'nbdserve': return nbdserve('-r', 'file', image);
     case 'limits': return nbdkit('-r', '--filter=blocksize-policy', 'file', image, ...limitArgs(size));
     case 'bare': return nbdkit('-r', '--filter=noextents', 'file', image);
     case 'qemu-nbd': {
@@ -145,6 +156,7 @@ async function destinationServer(kind: ServerKind, size: number, extra: number, 
     }
     case 'nbdkit': return nbdkit('memory', String(size));
     case 'tls': return overTls(await nbdkit('--tls=require', `--tls-psk=${psk}`, 'memory', String(size)));
+    case 'nbdserve': return nbdserve('memory', String(size));
     case 'limits': return nbdkit('--filter=blocksize-policy', 'memory', String(size), ...limitArgs(size));
     case 'bare': return nbdkit('--filter=nozero', 'memory', String(size));
     case 'qemu-nbd': {
@@ -196,7 +208,8 @@ async function copyWith(bin: string, c: Case, image: string, label: string, time
     case 'nbd': memory = await destinationServer(c.server, c.size, c.extra ?? 0, label); destination = [memory.uri]; break;
     case 'command':
       fs.writeFileSync(out, '');
-      fs.truncateSync(out, c.size);
+      // As big as the source: qemu-nbd exports whole 512-byte sectors.
+      fs.truncateSync(out, c.source === 'nbd' && c.server === 'qemu-nbd' ? Math.ceil(c.size / 512) * 512 : c.size);
       destination = ['[', 'nbdkit', 'file', out, ']'];
       break;
     case 'null': destination = ['null:']; break;
