@@ -7,7 +7,8 @@
 //   NBDCOPY_DIFF_SEED=<seed> NBDCOPY_DIFF_CASES=<n> npx vitest run test/nbdcopy-differential
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectionsAfterEach } from './helpers/connections.js';
 import { requireBinaries, startNbdServer, startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
 import { LIBNBD_NBDCOPY, OUR_NBDCOPY, allocatedBytes, ensureBuilt, noise, run, sha256, sha256File, tempDir } from './copy-helpers.js';
 import { makePskFile } from './helpers/tls-fixtures.js';
@@ -90,7 +91,8 @@ function paddedTo512(bytes: Buffer): Buffer {
 }
 
 const have = requireBinaries('nbdkit', 'qemu-nbd', 'nbd-server', 'psktool', LIBNBD_NBDCOPY);
-const servers: RunningServer[] = [];
+// Servers a test started, stopped after it.
+const { servers } = connectionsAfterEach<RunningServer>();
 let dir: string;
 let psk: string;
 
@@ -251,9 +253,6 @@ beforeAll(() => {
   ensureBuilt();
   dir = tempDir();
   psk = makePskFile(path.join(dir, 'keys.psk'), 'alice').path;
-});
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });

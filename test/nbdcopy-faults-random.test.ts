@@ -9,7 +9,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectionsAfterEach } from './helpers/connections.js';
 import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
 import { OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, sha256, sha256File, tempDir } from './copy-helpers.js';
 import { chooser, seededCases, describeLayout, randomLayout, writeDisk, type Segment } from './helpers/generated-disks.js';
@@ -104,7 +105,8 @@ function ourLines(stderr: string): string {
 }
 
 const have = requireBinaries('nbdkit');
-const servers: RunningServer[] = [];
+// Servers a test started, stopped after it.
+const { servers } = connectionsAfterEach<RunningServer>();
 let dir: string;
 
 async function nbdkit(...args: string[]): Promise<RunningServer> {
@@ -147,9 +149,6 @@ beforeAll(() => {
   if (!have) return;
   ensureBuilt();
   dir = tempDir();
-});
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
