@@ -1,13 +1,11 @@
 // Public types of the client library. The implementation lives beside this file; the copy
 // and info layers depend on these shapes only.
+import type { Extent } from '../protocol/chunks.js';
+
+// Extents are a wire shape shared with the server; the client's API names them too.
+export type { Extent };
 
 export type Protocol = 'oldstyle' | 'newstyle' | 'newstyle-fixed';
-
-/** One extent of a meta context: `length` bytes with status `flags` (base:allocation: HOLE=1, ZERO=2). */
-export interface Extent {
-  length: number;
-  flags: number;
-}
 
 /** Everything a connection learnt about its export during the handshake. */
 export interface ExportInfo {

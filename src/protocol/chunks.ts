@@ -50,10 +50,17 @@ export function decodeOffsetHole(buf: Uint8Array, off: number, payloadLength: nu
 // ---- BLOCK_STATUS: context id u32, N x (length u32, flags u32) ----
 // ---- BLOCK_STATUS_EXT: context id u32, count u32, N x (length u64, flags u64) ----
 
-export interface BlockStatusExtent {
+/**
+ * One extent of a meta context: `length` bytes with status `flags` (base:allocation: HOLE=1,
+ * ZERO=2). Client and server speak of extents in this one shape.
+ */
+export interface Extent {
   length: number;
   flags: number;
 }
+
+/** An extent as one block status descriptor carries it (the same shape). */
+export type BlockStatusExtent = Extent;
 
 export interface BlockStatusChunk {
   contextId: number;

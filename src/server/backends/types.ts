@@ -1,6 +1,6 @@
 // What a backend offers the server. One backend instance serves every connection to its
 // export, so "shared and consistent" backends can advertise multi-conn.
-import type { Extent } from '../../client/types.js';
+import type { Extent } from '../../protocol/chunks.js';
 
 export type { Extent };
 
