@@ -8,6 +8,7 @@ import type { ResolvedExport } from './options.js';
 export function transmissionFlags(exp: ResolvedExport, structured: boolean): number {
   const b = exp.backend;
   const writable = !exp.readOnly && b.writable;
+  if (b.transmissionFlags !== undefined) return givenFlags(b.transmissionFlags, writable, structured);
   let flags = FLAG_HAS_FLAGS;
   if (!writable) flags |= FLAG_READ_ONLY;
   if (writable && b.canFlush) flags |= FLAG_SEND_FLUSH | FLAG_SEND_FUA;
@@ -20,5 +21,15 @@ export function transmissionFlags(exp: ResolvedExport, structured: boolean): num
   if (structured) flags |= FLAG_SEND_DF;
   if (b.multiConn) flags |= FLAG_CAN_MULTI_CONN;
   if (b.canCache) flags |= FLAG_SEND_CACHE;
+  return flags;
+}
+
+const WRITE_FLAGS = FLAG_SEND_TRIM | FLAG_SEND_WRITE_ZEROES | FLAG_SEND_FAST_ZERO;
+
+/** A backend's own flags, limited to what this export and reply style allow. */
+function givenFlags(given: number, writable: boolean, structured: boolean): number {
+  let flags = given | FLAG_HAS_FLAGS;
+  if (!writable) flags = (flags | FLAG_READ_ONLY) & ~WRITE_FLAGS;
+  if (!structured) flags &= ~FLAG_SEND_DF;
   return flags;
 }

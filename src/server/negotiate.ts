@@ -19,14 +19,15 @@ import {
 } from '../protocol/handshake.js';
 import { ExactReader } from '../stream/exact-reader.js';
 import type { ServerTlsUpgrade } from '../tls/types.js';
+import {
+  closeOpened, descriptionOf, listExports, lookupExport, matchMetaContexts, openExport, openFailureReply,
+} from './backend-hooks.js';
 import { transmissionFlags } from './flags.js';
 import { MAX_PAYLOAD, PREFERRED_BLOCK, type ResolvedExport, type SessionConfig } from './options.js';
 import { ReplyStyle } from './wire.js';
 
 /** Option payloads above this are not read: the client is broken or hostile. */
 const MAX_OPTION_LENGTH = 64 * 1024;
-/** The context id we hand out for base:allocation. */
-export const BASE_ALLOCATION_ID = 1;
 
 export interface Negotiated {
   stream: Duplex;
@@ -34,8 +35,8 @@ export interface Negotiated {
   leftover: Buffer[];
   export: ResolvedExport;
   style: ReplyStyle;
-  /** base:allocation context id, or 0 when the client selected no context for this export. */
-  metaContextId: number;
+  /** Meta contexts the client selected for this export; context id i + 1 is metaContexts[i]. */
+  metaContexts: string[];
   transmissionFlags: number;
   tls: boolean;
 }
@@ -45,9 +46,9 @@ interface State {
   reader: ExactReader;
   structured: boolean;
   extended: boolean;
-  /** Export name the last SET_META_CONTEXT was about, and whether it selected base:allocation. */
+  /** Export name the last SET_META_CONTEXT was about, and the contexts it selected. */
   metaExport: string | undefined;
-  metaSelected: boolean;
+  metaSelected: string[];
   tls: boolean;
 }
 
@@ -75,7 +76,7 @@ export async function negotiate(stream: Duplex, config: SessionConfig): Promise<
     }
     const fixed = (clientFlags & FLAG_C_FIXED_NEWSTYLE) !== 0;
     const noZeroes = (clientFlags & FLAG_C_NO_ZEROES) !== 0;
-    const st: State = { stream, reader, structured: false, extended: false, metaExport: undefined, metaSelected: false, tls: false };
+    const st: State = { stream, reader, structured: false, extended: false, metaExport: undefined, metaSelected: [], tls: false };
     for (;;) {
       const result = await oneOption(st, config, fixed, noZeroes);
       if (result) return result;
@@ -87,12 +88,17 @@ export async function negotiate(stream: Duplex, config: SessionConfig): Promise<
 }
 
 async function oldstyle(stream: Duplex, config: SessionConfig): Promise<Negotiated> {
-  const exp = config.defaultExport;
+  let exp: ResolvedExport;
+  try {
+    exp = await openExport(config.defaultExport, []);
+  } catch (err) {
+    throw new EndSession(`cannot open the export: ${(err as Error).message}`);
+  }
   const flags = transmissionFlags(exp, false);
   const buf = Buffer.alloc(OLDSTYLE_HANDSHAKE_SIZE);
   encodeOldstyleHandshake(buf, 0, { size: exp.backend.size, flags });
   stream.write(buf);
-  return { stream, leftover: [], export: exp, style: ReplyStyle.Simple, metaContextId: 0, transmissionFlags: flags, tls: false };
+  return { stream, leftover: [], export: exp, style: ReplyStyle.Simple, metaContexts: [], transmissionFlags: flags, tls: false };
 }
 
 /** Handles one option; returns the outcome once the client entered transmission. */
@@ -130,8 +136,14 @@ async function oneOption(st: State, config: SessionConfig, fixed: boolean, noZer
   switch (option) {
     case OPT_EXPORT_NAME: {
       const name = data.toString('utf8');
-      const exp = findExport(config, name);
-      if (!exp) throw new EndSession(`client asked for unknown export '${name}'`);
+      const found = findExport(config, name);
+      if (!found) throw new EndSession(`client asked for unknown export '${name}'`);
+      let exp: ResolvedExport;
+      try {
+        exp = await openExport(found, selectedContexts(st, config, found));
+      } catch (err) {
+        throw new EndSession(`cannot open export '${name}': ${(err as Error).message}`);
+      }
       const style = styleOf(st);
       const flags = transmissionFlags(exp, style !== ReplyStyle.Simple);
       const out = Buffer.alloc(exportNameReplySize(noZeroes));
@@ -144,7 +156,13 @@ async function oneOption(st: State, config: SessionConfig, fixed: boolean, noZer
       throw new EndSession('client aborted the handshake');
     case OPT_LIST: {
       if (length !== 0) return error(REP_ERR_INVALID, 'NBD_OPT_LIST takes no data');
-      for (const exp of config.exports.values()) reply(REP_SERVER, encodeRepServer(exp.name, exp.description ?? ''));
+      let exports;
+      try {
+        exports = await listExports(config);
+      } catch (err) {
+        return error(openFailureReply(err), `cannot list the exports: ${(err as Error).message}`);
+      }
+      for (const exp of exports) reply(REP_SERVER, encodeRepServer(exp.name, exp.description));
       reply(REP_ACK);
       return undefined;
     }
@@ -158,20 +176,30 @@ async function oneOption(st: State, config: SessionConfig, fixed: boolean, noZer
       } catch (err) {
         return error(REP_ERR_INVALID, `malformed ${optionName(option)}: ${(err as Error).message}`);
       }
-      const exp = findExport(config, request.exportName);
-      if (!exp) return error(REP_ERR_UNKNOWN, `unknown export '${request.exportName}'`);
+      const found = findExport(config, request.exportName);
+      if (!found) return error(REP_ERR_UNKNOWN, `unknown export '${request.exportName}'`);
+      let exp: ResolvedExport;
+      try {
+        exp = await openExport(found, option === OPT_GO ? selectedContexts(st, config, found) : []);
+      } catch (err) {
+        return error(openFailureReply(err), `cannot open export '${request.exportName}': ${(err as Error).message}`);
+      }
       const style = styleOf(st);
       const flags = transmissionFlags(exp, style !== ReplyStyle.Simple);
       reply(REP_INFO, encodeRepInfo({ type: INFO_EXPORT, size: exp.backend.size, transmissionFlags: flags }));
       if (request.requests.includes(INFO_NAME)) reply(REP_INFO, encodeRepInfo({ type: INFO_NAME, name: exp.name }));
-      if (request.requests.includes(INFO_DESCRIPTION) && exp.description !== undefined) {
-        reply(REP_INFO, encodeRepInfo({ type: INFO_DESCRIPTION, description: exp.description }));
+      const description = descriptionOf(exp);
+      if (request.requests.includes(INFO_DESCRIPTION) && description !== undefined) {
+        reply(REP_INFO, encodeRepInfo({ type: INFO_DESCRIPTION, description }));
       }
       // Block sizes go out unasked: our limits are the defaults, so clients that ignore them are fine.
       const bs = exp.backend.blockSize ?? { minimum: 1, preferred: PREFERRED_BLOCK, maximum: MAX_PAYLOAD };
       reply(REP_INFO, encodeRepInfo({ type: INFO_BLOCK_SIZE, ...bs }));
       reply(REP_ACK);
-      if (option === OPT_INFO) return undefined;
+      if (option === OPT_INFO) {
+        await closeOpened(exp, found.backend);
+        return undefined;
+      }
       return finish(st, config, exp, style, flags);
     }
     case OPT_STRUCTURED_REPLY:
@@ -194,7 +222,7 @@ async function oneOption(st: State, config: SessionConfig, fixed: boolean, noZer
       if (isSet) {
         // The spec: a failed SET also clears what an earlier one selected.
         st.metaExport = undefined;
-        st.metaSelected = false;
+        st.metaSelected = [];
       }
       if (!st.structured) return error(REP_ERR_INVALID, `${optionName(option)} needs structured replies first`);
       let request;
@@ -203,11 +231,16 @@ async function oneOption(st: State, config: SessionConfig, fixed: boolean, noZer
       } catch (err) {
         return error(REP_ERR_INVALID, `malformed ${optionName(option)}: ${(err as Error).message}`);
       }
-      if (!findExport(config, request.exportName)) return error(REP_ERR_UNKNOWN, `unknown export '${request.exportName}'`);
-      const matches = request.queries.length === 0
-        ? !isSet
-        : request.queries.some((q) => q === CONTEXT_BASE_ALLOCATION || (!isSet && q === 'base:'));
-      if (matches) reply(REP_META_CONTEXT, encodeRepMetaContext(isSet ? BASE_ALLOCATION_ID : 0, CONTEXT_BASE_ALLOCATION));
+      const exp = findExport(config, request.exportName);
+      if (!exp) return error(REP_ERR_UNKNOWN, `unknown export '${request.exportName}'`);
+      let matches;
+      try {
+        matches = await matchMetaContexts(exp, request.queries, isSet);
+      } catch (err) {
+        return error(openFailureReply(err), `cannot list the meta contexts: ${(err as Error).message}`);
+      }
+      // Context ids are positions in the selection, so a SET reply's ids are 1, 2, ...
+      matches.forEach((name, i) => reply(REP_META_CONTEXT, encodeRepMetaContext(isSet ? i + 1 : 0, name)));
       if (isSet) {
         st.metaExport = request.exportName;
         st.metaSelected = matches;
@@ -248,7 +281,7 @@ async function startTls(
   st.structured = false;
   st.extended = false;
   st.metaExport = undefined;
-  st.metaSelected = false;
+  st.metaSelected = [];
   st.tls = true;
   return undefined;
 }
@@ -257,19 +290,21 @@ function styleOf(st: State): ReplyStyle {
   return st.extended ? ReplyStyle.Extended : st.structured ? ReplyStyle.Structured : ReplyStyle.Simple;
 }
 
-function findExport(config: SessionConfig, name: string): ResolvedExport | undefined {
-  return name === '' ? config.defaultExport : config.exports.get(name);
+const findExport = lookupExport;
+
+/** Contexts count only when they were selected for the export the client now opens. */
+function selectedContexts(st: State, config: SessionConfig, exp: ResolvedExport): string[] {
+  if (st.metaExport === undefined || !st.structured) return [];
+  return findExport(config, st.metaExport)?.name === exp.name ? st.metaSelected : [];
 }
 
 function finish(st: State, config: SessionConfig, exp: ResolvedExport, style: ReplyStyle, flags: number): Negotiated {
-  // Contexts count only when they were selected for the export the client now uses.
-  const metaOk = st.metaSelected && st.metaExport !== undefined && findExport(config, st.metaExport) === exp;
   return {
     stream: st.stream,
     leftover: st.reader.detach(),
     export: exp,
     style,
-    metaContextId: metaOk && style !== ReplyStyle.Simple ? BASE_ALLOCATION_ID : 0,
+    metaContexts: style !== ReplyStyle.Simple ? selectedContexts(st, config, exp) : [],
     transmissionFlags: flags,
     tls: st.tls,
   };

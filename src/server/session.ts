@@ -1,8 +1,9 @@
 // One client connection from greeting to close, over any Duplex (Unix or TCP socket, stdin and
 // stdout, a TLS stream after STARTTLS). Failures end this session only, never the server.
 import type { Duplex } from 'node:stream';
+import { closeOpened, lookupExport } from './backend-hooks.js';
 import { sharedPool } from './buffer-pool.js';
-import { EndSession, negotiate } from './negotiate.js';
+import { EndSession, negotiate, type Negotiated } from './negotiate.js';
 import type { SessionConfig } from './options.js';
 import { Transmission } from './transmission.js';
 
@@ -15,11 +16,12 @@ export interface Session {
 export function runSession(stream: Duplex, config: SessionConfig): Session {
   let transmission: Transmission | undefined;
   let current: Duplex = stream;
+  let n: Negotiated | undefined;
   // Unhandled 'error' events would crash the process; the session reports them instead.
   stream.on('error', () => {});
   const done = (async () => {
     try {
-      const n = await negotiate(stream, config);
+      n = await negotiate(stream, config);
       current = n.stream;
       if (current !== stream) current.on('error', () => {});
       config.log?.(`client entered transmission on export '${n.export.name}' (${['simple', 'structured', 'extended'][n.style]} replies)`);
@@ -32,6 +34,9 @@ export function runSession(stream: Duplex, config: SessionConfig): Session {
     } finally {
       current.destroy();
       if (current !== stream) stream.destroy();
+      // A backend opened for this connection alone (the nbd backend's upstream) goes with it.
+      const template = n && lookupExport(config, n.export.name)?.backend;
+      if (n && template) await closeOpened(n.export, template);
     }
   })();
   return {

@@ -6,10 +6,11 @@ import {
   CMD_BLOCK_STATUS, CMD_CACHE, CMD_DISC, CMD_FLAG_DF, CMD_FLAG_FAST_ZERO, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE,
   CMD_FLAG_PAYLOAD_LEN, CMD_FLAG_REQ_ONE, CMD_FLUSH, CMD_READ, CMD_TRIM, CMD_WRITE, CMD_WRITE_ZEROES,
   FLAG_SEND_FAST_ZERO, FLAG_SEND_FUA, REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, REPLY_TYPE_BLOCK_STATUS_EXT,
-  REPLY_TYPE_ERROR, REPLY_TYPE_NONE, REPLY_TYPE_OFFSET_DATA, REPLY_TYPE_OFFSET_HOLE, STATE_ZERO,
+  REPLY_TYPE_ERROR, REPLY_TYPE_NONE, REPLY_TYPE_OFFSET_DATA, REPLY_TYPE_OFFSET_HOLE, STATE_ZERO, CONTEXT_BASE_ALLOCATION,
 } from '../protocol/constants.js';
 import { NbdError, wireFromCode, type ErrnoCode } from '../protocol/errors.js';
 import { encodeBlockStatus, encodeErrorChunk, errorChunkSize } from '../protocol/chunks.js';
+import { encodeContextsReply } from './block-status-reply.js';
 import type { Backend, Extent } from './backends/types.js';
 import type { BufferPool } from './buffer-pool.js';
 import { FaultInjector, type FaultKind } from './faults.js';
@@ -209,7 +210,7 @@ export class Transmission {
       return undefined;
     }
     if (type === CMD_BLOCK_STATUS) {
-      if (this.n.metaContextId === 0) return { code: 'EINVAL', message: 'block status without a negotiated meta context' };
+      if (this.n.metaContexts.length === 0) return { code: 'EINVAL', message: 'block status without a negotiated meta context' };
       if (length === 0) return { code: 'EINVAL', message: 'block status of length 0' };
     }
     if (offset > this.size || length > this.size - offset) {
@@ -361,6 +362,12 @@ export class Transmission {
   private async blockStatus(req: ParsedRequest): Promise<void> {
     const { offset, length } = req;
     const reqOne = (req.flags & CMD_FLAG_REQ_ONE) !== 0;
+    if (this.backend.blockStatus) {
+      const extents = await this.backend.blockStatus(offset, length, this.n.metaContexts, reqOne);
+      const reply = encodeContextsReply(this.style, req.cookie, offset, this.n.metaContexts, extents, reqOne);
+      if (!reply) throw new NbdError('EIO', 'the backend returned no extents');
+      return this.send(reply, reply.length, undefined);
+    }
     const extended = this.style === ReplyStyle.Extended;
     const end = offset + length;
     const list: Extent[] = [];
@@ -386,7 +393,7 @@ export class Transmission {
     const payload = extended ? 8 + 16 * list.length : 4 + 8 * list.length;
     const buf = Buffer.allocUnsafe(h + payload);
     putChunkHeader(buf, 0, this.style, REPLY_FLAG_DONE, extended ? REPLY_TYPE_BLOCK_STATUS_EXT : REPLY_TYPE_BLOCK_STATUS, req.cookie, offset, payload);
-    encodeBlockStatus(buf, h, this.n.metaContextId, list, extended);
+    encodeBlockStatus(buf, h, this.n.metaContexts.indexOf(CONTEXT_BASE_ALLOCATION) + 1, list, extended);
     this.send(buf, buf.length, undefined);
   }
 

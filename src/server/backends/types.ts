@@ -4,6 +4,12 @@ import type { Extent } from '../../protocol/chunks.js';
 
 export type { Extent };
 
+/** One export as NBD_OPT_LIST names it. */
+export interface ExportListing {
+  name: string;
+  description: string;
+}
+
 export interface BlockSizeLimits {
   minimum: number;
   preferred: number;
@@ -53,4 +59,32 @@ export interface Backend {
    */
   extents(offset: number, length: number): Extent[] | Promise<Extent[]>;
   close(): void | Promise<void>;
+
+  // ---- optional: backends that stand for another server (the nbd backend) ----
+
+  /**
+   * Transmission flags to show as they are, instead of flags derived from the can* fields
+   * (a forwarding backend passes its upstream's on). The server still marks a read-only
+   * export read-only and drops what the client's reply style cannot use.
+   */
+  readonly transmissionFlags?: number;
+  /** Shown for NBD_INFO_DESCRIPTION when the export was given no description of its own. */
+  readonly description?: string;
+  /** Any export name the client asks for is this backend's (passed on to open). */
+  readonly dynamicExports?: boolean;
+  /**
+   * The backend of one client connection, for the export it asked for and the meta contexts it
+   * selected; the session uses it instead of this one and closes it when the client leaves.
+   */
+  open?(exportName: string, metaContexts: readonly string[]): Promise<Backend>;
+  /** Exports for NBD_OPT_LIST in place of the server's own list (dynamic exports). */
+  listExports?(): Promise<ExportListing[]>;
+  /**
+   * The meta contexts this backend serves for `exportName` that match `queries` ([] = all),
+   * in the backend's order. When present it replaces the server's own base:allocation, and
+   * blockStatus answers for whichever of them the client selected.
+   */
+  metaContexts?(exportName: string, queries: readonly string[]): Promise<string[]>;
+  /** Extents of each selected context from `offset`, as one NBD_CMD_BLOCK_STATUS reply has them. */
+  blockStatus?(offset: number, length: number, contexts: readonly string[], reqOne: boolean): Promise<Map<string, Extent[]>>;
 }
