@@ -8,7 +8,7 @@ import { MAX_REQUEST_SIZE, MIN_REQUEST_SIZE } from '../copy/options.js';
 export type Operand = string | string[];
 
 export interface NbdcopyArgs {
-  action: 'copy' | 'help' | 'version';
+  action: 'copy' | 'help' | 'version' | 'long-options' | 'short-options';
   source: Operand;
   destination: Operand;
   allocated: boolean;
@@ -34,24 +34,40 @@ export interface NbdcopyArgs {
 type Kind = 'flag' | 'value' | 'optional';
 interface OptionDef { long: string; short?: string; kind: Kind; key: string }
 
+/**
+ * In libnbd's order: getopt_long lists ambiguous matches in table order, and --long-options
+ * prints the table (without itself and --short-options), which bash completion reads.
+ */
 const OPTIONS: OptionDef[] = [
+  { long: 'help', kind: 'flag', key: 'help' },
+  { long: 'long-options', kind: 'flag', key: 'longOptions' },
   { long: 'allocated', kind: 'flag', key: 'allocated' },
   { long: 'connections', short: 'C', kind: 'value', key: 'connections' },
   { long: 'destination-is-zero', kind: 'flag', key: 'destinationIsZero' },
-  { long: 'target-is-zero', kind: 'flag', key: 'destinationIsZero' },
   { long: 'flush', kind: 'flag', key: 'flush' },
   { long: 'no-extents', kind: 'flag', key: 'noExtents' },
   { long: 'progress', short: 'p', kind: 'optional', key: 'progress' },
   { long: 'queue-size', kind: 'value', key: 'queueSize' },
   { long: 'request-size', kind: 'value', key: 'requestSize' },
   { long: 'requests', short: 'R', kind: 'value', key: 'requests' },
+  { long: 'short-options', kind: 'flag', key: 'shortOptions' },
   { long: 'sparse', short: 'S', kind: 'value', key: 'sparse' },
   { long: 'synchronous', kind: 'flag', key: 'synchronous' },
+  { long: 'target-is-zero', kind: 'flag', key: 'destinationIsZero' },
   { long: 'threads', short: 'T', kind: 'value', key: 'threads' },
   { long: 'verbose', short: 'v', kind: 'flag', key: 'verbose' },
-  { long: 'help', kind: 'flag', key: 'help' },
   { long: 'version', short: 'V', kind: 'flag', key: 'version' },
 ];
+
+/** What `nbdcopy --long-options` prints, one a line. */
+export function longOptionsText(): string {
+  return OPTIONS.filter((o) => o.key !== 'longOptions' && o.key !== 'shortOptions').map((o) => `--${o.long}\n`).join('');
+}
+
+/** What `nbdcopy --short-options` prints, one a line. */
+export function shortOptionsText(): string {
+  return OPTIONS.filter((o) => o.short !== undefined).map((o) => `-${o.short}\n`).join('');
+}
 
 function usageError(message: string): NbdError {
   return new NbdError('EINVAL', message);
@@ -78,14 +94,24 @@ export function liftCommandGroups(argv: readonly string[]): Operand[] {
   return out;
 }
 
-function findLong(name: string): OptionDef {
+/**
+ * getopt_long's rule: an exact name, else any unambiguous prefix. Prefixes naming options that
+ * do the same thing (--destination-is-zero, --target-is-zero) are not ambiguous; otherwise
+ * the message lists the first match and every match that differs from it, in table order.
+ * `word` is the argument as typed (with any =VALUE), as glibc quotes it.
+ */
+function findLong(name: string, word: string): OptionDef {
   const exact = OPTIONS.find((o) => o.long === name);
   if (exact !== undefined) return exact;
-  // getopt_long accepts any unambiguous prefix.
   const matches = OPTIONS.filter((o) => o.long.startsWith(name));
-  if (matches.length === 1) return matches[0]!;
-  if (matches.length > 1) throw usageError(`option '--${name}' is ambiguous`);
-  throw usageError(`unrecognized option '--${name}'`);
+  if (matches.length === 0) throw usageError(`unrecognized option '${word}'`);
+  const first = matches[0]!;
+  const differing = matches.filter((o) => o.key !== first.key || o.kind !== first.kind);
+  if (differing.length > 0) {
+    const listed = [first, ...differing].map((o) => `'--${o.long}'`).join(' ');
+    throw usageError(`option '${word}' is ambiguous; possibilities: ${listed}`);
+  }
+  return first;
 }
 
 /** Exact for sizes past 2^32 too (bitwise operators would cut them to 32 bits). */
@@ -117,7 +143,7 @@ export function parseNbdcopyArgs(argv: readonly string[]): NbdcopyArgs {
     }
     if (w.startsWith('--')) {
       const eq = w.indexOf('=');
-      const def = findLong(eq < 0 ? w.slice(2) : w.slice(2, eq));
+      const def = findLong(eq < 0 ? w.slice(2) : w.slice(2, eq), w);
       let value: string | true = true;
       if (eq >= 0) {
         if (def.kind === 'flag') throw usageError(`option '--${def.long}' doesn't allow an argument`);
@@ -151,6 +177,8 @@ export function parseNbdcopyArgs(argv: readonly string[]): NbdcopyArgs {
   for (const [def, value] of seen) raw[def.key] = value;
   if (raw['help'] !== undefined) return { ...args, action: 'help' };
   if (raw['version'] !== undefined) return { ...args, action: 'version' };
+  if (raw['longOptions'] !== undefined) return { ...args, action: 'long-options' };
+  if (raw['shortOptions'] !== undefined) return { ...args, action: 'short-options' };
 
   for (const [def, value] of seen) {
     const what = `--${def.long}`;

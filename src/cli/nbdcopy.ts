@@ -1,12 +1,13 @@
 // nbdcopy: argv -> options -> open endpoints -> copy -> close. Errors end as one line.
 import { NbdError } from '../protocol/errors.js';
 import { runCli } from './report-error.js';
-import { parseNbdcopyArgs, type NbdcopyArgs } from './nbdcopy-args.js';
+import { longOptionsText, parseNbdcopyArgs, shortOptionsText, type NbdcopyArgs } from './nbdcopy-args.js';
 import { NBDCOPY_USAGE, nbdcopyVersion } from './nbdcopy-help.js';
 import { checkProgressFd, makeProgress, takeClosedFds, type ProgressSink } from './nbdcopy-progress.js';
 import { copy } from '../copy/copier.js';
 import { openDestination, openSource } from '../copy/open.js';
 import { parseEndpointSpec } from '../copy/spec.js';
+import { endpointLines, runLine, runShape } from './nbdcopy-summary.js';
 import type { Endpoint } from '../copy/endpoint.js';
 import { DEFAULT_COPY_OPTIONS, type CopyOptions } from '../copy/options.js';
 
@@ -26,6 +27,14 @@ async function run(argv: string[]): Promise<number> {
   }
   if (args.action === 'version') {
     process.stdout.write(nbdcopyVersion());
+    return 0;
+  }
+  if (args.action === 'long-options') {
+    process.stdout.write(longOptionsText());
+    return 0;
+  }
+  if (args.action === 'short-options') {
+    process.stdout.write(shortOptionsText());
     return 0;
   }
   if (typeof args.progress === 'object') checkProgressFd(args.progress.fd, closedFds);
@@ -76,12 +85,24 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // libnbd's summary comes first (scripts grep it), so what opening logs waits behind it.
+  const opening: string[] = [];
+  const openLog = log === undefined ? undefined : (line: string) => void opening.push(line);
   let ok = false;
   try {
-    source = await openSource(parseEndpointSpec(args.source), { log });
-    log?.(`source: ${source.name} size=${source.size ?? 'stream'} connections=${source.connections} max=${source.maxConnections} extents=${source.canExtents}`);
-    destination = await openDestination(parseEndpointSpec(args.destination), { sourceSize: source.size }, { log });
-    log?.(`destination: ${destination.name} size=${destination.size ?? 'any'} zero=${destination.isZero} canZero=${destination.canZero}`);
+    const sourceSpec = parseEndpointSpec(args.source);
+    const destinationSpec = parseEndpointSpec(args.destination);
+    source = await openSource(sourceSpec, { log: openLog });
+    destination = await openDestination(destinationSpec, { sourceSize: source.size }, { log: openLog });
+    if (log !== undefined) {
+      const options = copyOptions(args);
+      for (const line of endpointLines('src', sourceSpec, source)) log(line);
+      for (const line of endpointLines('dst', destinationSpec, destination, source.size)) log(line);
+      log(runLine(runShape(source, destination, options)));
+      for (const line of opening.splice(0)) log(line);
+      log(`source: ${source.name} size=${source.size ?? 'stream'} connections=${source.connections} max=${source.maxConnections} extents=${source.canExtents}`);
+      log(`destination: ${destination.name} size=${destination.size ?? 'any'} zero=${destination.isZero} canZero=${destination.canZero}`);
+    }
     if (controller.signal.aborted) throw controller.signal.reason;
     progress = await makeProgress(args.progress, source.size);
     const sink = progress;
@@ -100,6 +121,7 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
     log?.(`copied ${result.bytes} bytes in ${((performance.now() - started) / 1000).toFixed(3)} s`);
     ok = true;
   } finally {
+    for (const line of opening.splice(0)) log?.(line);
     progress?.stop();
     // On success a failing close (a final flush, a subprocess) is an error worth reporting;
     // after a failure the first error is the one the user needs, so close quietly.

@@ -2,7 +2,7 @@
 // before or after the URI, long options may be abbreviated to any unambiguous prefix, "--"
 // ends the options, and "[ CMD ARGS ... ]" names a server to run as a subprocess.
 
-export type InfoMode = 'show' | 'list' | 'size' | 'map' | 'can';
+export type InfoMode = 'show' | 'list' | 'size' | 'map' | 'can' | 'uri';
 
 export type InfoTarget = { uri: string } | { command: string[] };
 
@@ -16,8 +16,10 @@ export interface InfoOptions {
   /** The context for --map (base:allocation by default). */
   map?: string;
   totals: boolean;
-  /** The property for --can / --is. */
+  /** The property for --can / --is / --has, or their negations. */
   can?: string;
+  /** --cannot / --isnt / --hasnt: exit 0 when the property is false, 2 when true. */
+  negated?: boolean;
   target: InfoTarget;
 }
 
@@ -38,13 +40,18 @@ export class UsageError extends Error {
 
 type ArgKind = 'none' | 'required' | 'optional';
 type OptId =
-  | 'help' | 'can' | 'colour' | 'no-colour' | 'content' | 'no-content' | 'json' | 'list'
+  | 'help' | 'can' | 'cannot' | 'uri' | 'colour' | 'no-colour' | 'content' | 'no-content' | 'json' | 'list'
   | 'long-options' | 'map' | 'short-options' | 'size' | 'totals' | 'version';
 
-/** The long options libnbd 1.14's nbdinfo accepts, in its own order (--long-options prints them). */
+/**
+ * The long options libnbd 1.14's nbdinfo accepts, in its own order (--long-options prints them,
+ * getopt lists ambiguous matches in this order), plus the spellings later libnbd added (--has,
+ * --cannot, --hasnt, --isnt, --uri) where it put them.
+ */
 export const LONG_OPTIONS: ReadonlyArray<readonly [string, OptId, ArgKind]> = [
   ['help', 'help', 'none'],
   ['can', 'can', 'required'],
+  ['cannot', 'cannot', 'required'],
   ['color', 'colour', 'none'],
   ['colors', 'colour', 'none'],
   ['colour', 'colour', 'none'],
@@ -55,7 +62,10 @@ export const LONG_OPTIONS: ReadonlyArray<readonly [string, OptId, ArgKind]> = [
   ['no-colours', 'no-colour', 'none'],
   ['content', 'content', 'none'],
   ['no-content', 'no-content', 'none'],
+  ['has', 'can', 'required'],
+  ['hasnt', 'cannot', 'required'],
   ['is', 'can', 'required'],
+  ['isnt', 'cannot', 'required'],
   ['json', 'json', 'none'],
   ['list', 'list', 'none'],
   ['long-options', 'long-options', 'none'],
@@ -64,21 +74,29 @@ export const LONG_OPTIONS: ReadonlyArray<readonly [string, OptId, ArgKind]> = [
   ['size', 'size', 'none'],
   ['total', 'totals', 'none'],
   ['totals', 'totals', 'none'],
+  ['uri', 'uri', 'none'],
   ['version', 'version', 'none'],
 ];
 
 export const SHORT_OPTIONS = ['L', 'V'] as const;
 
-function findLong(name: string): readonly [string, OptId, ArgKind] {
+/**
+ * getopt_long's rule: an exact name, else a prefix; spellings of one option (--colo for
+ * --color/--colour) are not ambiguous. The message names the first match and each match that
+ * differs from it, and quotes the argument as typed (`word`, with any =VALUE), as glibc does.
+ */
+function findLong(name: string, word: string): readonly [string, OptId, ArgKind] {
   const exact = LONG_OPTIONS.find(([n]) => n === name);
   if (exact) return exact;
   const matches = LONG_OPTIONS.filter(([n]) => n.startsWith(name));
-  if (matches.length === 0) throw new UsageError(`unrecognized option '--${name}'`);
-  // Several spellings of one option (--colo -> --color/--colour) are not ambiguous.
-  if (new Set(matches.map(([, id, kind]) => `${id}/${kind}`)).size > 1) {
-    throw new UsageError(`option '--${name}' is ambiguous; possibilities: ${matches.map(([n]) => `'--${n}'`).join(' ')}`);
+  if (matches.length === 0) throw new UsageError(`unrecognized option '${word}'`);
+  const first = matches[0]!;
+  const differing = matches.filter(([, id, kind]) => id !== first[1] || kind !== first[2]);
+  if (differing.length > 0) {
+    const listed = [first, ...differing].map(([n]) => `'--${n}'`).join(' ');
+    throw new UsageError(`option '${word}' is ambiguous; possibilities: ${listed}`);
   }
-  return matches[0]!;
+  return first;
 }
 
 interface Flags {
@@ -91,10 +109,12 @@ interface Flags {
   totals: boolean;
   map?: string;
   can?: string;
+  negated: boolean;
+  uri: boolean;
 }
 
 export function parseArgs(argv: readonly string[]): ParsedArgs {
-  const flags: Flags = { json: false, content: false, noContent: false, list: false, size: false, totals: false };
+  const flags: Flags = { json: false, content: false, noContent: false, list: false, size: false, totals: false, negated: false, uri: false };
   const operands: string[] = [];
 
   // Returns an action that ends parsing at once (help, version, ...), like getopt's exit().
@@ -104,7 +124,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
       case 'version': return { action: 'version' };
       case 'long-options': return { action: 'long-options' };
       case 'short-options': return { action: 'short-options' };
-      case 'can': flags.can = value; break;
+      case 'can': flags.can = value; flags.negated = false; break;
+      case 'cannot': flags.can = value; flags.negated = true; break;
+      case 'uri': flags.uri = true; break;
       case 'colour': flags.colour = true; break;
       case 'no-colour': flags.colour = false; break;
       case 'content': flags.content = true; break;
@@ -128,7 +150,7 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     if (arg.startsWith('--')) {
       const eq = arg.indexOf('=');
       const name = eq < 0 ? arg.slice(2) : arg.slice(2, eq);
-      const [full, id, kind] = findLong(name);
+      const [full, id, kind] = findLong(name, arg);
       let value: string | undefined;
       if (eq >= 0) {
         if (kind === 'none') throw new UsageError(`option '--${full}' doesn't allow an argument`);
@@ -167,6 +189,9 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
   if (Number(flags.list) + Number(flags.can !== undefined) + Number(flags.map !== undefined) + Number(flags.size) > 1) {
     throw new UsageError('you cannot use --list, --map and --size together.');
   }
+  if (flags.uri && (flags.list || flags.can !== undefined || flags.map !== undefined || flags.size)) {
+    throw new UsageError('you cannot use --uri with --list, --map, --size or --can.');
+  }
   if (flags.content && flags.noContent) throw new UsageError('you cannot use --content and --no-content together.');
   if (flags.totals && flags.map === undefined) throw new UsageError('you must use --totals only with --map option.');
 
@@ -174,16 +199,18 @@ export function parseArgs(argv: readonly string[]): ParsedArgs {
     : flags.size ? 'size'
     : flags.map !== undefined ? 'map'
     : flags.can !== undefined ? 'can'
+    : flags.uri ? 'uri'
     : 'show';
   // Content probing: on by default except with --list; never for --map, --can and --size.
   let content = !flags.list;
   if (flags.content) content = true;
   if (flags.noContent) content = false;
-  if (mode === 'map' || mode === 'can' || mode === 'size') content = false;
+  if (mode === 'map' || mode === 'can' || mode === 'size' || mode === 'uri') content = false;
 
   const options: InfoOptions = { mode, json: flags.json, content, totals: flags.totals, target };
   if (flags.colour !== undefined) options.colour = flags.colour;
   if (flags.map !== undefined) options.map = flags.map;
   if (flags.can !== undefined) options.can = flags.can;
+  if (flags.negated) options.negated = true;
   return { action: 'run', options };
 }

@@ -1,4 +1,4 @@
-// nbdinfo --can / --is: a property name (spelled any of the ways libnbd accepts, any case)
+// nbdinfo --can / --is / --has (and --cannot / --isnt / --hasnt): a property name (spelled any of the ways libnbd accepts, any case)
 // -> a yes/no answer read from what the connection negotiated.
 import type { ConnectionInfo, ExportInfo } from '../client/types.js';
 
@@ -43,7 +43,7 @@ export function canQuestion(name: string): Question | undefined {
   return BY_NAME.get(name.toLowerCase());
 }
 
-/** Exit code convention of nbdinfo --can/--is: 0 true, 2 false. */
+/** Exit code convention of nbdinfo --can/--is: 0 true, 2 false (the caller negates for --cannot). */
 export function canExitCode(answer: boolean): number {
   return answer ? 0 : 2;
 }

@@ -9,6 +9,9 @@ Usage:
     nbdinfo --size [--json] NBD-URI | [ CMD ARGS ... ]
     nbdinfo --is read-only|rotational|tls NBD-URI | [ CMD ARGS ... ]
     nbdinfo --can cache|connect|... NBD-URI | [ CMD ARGS ... ]
+    nbdinfo --has extended-headers|structured-replies|... NBD-URI
+    nbdinfo --cannot|--isnt|--hasnt PROPERTY NBD-URI | [ CMD ARGS ... ]
+    nbdinfo --uri [--json] NBD-URI
     nbdinfo --map[=CONTEXT] [--totals] [--json] NBD-URI | [ CMD ARGS ... ]
     nbdinfo -L|--list [--json] NBD-URI | [ CMD ARGS ... ]
 
@@ -28,5 +31,6 @@ Examples:
     nbdinfo --map=qemu:dirty-bitmap:bitmap0 nbd://localhost
     nbdinfo --map --totals -- [ qemu-nbd -r -f qcow2 disk.qcow2 ]
 
-Exit status: 0 on success; with --can/--is 0 means yes and 2 means no; 1 on any error.
+Exit status: 0 on success; with --can/--is/--has 0 means yes and 2 means no (the other way
+round with --cannot/--isnt/--hasnt); 1 on any error.
 `;

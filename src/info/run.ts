@@ -5,7 +5,8 @@ import type { InfoOptions } from './argv.js';
 import { canExitCode, canQuestion } from './can.js';
 import type { Opener } from './client-port.js';
 import type { ExportFailure, ProbeContext } from './probe.js';
-import type { UriParts } from './uri-format.js';
+import { formatExportUri, type UriParts } from './uri-format.js';
+import { jsonString } from './json-string.js';
 
 export interface RunResult {
   stdout: string;
@@ -47,7 +48,15 @@ export async function runInfo(options: InfoOptions, env: RunEnvironment): Promis
       // libnbd checks the name only after connecting; checking first avoids a useless connection.
       if (!question) throw new NbdError('EINVAL', `unknown --can or --is option: ${name}`);
       const answer = await probe.probeCan(ctx, (client, info) => question(client.connection, info));
-      return { stdout: '', errors: [], exitCode: canExitCode(answer) };
+      return { stdout: '', errors: [], exitCode: canExitCode(options.negated === true ? !answer : answer) };
+    }
+    case 'uri': {
+      // A subprocess listens on a private socket that is gone once we exit: nothing to print.
+      const parts = env.uriParts;
+      if (!parts) throw new NbdError('EINVAL', '--uri: a [ CMD ARGS ] server has no URI');
+      const tls = await probe.probeCan(ctx, (client) => client.connection.tls);
+      const uri = formatExportUri({ ...parts, tls: parts.tls || tls }, env.exportName);
+      return { stdout: `${options.json ? jsonString(uri) : uri}\n`, errors: [], exitCode: 0 };
     }
     case 'map': {
       const facts = await probe.probeMap(ctx, options.map ?? 'base:allocation');
