@@ -1,0 +1,73 @@
+// Done ranges and the checkpoint file of resumable copies (--checkpoint), without a copy.
+import fs from 'node:fs';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { DoneRanges } from '../src/copy/done-ranges.js';
+import { identityMismatch, readCheckpoint, writeCheckpoint, type CopyIdentity } from '../src/copy/checkpoint-journal.js';
+import { makeTempDir } from './helpers/servers.js';
+import { generator } from './helpers/generated-disks.js';
+
+const dir = makeTempDir('nbd-checkpoint-');
+afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+describe('DoneRanges', () => {
+  it('merges ranges added in any order and reports what is missing', () => {
+    for (let seed = 1; seed <= 15; seed++) {
+      const r = generator(seed);
+      const size = 1 + Math.floor(r() * 5000);
+      const model = new Uint8Array(size);
+      const d = new DoneRanges();
+      for (let k = 0; k < 40; k++) {
+        const o = Math.floor(r() * size);
+        const l = Math.min(size - o, 1 + Math.floor(r() * 300));
+        d.add(o, l);
+        model.fill(1, o, o + l);
+      }
+      const ranges = d.ranges();
+      for (let i = 1; i < ranges.length; i++) expect(ranges[i]![0]).toBeGreaterThan(ranges[i - 1]![1]);
+      expect(d.bytes).toBe(model.reduce((a, b) => a + b, 0));
+      const back = new Uint8Array(size);
+      for (const [s, e] of ranges) back.fill(1, s, e);
+      expect(back).toEqual(model);
+      const o = Math.floor(r() * size);
+      const l = Math.floor(r() * (size - o));
+      const gaps = new Uint8Array(size);
+      for (const [s, e] of d.missing(o, l)) gaps.fill(1, s, e);
+      const want = model.map((m, i) => (i >= o && i < o + l && m === 0 ? 1 : 0));
+      expect(gaps, `seed ${seed}`).toEqual(want);
+    }
+  });
+});
+
+describe('checkpoint file', () => {
+  const identity: CopyIdentity = {
+    source: { name: 'nbd+unix:///?socket=/s', size: 1 << 30 },
+    destination: { name: '/tmp/out.img', size: 1 << 30 },
+    options: { allocated: false, sparse: 4096 },
+  };
+
+  it('round-trips and is replaced whole', async () => {
+    const file = path.join(dir, 'a.ckpt');
+    expect(await readCheckpoint(file)).toBeUndefined();
+    await writeCheckpoint(file, { identity, done: [[0, 4096], [8192, 65536]] });
+    await writeCheckpoint(file, { identity, done: [[0, 65536]] });
+    expect(await readCheckpoint(file)).toEqual({ identity, done: [[0, 65536]] });
+    expect(fs.readdirSync(dir).filter((f) => f.startsWith('a.ckpt'))).toEqual(['a.ckpt']);
+  });
+
+  it('refuses a damaged file and names the first difference of identity', async () => {
+    const file = path.join(dir, 'b.ckpt');
+    fs.writeFileSync(file, '{"format":"nbd-toolkit checkpoint 1","identity":');
+    await expect(readCheckpoint(file)).rejects.toThrow(/not a checkpoint file/);
+    fs.writeFileSync(file, JSON.stringify({ format: 'nbd-toolkit checkpoint 1', identity, done: [[10, 5]] }));
+    await expect(readCheckpoint(file)).rejects.toThrow(/not a checkpoint file/);
+    expect(identityMismatch(identity, identity)).toBeUndefined();
+    expect(identityMismatch(identity, { ...identity, source: { ...identity.source, size: 5 } }))
+      .toBe(`the source size was ${1 << 30}, it is now 5`);
+    expect(identityMismatch(identity, { ...identity, destination: { ...identity.destination, name: 'x' } }))
+      .toBe('it is for destination "/tmp/out.img", not "x"');
+    expect(identityMismatch(identity, { ...identity, options: { allocated: true, sparse: 4096 } }))
+      .toBe('it was made with allocated=false, this copy has allocated=true');
+  });
+
+});
