@@ -36,7 +36,7 @@ export async function resolveExports(options: ServerOptions, owned: Backend[]): 
     if (isBackend(input)) return input;
     const [name, ...args] = input as readonly string[];
     if (!name) throw new NbdError('EINVAL', 'empty backend specification');
-    const b = await createBackend(name, args, { readOnly: options.readOnly });
+    const b = await createBackend(name, args, { readOnly: options.readOnly, warn: options.warn });
     owned.push(b);
     return b;
   };

@@ -193,8 +193,8 @@ async function oneOption(st: State, config: SessionConfig, fixed: boolean, noZer
         reply(REP_INFO, encodeRepInfo({ type: INFO_DESCRIPTION, description }));
       }
       // Block sizes go out unasked: our limits are the defaults, so clients that ignore them are fine.
-      const bs = exp.backend.blockSize ?? { minimum: 1, preferred: PREFERRED_BLOCK, maximum: MAX_PAYLOAD };
-      reply(REP_INFO, encodeRepInfo({ type: INFO_BLOCK_SIZE, ...bs }));
+      const bs = exp.backend.blockSize === undefined ? { minimum: 1, preferred: PREFERRED_BLOCK, maximum: MAX_PAYLOAD } : exp.backend.blockSize;
+      if (bs) reply(REP_INFO, encodeRepInfo({ type: INFO_BLOCK_SIZE, ...bs }));
       reply(REP_ACK);
       if (option === OPT_INFO) {
         await closeOpened(exp, found.backend);

@@ -8,7 +8,7 @@ import { PatternBackend } from './pattern.js';
 import { SparseRandomBackend } from './sparse-random.js';
 import type { Backend } from './types.js';
 
-export const BACKEND_NAMES = ['memory', 'file', 'null', 'pattern', 'sparse-random'] as const;
+export const BACKEND_NAMES = ['memory', 'file', 'null', 'pattern', 'sparse-random', 'nbd'] as const;
 export type BackendName = (typeof BACKEND_NAMES)[number];
 
 interface Params {
@@ -44,7 +44,13 @@ function rejectUnknown(backend: string, p: Params, known: readonly string[]): vo
   }
 }
 
-export async function createBackend(name: string, args: readonly string[] = [], options: { readOnly?: boolean } = {}): Promise<Backend> {
+export interface CreateOptions {
+  readOnly?: boolean;
+  /** Problems that do not stop the server (the nbd backend's upstream going away). */
+  warn?: (message: string) => void;
+}
+
+export async function createBackend(name: string, args: readonly string[] = [], options: CreateOptions = {}): Promise<Backend> {
   switch (name) {
     case 'memory': {
       const p = parseParams(name, args, 'size');
@@ -84,6 +90,11 @@ export async function createBackend(name: string, args: readonly string[] = [], 
       // Loaded on demand: the file backend pulls in the FFI (koffi), which the others never need.
       const { FileBackend } = await import('./file.js');
       return FileBackend.open(requireMagic(name, 'file', p), options.readOnly ?? false);
+    }
+    case 'nbd': {
+      // Loaded on demand: the client library is only needed to forward.
+      const { NbdBackend } = await import('./nbd/backend.js');
+      return NbdBackend.create(args, { warn: options.warn });
     }
     default:
       throw new NbdError('EINVAL', `unknown backend '${name}' (known: ${BACKEND_NAMES.join(', ')})`);

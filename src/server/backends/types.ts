@@ -44,7 +44,8 @@ export interface Backend {
   readonly multiConn: boolean;
   /** May report holes: structured reads then ask for extents to send holes as hole chunks. */
   readonly sparse: boolean;
-  readonly blockSize?: BlockSizeLimits;
+  /** Limits to announce; undefined: the server's defaults; null: none at all (an upstream that stated none). */
+  readonly blockSize?: BlockSizeLimits | null;
 
   /** Fills all of `into` with the bytes at `offset`. Bounds are checked by the caller. */
   read(into: Buffer, offset: number): void | Promise<void>;
