@@ -3,9 +3,10 @@
 // with LISTEN_FDS=1 and LISTEN_PID set to the child's own pid. Used by the client's
 // `{ activation }` transport and by nbdcopy, which owns its servers for multi-conn.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, mkdtempSync, rmSync } from 'node:fs';
+import { accessSync, closeSync, constants, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { NbdError } from '../protocol/errors.js';
 import { trackChild } from './children.js';
 
 export interface ActivatedServer {
@@ -16,7 +17,40 @@ export interface ActivatedServer {
   removeDir(): void;
 }
 
+function isExecutableFile(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Fails with one line when `name` cannot be run, before a shell would print its own complaint
+ * and the connection would fail on a socket the user never named. A shell builtin or a PATH
+ * the shell sees differently still works: then the exit status says what happened.
+ */
+function checkCommand(name: string): void {
+  if (name.includes('/')) {
+    if (!isExecutableFile(name)) throw new NbdError('ENOENT', `${name}: command not found`);
+    return;
+  }
+  const dirs = (process.env['PATH'] ?? '/usr/local/bin:/usr/bin:/bin').split(':');
+  if (!dirs.some((dir) => isExecutableFile(join(dir === '' ? '.' : dir, name)))) {
+    throw new NbdError('ENOENT', `${name}: command not found`);
+  }
+}
+
+/** Why a server subprocess ended before it served anything, in one phrase. */
+export function earlyExitError(name: string, code: number | null, signal: NodeJS.Signals | null): NbdError {
+  if (signal !== null) return new NbdError('ECONNRESET', `${name}: killed by ${signal} before serving`);
+  if (code === 127) return new NbdError('ENOENT', `${name}: command not found`);
+  return new NbdError('ECONNRESET', `${name}: exited with status ${code} before serving`);
+}
+
 export async function spawnActivatedServer(argv: string[], dirPrefix: string): Promise<ActivatedServer> {
+  checkCommand(argv[0] ?? '');
   // Loaded on demand: koffi costs ~10 ms of start-up that plain URI connections never need.
   const { listenUnix } = await import('../sys/socket.js');
   const dir = mkdtempSync(join(tmpdir(), dirPrefix));

@@ -41,15 +41,3 @@ export function stopChild(child: ChildProcess, graceMs = 2000): Promise<void> {
     child.kill('SIGTERM');
   });
 }
-
-/** Waits up to `ms` for the child to exit by itself (after we closed its socket). */
-export function waitChild(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}

@@ -4,7 +4,7 @@ import { NbdError } from '../protocol/errors.js';
 import type { ClientTlsOptions } from '../tls/types.js';
 import { NbdClient, type ClientOptions } from './nbd-client.js';
 import {
-  openActivation, openCommand, openFd, openTcp, openUnix, type ConnectTarget, type Transport,
+  openActivation, openCommand, openFd, openTcp, openUnix, serverExitWithin, type ConnectTarget, type Transport,
 } from './transport.js';
 import { parseNbdUri, type NbdUri } from './uri.js';
 
@@ -103,6 +103,10 @@ export async function connect(target: ConnectTarget, options: ConnectOptions = {
   const fd = setSendBufferSize !== undefined ? socketFd(transport.stream) : undefined;
   if (fd !== undefined) setSendBufferSize!(fd, opts.sendBufferSize!);
   const client = new NbdClient(opts);
-  await client.start(transport);
+  try {
+    await client.start(transport);
+  } catch (err) {
+    throw await serverExitWithin(transport.serverExit, err);
+  }
   return client;
 }

@@ -5,8 +5,8 @@ import { closeSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import { NbdError } from '../protocol/errors.js';
-import { spawnActivatedServer } from './activation.js';
-import { stopChild, trackChild, waitChild } from './children.js';
+import { earlyExitError, spawnActivatedServer } from './activation.js';
+import { stopChild, trackChild } from './children.js';
 import { debug } from './debug.js';
 
 export type ConnectTarget =
@@ -25,6 +25,11 @@ export interface Transport {
   address: { unixSocket?: string; host?: string; port?: number };
   /** Stops a subprocess and removes temp files; safe to call twice. */
   cleanup(): Promise<void>;
+  /**
+   * Rejects, with why, when a subprocess server ends before cleanup(): a connection that
+   * fails while setting up reports that instead of a reset socket.
+   */
+  serverExit?: Promise<never>;
   /** Another connection to the same server (socket activation), owned by this transport. */
   reconnect?: () => Promise<Transport>;
   /**
@@ -96,14 +101,15 @@ export function openFd(fd: number): Transport {
   return { stream, address: {}, cleanup: noCleanup };
 }
 
+/**
+ * Stops the subprocess as libnbd does when its handle closes: SIGTERM at once (the client has
+ * already said goodbye), then reap it. Waiting for a server to notice the closed socket and
+ * leave by itself cost about 200 ms per run.
+ */
 function childCleanup(child: ChildProcess, after?: () => void): () => Promise<void> {
   let done: Promise<void> | undefined;
   return () => {
-    done ??= (async () => {
-      // Give a server that exits when its client leaves (nbdkit -s) a moment, then insist.
-      if (!(await waitChild(child, 200))) await stopChild(child);
-      after?.();
-    })();
+    done ??= stopChild(child).finally(() => after?.());
     return done;
   };
 }
@@ -143,16 +149,48 @@ export async function openActivation(argv: string[], reuseBuffer = false): Promi
   if (argv.length === 0) throw new NbdError('EINVAL', 'connect: empty command');
   const { child, socketPath: path, removeDir } = await spawnActivatedServer(argv, 'nbd-activation-');
   debug(() => `started ${argv.join(' ')} with socket activation on ${path} (pid ${child.pid})`);
-  const cleanup = childCleanup(child, removeDir);
+  let stopping = false;
+  const stopChildAndDir = childCleanup(child, removeDir);
+  const cleanup = (): Promise<void> => {
+    stopping = true;
+    return stopChildAndDir();
+  };
+  const serverExit = new Promise<never>((_, reject) => {
+    child.once('exit', (code, signal) => {
+      // Once we stop it (SIGTERM; nbdkit then exits 0), only an ending of its own is news.
+      const ownEnding = (code !== null && code !== 0) || (signal !== null && signal !== 'SIGTERM');
+      if (!stopping || ownEnding) reject(earlyExitError(argv[0]!, code, signal));
+    });
+  });
+  serverExit.catch(() => undefined);
   try {
     // The socket is already listening, so connect succeeds while the server is still starting.
     const stream = await Promise.race([connectNet({ path }, path, reuseBuffer), spawnFailure(child, argv)]);
     const reconnect = async (): Promise<Transport> => ({ ...(await openUnix(path, reuseBuffer)), address: {} });
-    return { stream, address: {}, cleanup, reconnect, setReadTarget: readTargets.get(stream) };
+    return { stream, address: {}, cleanup, reconnect, serverExit, setReadTarget: readTargets.get(stream) };
   } catch (err) {
+    const why = await serverExitWithin(serverExit, err);
     await cleanup();
-    throw err;
+    throw why;
   }
+}
+
+/** How long a failed connection waits to learn that its server died, the likelier cause. */
+const EXIT_GRACE_MS = 500;
+
+/**
+ * `err`, or the server's early exit when it comes within a moment: a connection to a server
+ * that died fails with a reset socket first, and the exit says what really happened.
+ */
+export function serverExitWithin(serverExit: Promise<never> | undefined, err: unknown): Promise<unknown> {
+  if (serverExit === undefined) return Promise.resolve(err);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(err), EXIT_GRACE_MS);
+    serverExit.catch((exitErr: unknown) => {
+      clearTimeout(timer);
+      resolve(exitErr);
+    });
+  });
 }
 
 /** Node's messages repeat the address ("connect ECONNREFUSED 127.0.0.1:1"); say what happened
