@@ -123,7 +123,7 @@ function spawnFailure(child: ChildProcess, argv: string[]): Promise<never> {
 /** Runs `argv` with its stdin and stdout on one end of a socketpair (like nbd_connect_command). */
 export async function openCommand(argv: string[]): Promise<Transport> {
   if (argv.length === 0) throw new NbdError('EINVAL', 'connect: empty command');
-  // Loaded on demand: koffi costs ~10 ms of start-up that plain URI connections never need.
+  // Loaded on demand: loading koffi adds to the start-up of every run, and plain URI connections never need it.
   const { socketPair } = await import('../sys/socket.js');
   const [ours, theirs] = socketPair();
   let child: ChildProcess;
