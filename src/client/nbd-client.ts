@@ -230,20 +230,10 @@ export class NbdClient {
     if (!Number.isSafeInteger(fileOffset) || fileOffset < 0 || !Number.isInteger(fd) || fd < 0) {
       return Promise.reject(new NbdError('EINVAL', `pwrite from file: invalid fd ${fd} or file offset ${fileOffset}`));
     }
-    const files = fileSupport();
-    if (files === undefined) {
+    if (fileSupport() === undefined) {
       return loadFileSupport().then(() => this.pwriteFromFile(fd, fileOffset, length, offset, flags, onSent));
     }
-    if (this.sendsFromFile) {
-      return this.submit(Command.writeFromFile(fd, fileOffset, length, offset, flags, onSent)) as Promise<void>;
-    }
-    let buf: Buffer;
-    try {
-      buf = files.readFileRange(fd, fileOffset, length);
-    } catch (err) {
-      return Promise.reject(err);
-    }
-    return this.pwrite(buf, offset, flags, onSent);
+    return this.submit(Command.writeFromFile(fd, fileOffset, length, offset, flags, onSent)) as Promise<void>;
   }
 
   /** True when pwriteFromFile sends payloads with sendfile on this connection. */

@@ -73,6 +73,7 @@ export class RequestWriter {
 
   /** Every request passes here once: its cookie, then the socket now, at the end of the tick, or with its batch. */
   send(cmd: Command): void {
+    if (cmd.fileFd !== undefined && !this.sendsFromFile && !this.readPayload(cmd)) return;
     const cookie = this.nextCookie++;
     cmd.cookie = cookie;
     this.sink.track(cmd);
@@ -232,6 +233,24 @@ export class RequestWriter {
       }
     }
     this.sendRestCopied(cmd, hdr, n, sent);
+    return true;
+  }
+
+  /**
+   * Reads a file WRITE's payload into a buffer, where sendfile cannot go under the stream
+   * (TLS, pipes) or the file cannot be spliced: it then leaves as any WRITE does. False when
+   * the read failed; the request is then finished with that error, before it was sent.
+   */
+  private readPayload(cmd: Command): boolean {
+    try {
+      cmd.data = fileSends!.readFileRange(cmd.fileFd!, cmd.fileOffset, cmd.length);
+    } catch (err) {
+      cmd.error = err instanceof NbdError ? err : new NbdError('EIO', String(err));
+      this.sink.finish(cmd);
+      return false;
+    }
+    cmd.fileFd = undefined;
+    if (this.sender) this.sender.copiedBytes += cmd.length;
     return true;
   }
 
