@@ -150,6 +150,25 @@ describe('requests', () => {
     P.encodeRequest(c, 0, { flags: 0, type: P.CMD_BLOCK_STATUS, cookie: 9, offset: 0, length: 2 ** 33 }, true);
     expect(c).toEqual(b);
   });
+  it('a request header keeps any 64-bit cookie as two exact halves', () => {
+    const b = hex('21e41c71 0001 0001 fedcba9876543210 0000000800000000 0000000000001000');
+    const h = { flags: 0, type: 0, cookieHi: 0, cookieLo: 0, offset: 0, length: 0 };
+    P.decodeRequestHeader(b, 0, true, h);
+    expect(h).toEqual({ flags: 1, type: 1, cookieHi: 0xfedcba98, cookieLo: 0x76543210, offset: 2 ** 35, length: 4096 });
+    const c = Buffer.alloc(32);
+    P.encodeExtendedRequest(c, 0, 1, 1, h, 2 ** 35, 4096);
+    expect(c).toEqual(b);
+    expect(() => P.decodeRequestHeader(b, 0, false, h)).toThrow(/bad request magic 0x21e41c71, expected 0x25609513/);
+    expect(() => P.decodeRequestHeader(b.subarray(0, 31), 0, true, h)).toThrow(/need 32 bytes/);
+    expect(P.cookieNumber({ cookieHi: 1, cookieLo: 2 })).toBe(2 ** 32 + 2);
+  });
+  it('which requests carry a payload', () => {
+    expect(P.requestHasPayload(P.CMD_WRITE, 0, false)).toBe(true);
+    expect(P.requestHasPayload(P.CMD_READ, 0, false)).toBe(false);
+    expect(P.requestHasPayload(P.CMD_BLOCK_STATUS, P.CMD_FLAG_PAYLOAD_LEN, true)).toBe(true);
+    // Without extended headers the flag means nothing: no payload follows.
+    expect(P.requestHasPayload(P.CMD_BLOCK_STATUS, P.CMD_FLAG_PAYLOAD_LEN, false)).toBe(false);
+  });
 });
 
 describe('reply headers', () => {
@@ -176,6 +195,19 @@ describe('reply headers', () => {
     const h = P.newReplyHeader();
     expect(P.decodeReplyHeader(b, 0, h)).toBe(32);
     expect(h).toMatchObject({ kind: 'extended', type: 6, cookie: 4, offset: 2 ** 32, length: 40 });
+  });
+  it('a received cookie goes back unchanged, in every header', () => {
+    const cookie = { cookieHi: 0xffffffff, cookieLo: 0x80000001 };
+    const simple = Buffer.alloc(16);
+    P.encodeSimpleReply(simple, 0, 0, cookie);
+    expect(simple).toEqual(hex('67446698 00000000 ffffffff80000001'));
+    const chunk = Buffer.alloc(32);
+    expect(P.encodeChunkHeader(chunk, 0, false, P.REPLY_FLAG_DONE, P.REPLY_TYPE_NONE, cookie, 2 ** 32, 0)).toBe(20);
+    expect(chunk.subarray(0, 20)).toEqual(hex('668e33ef 0001 0000 ffffffff80000001 00000000'));
+    expect(P.encodeChunkHeader(chunk, 0, true, P.REPLY_FLAG_DONE, P.REPLY_TYPE_NONE, cookie, 2 ** 32, 0)).toBe(32);
+    expect(chunk).toEqual(hex('6e8a278c 0001 0000 ffffffff80000001 0000000100000000 0000000000000000'));
+    expect(P.chunkHeaderSize(false)).toBe(20);
+    expect(P.chunkHeaderSize(true)).toBe(32);
   });
   it('unknown magic', () => {
     expect(() => P.replyHeaderSize(0xdeadbeef)).toThrow(/bad reply magic 0xdeadbeef/);

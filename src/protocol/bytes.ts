@@ -28,11 +28,6 @@ export function readMagic64(buf: Uint8Array, off: number): bigint {
   return (buf as Buffer).readBigUInt64BE(off);
 }
 
-/** Wraps any Uint8Array as a Buffer view without copying (for read/write helpers). */
-export function asBuffer(data: Uint8Array): Buffer {
-  return Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-}
-
 export function protocolError(message: string): NbdError {
   return new NbdError('EPROTO', message);
 }

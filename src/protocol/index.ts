@@ -2,6 +2,7 @@
 export * from './constants.js';
 export * from './errors.js';
 export * from './bytes.js';
+export * from './cookie.js';
 export * from './strings.js';
 export * from './handshake.js';
 export * from './options.js';

@@ -1,10 +1,17 @@
 // Reply headers in transmission: simple (16 B), structured chunk (20 B), extended (32 B).
-// `decodeReplyHeader` fills a caller-owned object so the client's reader allocates nothing.
+// Encoders write into the caller's buffer (a server puts the header right before the payload
+// and sends both at once); `decodeReplyHeader` fills a caller-owned object so the client's
+// reader allocates nothing.
 import {
   EXTENDED_REPLY_MAGIC, EXTENDED_REPLY_SIZE, SIMPLE_REPLY_MAGIC, SIMPLE_REPLY_SIZE, STRUCTURED_REPLY_MAGIC,
   STRUCTURED_REPLY_SIZE,
 } from './constants.js';
 import { hex, needBytes, protocolError, readU64, writeU64 } from './bytes.js';
+import { writeCookie, type Cookie } from './cookie.js';
+
+/** How replies are framed on a connection, fixed once transmission starts. */
+export const ReplyStyle = { Simple: 0, Structured: 1, Extended: 2 } as const;
+export type ReplyStyle = (typeof ReplyStyle)[keyof typeof ReplyStyle];
 
 export type ReplyKind = 'simple' | 'structured' | 'extended';
 
@@ -37,39 +44,57 @@ export function replyHeaderSize(magic: number): number {
 }
 
 /** magic u32, error u32, cookie u64. */
-export function encodeSimpleReply(buf: Uint8Array, off: number, error: number, cookie: number): number {
+export function encodeSimpleReply(buf: Uint8Array, off: number, error: number, cookie: number | Cookie): number {
   const b = buf as Buffer;
   b.writeUInt32BE(SIMPLE_REPLY_MAGIC, off);
   b.writeUInt32BE(error >>> 0, off + 4);
-  writeU64(b, off + 8, cookie);
+  writeCookie(b, off + 8, cookie);
   return SIMPLE_REPLY_SIZE;
 }
 
 /** magic u32, flags u16, type u16, cookie u64, length u32. */
 export function encodeStructuredReplyHeader(
-  buf: Uint8Array, off: number, flags: number, type: number, cookie: number, length: number,
+  buf: Uint8Array, off: number, flags: number, type: number, cookie: number | Cookie, length: number,
 ): number {
   const b = buf as Buffer;
   b.writeUInt32BE(STRUCTURED_REPLY_MAGIC, off);
   b.writeUInt16BE(flags, off + 4);
   b.writeUInt16BE(type, off + 6);
-  writeU64(b, off + 8, cookie);
+  writeCookie(b, off + 8, cookie);
   b.writeUInt32BE(length, off + 16);
   return STRUCTURED_REPLY_SIZE;
 }
 
 /** magic u32, flags u16, type u16, cookie u64, offset u64, payload length u64. */
 export function encodeExtendedReplyHeader(
-  buf: Uint8Array, off: number, flags: number, type: number, cookie: number, offset: number, length: number,
+  buf: Uint8Array, off: number, flags: number, type: number, cookie: number | Cookie, offset: number, length: number,
 ): number {
   const b = buf as Buffer;
   b.writeUInt32BE(EXTENDED_REPLY_MAGIC, off);
   b.writeUInt16BE(flags, off + 4);
   b.writeUInt16BE(type, off + 6);
-  writeU64(b, off + 8, cookie);
+  writeCookie(b, off + 8, cookie);
   writeU64(b, off + 16, offset);
   writeU64(b, off + 24, length);
   return EXTENDED_REPLY_SIZE;
+}
+
+/** Size of one chunk header: extended (32 B) or structured (20 B). */
+export function chunkHeaderSize(extended: boolean): number {
+  return extended ? EXTENDED_REPLY_SIZE : STRUCTURED_REPLY_SIZE;
+}
+
+/**
+ * Writes one chunk header, extended or structured. `offset` is the request's offset, which
+ * only the extended header carries. Returns the header size.
+ */
+export function encodeChunkHeader(
+  buf: Uint8Array, off: number, extended: boolean, flags: number, type: number, cookie: number | Cookie,
+  offset: number, length: number,
+): number {
+  return extended
+    ? encodeExtendedReplyHeader(buf, off, flags, type, cookie, offset, length)
+    : encodeStructuredReplyHeader(buf, off, flags, type, cookie, length);
 }
 
 /**

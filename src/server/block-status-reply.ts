@@ -2,8 +2,9 @@
 // answer for several contexts at once (the nbd backend passes its upstream's extents on).
 import { REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, REPLY_TYPE_BLOCK_STATUS_EXT } from '../protocol/constants.js';
 import { blockStatusPayloadSize, encodeBlockStatus } from '../protocol/chunks.js';
+import type { Cookie } from '../protocol/cookie.js';
+import { chunkHeaderSize, encodeChunkHeader } from '../protocol/replies.js';
 import type { Extent } from './backends/types.js';
-import { ReplyStyle, chunkHeaderSize, putChunkHeader, type Cookie } from './wire.js';
 
 /** A compact extent length must fit 32 bits; this cap also keeps 4 KiB alignment. */
 const COMPACT_EXTENT_MAX = 0xffff_f000;
@@ -32,17 +33,16 @@ export function fitExtents(extents: readonly Extent[], extended: boolean, reqOne
  * are positions + 1), the last flagged DONE. Undefined when no context has any.
  */
 export function encodeContextsReply(
-  style: ReplyStyle, cookie: Cookie, offset: number, contexts: readonly string[],
+  extended: boolean, cookie: Cookie, offset: number, contexts: readonly string[],
   extents: Map<string, Extent[]>, reqOne: boolean,
 ): Buffer | undefined {
-  const extended = style === ReplyStyle.Extended;
   const chunks: Array<{ id: number; list: Extent[] }> = [];
   contexts.forEach((name, i) => {
     const list = fitExtents(extents.get(name) ?? [], extended, reqOne);
     if (list.length > 0) chunks.push({ id: i + 1, list });
   });
   if (chunks.length === 0) return undefined;
-  const h = chunkHeaderSize(style);
+  const h = chunkHeaderSize(extended);
   let total = 0;
   for (const c of chunks) total += h + blockStatusPayloadSize(c.list.length, extended);
   const buf = Buffer.allocUnsafe(total);
@@ -50,7 +50,7 @@ export function encodeContextsReply(
   chunks.forEach((c, i) => {
     const payload = blockStatusPayloadSize(c.list.length, extended);
     const done = i === chunks.length - 1 ? REPLY_FLAG_DONE : 0;
-    putChunkHeader(buf, p, style, done, extended ? REPLY_TYPE_BLOCK_STATUS_EXT : REPLY_TYPE_BLOCK_STATUS, cookie, offset, payload);
+    encodeChunkHeader(buf, p, extended, done, extended ? REPLY_TYPE_BLOCK_STATUS_EXT : REPLY_TYPE_BLOCK_STATUS, cookie, offset, payload);
     encodeBlockStatus(buf, p + h, c.id, c.list, extended);
     p += h + payload;
   });

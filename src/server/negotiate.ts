@@ -24,7 +24,7 @@ import {
 } from './backend-hooks.js';
 import { transmissionFlags } from './flags.js';
 import { MAX_PAYLOAD, PREFERRED_BLOCK, type ResolvedExport, type SessionConfig } from './options.js';
-import { ReplyStyle } from './wire.js';
+import { ReplyStyle } from '../protocol/replies.js';
 
 /** Option payloads above this are not read: the client is broken or hostile. */
 const MAX_OPTION_LENGTH = 64 * 1024;

@@ -1,22 +1,13 @@
 // Incremental request parser for the transmission phase. It copies a header into a fixed
 // buffer only when a header straddles two socket chunks, and a WRITE payload lands in one
 // buffer: a view of the socket chunk when it arrived whole, a pooled buffer otherwise.
-import {
-  CMD_FLAG_PAYLOAD_LEN, CMD_WRITE, COMPACT_REQUEST_SIZE, EXTENDED_REQUEST_MAGIC, EXTENDED_REQUEST_SIZE,
-  REQUEST_MAGIC,
-} from '../protocol/constants.js';
+import { NbdError } from '../protocol/errors.js';
+import { decodeRequestHeader, requestHasPayload, requestSize, type RequestHeader } from '../protocol/requests.js';
 import type { BufferPool } from './buffer-pool.js';
 import { MAX_SKIPPABLE_PAYLOAD } from './options.js';
-import type { Cookie } from './wire.js';
 
-const TWO_32 = 0x1_0000_0000;
-
-export interface ParsedRequest {
-  flags: number;
-  type: number;
-  cookie: Cookie;
-  offset: number;
-  length: number;
+/** A request header as decoded, and what the server keeps beside it while it runs. */
+export interface ParsedRequest extends RequestHeader {
   /** WRITE data (exactly `length` bytes), when the request carried a payload we kept. */
   payload: Buffer | undefined;
   /** Pooled buffer behind `payload`, to give back once the write is done. */
@@ -36,7 +27,8 @@ export interface ParserEvents {
 }
 
 export class RequestParser {
-  private readonly header = Buffer.allocUnsafe(EXTENDED_REQUEST_SIZE);
+  private readonly header: Buffer;
+  private readonly headerSize: number;
   private headerFill = 0;
   private current: ParsedRequest | undefined;
   private payloadFill = 0;
@@ -47,14 +39,17 @@ export class RequestParser {
     private readonly extended: boolean,
     private readonly events: ParserEvents,
     private readonly pool: BufferPool,
-  ) {}
+  ) {
+    this.headerSize = requestSize(extended);
+    this.header = Buffer.allocUnsafe(this.headerSize);
+  }
 
   stop(): void {
     this.stopped = true;
   }
 
   push(chunk: Buffer): void {
-    const headerSize = this.extended ? EXTENDED_REQUEST_SIZE : COMPACT_REQUEST_SIZE;
+    const headerSize = this.headerSize;
     let pos = 0;
     const end = chunk.length;
     while (pos < end && !this.stopped) {
@@ -84,23 +79,20 @@ export class RequestParser {
   }
 
   private startRequest(buf: Buffer, at: number, chunk: Buffer, chunkPos: number): void {
-    const magic = buf.readUInt32BE(at);
-    const want = this.extended ? EXTENDED_REQUEST_MAGIC : REQUEST_MAGIC;
-    if (magic !== want) {
+    const req: ParsedRequest = {
+      flags: 0, type: 0, cookieHi: 0, cookieLo: 0, offset: 0, length: 0,
+      payload: undefined, pooled: undefined, payloadDropped: false, readCost: 0,
+    };
+    try {
+      decodeRequestHeader(buf, at, this.extended, req);
+    } catch (err) {
+      if (!(err instanceof NbdError)) throw err;
       this.stopped = true;
-      this.events.violation(`bad request magic 0x${magic.toString(16)}`);
+      this.events.violation(err.message);
       return;
     }
-    const flags = buf.readUInt16BE(at + 4);
-    const type = buf.readUInt16BE(at + 6);
-    const cookie: Cookie = { hi: buf.readUInt32BE(at + 8), lo: buf.readUInt32BE(at + 12) };
-    // Offsets past 2^53 lose precision but stay far beyond any export size, so they still fail bounds checks.
-    const offset = buf.readUInt32BE(at + 16) * TWO_32 + buf.readUInt32BE(at + 20);
-    const length = this.extended ? buf.readUInt32BE(at + 24) * TWO_32 + buf.readUInt32BE(at + 28) : buf.readUInt32BE(at + 24);
-    const req: ParsedRequest = { flags, type, cookie, offset, length, payload: undefined, pooled: undefined, payloadDropped: false, readCost: 0 };
-
-    // A payload follows a WRITE, and in extended mode any request flagged PAYLOAD_LEN.
-    const hasPayload = type === CMD_WRITE || (this.extended && (flags & CMD_FLAG_PAYLOAD_LEN) !== 0);
+    const length = req.length;
+    const hasPayload = requestHasPayload(req.type, req.flags, this.extended);
     if (!hasPayload || length === 0) {
       this.events.request(req);
       return;
