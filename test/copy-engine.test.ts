@@ -1,7 +1,8 @@
 // The pipeline against in-memory endpoints that record every request: what is read, what is
 // written, what becomes a zero request, limits, errors and draining.
 import { describe, expect, it } from 'vitest';
-import { copy } from '../src/copy/copier.js';
+import { copyEndpoints as copy } from '../src/copy/copier.js';
+import { progressObserver } from '../src/copy/observers/progress.js';
 import type { Endpoint, SourceExtent } from '../src/copy/endpoint.js';
 import { DEFAULT_COPY_OPTIONS, type CopyOptions } from '../src/copy/options.js';
 import { NbdError } from '../src/protocol/errors.js';
@@ -11,6 +12,7 @@ interface Request { op: 'read' | 'write' | 'zero' | 'extents'; offset: number; l
 
 class MemoryEndpoint implements Endpoint {
   readonly name: string;
+  readonly opsName = 'file_ops';
   readonly sequential = false;
   preferredBlockSize = 4096;
   minimumBlockSize = 1;
@@ -20,7 +22,6 @@ class MemoryEndpoint implements Endpoint {
   canExtents = true;
   isZero = false;
   canZero = true;
-  discards = false;
   readonly data: Buffer;
   readonly log: Request[] = [];
   inFlight = 0;
@@ -28,6 +29,11 @@ class MemoryEndpoint implements Endpoint {
   failReadAt: number | undefined;
   /** Extents of the source; undefined = all data. */
   extentMap: SourceExtent[] | undefined;
+
+  /** Like a file: any connection index works. */
+  get local(): boolean {
+    return this.maxConnections === Infinity;
+  }
 
   constructor(name: string, readonly size: number | undefined, data?: Buffer) {
     this.name = name;
@@ -219,7 +225,7 @@ describe('copy engine', () => {
     src.extentMap = undefined;
     const dst = new MemoryEndpoint('dst', src.size);
     const ac = new AbortController();
-    const p = copy(src, dst, opts({ signal: ac.signal, onProgress: (d) => { if (d > MiB) ac.abort(new NbdError('EINTR', 'interrupted by SIGINT')); } }));
+    const p = copy(src, dst, opts({ signal: ac.signal }), [progressObserver((d) => { if (d > MiB) ac.abort(new NbdError('EINTR', 'interrupted by SIGINT')); })]);
     await expect(p).rejects.toThrow(/interrupted by SIGINT/);
     expect(src.inFlight).toBe(0);
   });

@@ -1,8 +1,8 @@
-// copyImage(): nbdcopy as a library call, including a `[ CMD ]` server and cleanup on error.
+// copy(): nbdcopy as a library call, including a `[ CMD ]` server and cleanup on error.
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { copyImage } from '../src/copy/index.js';
+import { copy } from '../src/copy/index.js';
 import { requireBinaries } from './helpers/servers.js';
 import { LIBNBD_NBDCOPY, makeSparseFile, noise, run, sha256File, tempDir } from './copy-helpers.js';
 
@@ -15,11 +15,11 @@ beforeAll(() => {
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
-describe.skipIf(!have)('copyImage', () => {
+describe.skipIf(!have)('copy', () => {
   it('copies a [ nbdkit ] source to a file like libnbd does', async () => {
     const out = path.join(dir, 'lib.img');
     const progress: number[] = [];
-    const r = await copyImage(['nbdkit', 'pattern', String(5 * MiB + 3)], out, { onProgress: (d) => progress.push(d) });
+    const r = await copy(['nbdkit', 'pattern', String(5 * MiB + 3)], out, { onProgress: (d) => progress.push(d) });
     expect(r.bytes).toBe(5 * MiB + 3);
     expect(progress[progress.length - 1]).toBe(5 * MiB + 3);
     expect(run(LIBNBD_NBDCOPY, ['--', '[', 'nbdkit', 'pattern', String(5 * MiB + 3), ']', path.join(dir, 'ref.img')]).status).toBe(0);
@@ -29,10 +29,10 @@ describe.skipIf(!have)('copyImage', () => {
   it('copies file to file and rejects with NbdError on failure', async () => {
     const src = path.join(dir, 'src.img');
     makeSparseFile(src, 3 * MiB, [[MiB, noise(1000, 1)]]);
-    await copyImage(src, path.join(dir, 'copy.img'));
+    await copy(src, path.join(dir, 'copy.img'));
     expect(sha256File(path.join(dir, 'copy.img'))).toBe(sha256File(src));
-    await expect(copyImage(path.join(dir, 'missing.img'), 'null:')).rejects.toMatchObject({ name: 'NbdError', code: 'ENOENT' });
-    await expect(copyImage(['nbdkit', '--filter=error', 'pattern', '1M', 'error-pread-rate=1'], 'null:'))
+    await expect(copy(path.join(dir, 'missing.img'), 'null:')).rejects.toMatchObject({ name: 'NbdError', code: 'ENOENT' });
+    await expect(copy(['nbdkit', '--filter=error', 'pattern', '1M', 'error-pread-rate=1'], 'null:'))
       .rejects.toMatchObject({ name: 'NbdError' });
   });
 });

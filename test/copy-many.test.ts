@@ -72,7 +72,7 @@ describe('copyMany', () => {
     await expect(copyMany([], { concurrency: 0 })).rejects.toThrow('concurrency must be a whole number of at least 1');
   });
 
-  it('copies real files by default (copyImage), each with its own options', async () => {
+  it('copies real files by default (copy), each with its own options', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'copy-many-'));
     try {
       const jobs: CopyJob[] = [0, 1, 2].map((i) => {

@@ -3,7 +3,7 @@
 // a stream of unknown length into a random-access destination. Bytes are compared exactly.
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { copy } from '../src/copy/copier.js';
+import { copyEndpoints as copy } from '../src/copy/copier.js';
 import type { Endpoint, SourceExtent } from '../src/copy/endpoint.js';
 import { DEFAULT_COPY_OPTIONS, type CopyOptions } from '../src/copy/options.js';
 import { NbdError } from '../src/protocol/errors.js';
@@ -18,7 +18,9 @@ const jitter = (i: number): Promise<void> =>
 
 /** A random-access source (an NBD server, say) with holes, answering reads out of order. */
 class DiskSource implements Endpoint {
+  readonly opsName = 'nbd_ops';
   readonly sequential = false;
+  readonly local = false;
   readonly preferredBlockSize = 4096;
   readonly minimumBlockSize = 1;
   readonly maximumBlockSize = 0xffffffff;
@@ -26,7 +28,6 @@ class DiskSource implements Endpoint {
   readonly canExtents = true;
   readonly isZero = false;
   readonly canZero = false;
-  readonly discards = false;
   readonly size: number;
   inFlight = 0;
   maxInFlight = 0;
@@ -74,8 +75,10 @@ class DiskSource implements Endpoint {
 
 /** What a pipe (stdin, stdout) is: strictly sequential, one connection, no extents or zeroing. */
 abstract class StreamEndpointBase {
+  readonly opsName = 'pipe_ops';
   readonly size = undefined;
   readonly sequential = true;
+  readonly local = true;
   readonly preferredBlockSize = 4096;
   readonly minimumBlockSize = 1;
   readonly maximumBlockSize = 0xffffffff;
@@ -84,7 +87,6 @@ abstract class StreamEndpointBase {
   readonly canExtents = false;
   readonly isZero = false;
   readonly canZero = false;
-  readonly discards = false;
 
   async extents(offset: number, length: number): Promise<SourceExtent[]> {
     return [{ offset, length, zero: false }];
@@ -230,7 +232,9 @@ class StreamSource extends StreamEndpointBase implements Endpoint {
 
 /** A random-access destination (NBD-like) counting writes in flight and the final size. */
 class DiskSink implements Endpoint {
+  readonly opsName = 'nbd_ops';
   readonly sequential = false;
+  readonly local = false;
   readonly preferredBlockSize = 4096;
   readonly minimumBlockSize = 1;
   readonly maximumBlockSize = 0xffffffff;
@@ -239,7 +243,6 @@ class DiskSink implements Endpoint {
   readonly canExtents = false;
   readonly isZero = false;
   readonly canZero = true;
-  readonly discards = false;
   readonly data: Buffer;
   inFlight = 0;
   maxInFlight = 0;

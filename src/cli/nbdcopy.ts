@@ -4,12 +4,10 @@ import { runCli } from './report-error.js';
 import { longOptionsText, parseNbdcopyArgs, shortOptionsText, type NbdcopyArgs } from './nbdcopy-args.js';
 import { NBDCOPY_USAGE, nbdcopyVersion } from './nbdcopy-help.js';
 import { checkProgressFd, makeProgress, takeClosedFds, type ProgressSink } from './nbdcopy-progress.js';
-import { copy } from '../copy/copier.js';
-import { openDestination, openSource } from '../copy/open.js';
+import { copy, type CopyRequest } from '../copy/api.js';
 import { parseEndpointSpec } from '../copy/spec.js';
 import { endpointLines, runLine, runShape } from './nbdcopy-summary.js';
-import type { Endpoint } from '../copy/endpoint.js';
-import { DEFAULT_COPY_OPTIONS, type CopyOptions } from '../copy/options.js';
+import { DEFAULT_COPY_OPTIONS } from '../copy/options.js';
 
 /** After ^C, how long requests in flight may take to finish before we exit anyway. */
 const DRAIN_TIMEOUT_MS = 5000;
@@ -41,7 +39,7 @@ async function run(argv: string[]): Promise<number> {
   return copyCommand(args);
 }
 
-function copyOptions(args: NbdcopyArgs): CopyOptions {
+function copyOptions(args: NbdcopyArgs): CopyRequest & { connections: number; requests: number; synchronous: boolean } {
   // libnbd's nbdcopy opens no more connections than threads (-T, default: the cores), since
   // each of its threads serves one connection. Ours serves every connection from one event
   // loop, where more connections keep more server threads busy (pattern 4G -> null: on
@@ -52,7 +50,8 @@ function copyOptions(args: NbdcopyArgs): CopyOptions {
     requests: args.requests,
     requestSize: args.requestSize,
     queueSize: args.queueSize,
-    sparseSize: args.sparse,
+    // Unless -S was given, the library picks nbdcopy's default for the destination.
+    sparseSize: args.sparseExplicit ? args.sparse : undefined,
     allocated: args.allocated,
     destinationIsZero: args.destinationIsZero,
     noExtents: args.noExtents,
@@ -64,8 +63,6 @@ function copyOptions(args: NbdcopyArgs): CopyOptions {
 async function copyCommand(args: NbdcopyArgs): Promise<number> {
   const log = args.verbose ? (line: string) => void process.stderr.write(`nbdcopy: ${line}\n`) : undefined;
   const controller = new AbortController();
-  let source: Endpoint | undefined;
-  let destination: Endpoint | undefined;
   let progress: ProgressSink | undefined;
   let signals = 0;
   let copying = false;
@@ -86,51 +83,46 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   // libnbd's summary comes first (scripts grep it), so what opening logs waits behind it.
-  const opening: string[] = [];
-  const openLog = log === undefined ? undefined : (line: string) => void opening.push(line);
-  let ok = false;
+  let held: string[] | undefined = [];
+  const copyLog = log === undefined ? undefined : (line: string) => void (held === undefined ? log(line) : held.push(line));
+  const release = (): void => {
+    for (const line of held ?? []) log?.(line);
+    held = undefined;
+  };
+  const options = copyOptions(args);
+  const sourceSpec = parseEndpointSpec(args.source);
+  const destinationSpec = parseEndpointSpec(args.destination);
+  let done = 0;
   try {
-    const sourceSpec = parseEndpointSpec(args.source);
-    const destinationSpec = parseEndpointSpec(args.destination);
-    source = await openSource(sourceSpec, { log: openLog });
-    destination = await openDestination(destinationSpec, { sourceSize: source.size }, { log: openLog });
-    if (log !== undefined) {
-      const options = copyOptions(args);
-      for (const line of endpointLines('src', sourceSpec, source)) log(line);
-      for (const line of endpointLines('dst', destinationSpec, destination, source.size)) log(line);
-      log(runLine(runShape(source, destination, options)));
-      for (const line of opening.splice(0)) log(line);
-      log(`source: ${source.name} size=${source.size ?? 'stream'} connections=${source.connections} max=${source.maxConnections} extents=${source.canExtents}`);
-      log(`destination: ${destination.name} size=${destination.size ?? 'any'} zero=${destination.isZero} canZero=${destination.canZero}`);
-    }
-    if (controller.signal.aborted) throw controller.signal.reason;
-    progress = await makeProgress(args.progress, source.size);
-    const sink = progress;
     const started = performance.now();
-    copying = true;
-    // nbdcopy's default -S: 4096 or the destination's preferred block size, whichever is larger.
-    const sparseSize = args.sparseExplicit || args.sparse === 0 ? args.sparse : Math.max(args.sparse, destination.preferredBlockSize);
-    const result = await copy(source, destination, {
-      ...copyOptions(args),
-      sparseSize,
-      onProgress: (done) => sink.update(done),
-      log,
+    const result = await copy(sourceSpec, destinationSpec, {
+      ...options,
+      log: copyLog,
       signal: controller.signal,
+      observers: [{
+        async start({ source, destination }) {
+          if (log !== undefined) {
+            for (const line of endpointLines('src', sourceSpec, source)) log(line);
+            for (const line of endpointLines('dst', destinationSpec, destination, source.size)) log(line);
+            log(runLine(runShape(source, destination, options)));
+            release();
+          }
+          progress = await makeProgress(args.progress, source.size);
+          copying = true;
+        },
+        done(_offset, length) {
+          done += length;
+          progress!.update(done);
+        },
+      }],
     });
-    sink.finish();
+    progress?.finish();
     log?.(`copied ${result.bytes} bytes in ${((performance.now() - started) / 1000).toFixed(3)} s`);
-    ok = true;
   } finally {
-    for (const line of opening.splice(0)) log?.(line);
+    release();
     progress?.stop();
-    // On success a failing close (a final flush, a subprocess) is an error worth reporting;
-    // after a failure the first error is the one the user needs, so close quietly.
-    const closing = await Promise.allSettled([source?.close(), destination?.close()]);
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
-    if (ok) {
-      for (const c of closing) if (c.status === 'rejected') throw c.reason;
-    }
   }
   return 0;
 }

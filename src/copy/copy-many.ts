@@ -3,14 +3,13 @@
 // failFast stops them. Never rejects for a job's failure: every job gets an outcome.
 import pLimit from 'p-limit';
 import { NbdError } from '../protocol/errors.js';
-import { copyImage } from './copy-image.js';
-import type { CopyOptions } from './options.js';
+import { copy, type CopyEndpoint, type CopyRequest } from './api.js';
 
 export interface CopyJob {
-  /** As copyImage's: a path, '-', an NBD URI, or the words of a `[ CMD ARGS ]` server. */
-  source: string | string[];
-  destination: string | string[];
-  options?: Partial<CopyOptions>;
+  /** As copy()'s: a path, '-', an NBD URI, the words of a `[ CMD ARGS ]` server, a spec ... */
+  source: CopyEndpoint;
+  destination: CopyEndpoint;
+  options?: CopyRequest;
 }
 
 export type CopyOutcome<R> =
@@ -29,18 +28,18 @@ export interface CopyManyOptions<J, R> {
   /** Called as each job ends (in the order they end). */
   onOutcome?: (outcome: CopyOutcome<R>, job: J) => void;
   /**
-   * Runs one job (default: copyImage with the job's options). `signal` is aborted when the
+   * Runs one job (default: copy with the job's options). `signal` is aborted when the
    * batch stops (failFast, or the caller's signal): the copy should then end soon.
    */
   run?: (job: J, signal: AbortSignal, index: number) => Promise<R>;
 }
 
 const defaultRun = (job: CopyJob, signal: AbortSignal) =>
-  copyImage(job.source, job.destination, { ...job.options, signal });
+  copy(job.source, job.destination, { ...job.options, signal });
 
 /** Runs `jobs`; resolves with one outcome per job, in the jobs' order. */
-export function copyMany(jobs: readonly CopyJob[], options?: CopyManyOptions<CopyJob, Awaited<ReturnType<typeof copyImage>>>):
-  Promise<Array<CopyOutcome<Awaited<ReturnType<typeof copyImage>>>>>;
+export function copyMany(jobs: readonly CopyJob[], options?: CopyManyOptions<CopyJob, Awaited<ReturnType<typeof copy>>>):
+  Promise<Array<CopyOutcome<Awaited<ReturnType<typeof copy>>>>>;
 export function copyMany<J, R>(jobs: readonly J[], options: CopyManyOptions<J, R> & { run: (job: J, signal: AbortSignal, index: number) => Promise<R> }):
   Promise<Array<CopyOutcome<R>>>;
 export async function copyMany<J, R>(jobs: readonly J[], options: CopyManyOptions<J, R> = {}): Promise<Array<CopyOutcome<R>>> {

@@ -1,5 +1,6 @@
 // The one interface the copy engine talks to. One implementation per kind of endpoint
-// (local file / block device, NBD, pipe, null); the planner and pipeline never ask which.
+// (local file / block device, NBD, pipe, null); the plan and the strategies never ask which.
+// Every range is given as (offset, length), in that order.
 
 /** A run of bytes the source says reads as zeroes (`zero`) or holds data. */
 export interface SourceExtent {
@@ -8,13 +9,23 @@ export interface SourceExtent {
   zero: boolean;
 }
 
+/** libnbd's name for the operations table of each kind, as its nbdcopy prints it with -v. */
+export type OpsName = 'file_ops' | 'pipe_ops' | 'nbd_ops' | 'null_ops';
+
 export interface Endpoint {
   /** Human name for messages: the file path, URI, 'stdin', 'null:' ... */
   readonly name: string;
-  /** Size in bytes; undefined for a stream of unknown length (stdin). */
+  /** For messages only (`-v`): the copy never decides anything from it. */
+  readonly opsName: OpsName;
+  /** Size in bytes; undefined for a stream of unknown length (stdin) or a destination without one. */
   readonly size: number | undefined;
   /** Streams (pipes) must be read and written strictly in order, one request at a time. */
   readonly sequential: boolean;
+  /**
+   * No server on the other end of a socket (files, devices, pipes, null:): each request is a
+   * system call or a thread-pool job, so many requests in flight buy nothing.
+   */
+  readonly local: boolean;
   /** Preferred request granularity and hard limits, in bytes. */
   readonly preferredBlockSize: number;
   readonly minimumBlockSize: number;
@@ -23,17 +34,27 @@ export interface Endpoint {
   readonly connections: number;
   /**
    * How many parallel connections this endpoint can serve: 1 for an NBD server without
-   * multi-conn and for streams, Infinity for local files and null: (any `conn` index works).
+   * multi-conn and for streams, Infinity when any `conn` index works (files, null:).
    */
   readonly maxConnections: number;
   /** True when the source can report holes/zeroes without reading. */
   readonly canExtents: boolean;
-  /** True when the destination reads as zeroes before the copy (new file, truncated file, null:). */
+  /** True when the destination reads as zeroes before the copy (a new or truncated file). */
   readonly isZero: boolean;
-  /** True when `zero()` is cheaper than writing zero bytes (NBD WRITE_ZEROES, punch hole). */
+  /**
+   * True when `zero()` is cheaper than writing zero bytes (NBD WRITE_ZEROES, punch hole).
+   * False where it is not: a stream writes zeroes out, null: makes every write free.
+   */
   readonly canZero: boolean;
-  /** True when writes are thrown away (null:): nothing is worth computing for them. */
-  readonly discards: boolean;
+  /**
+   * write() calls its `onSent` as soon as the buffer may be reused (NBD: once the payload
+   * is in the socket), before the write completes.
+   */
+  readonly releasesEarly?: boolean;
+  /** Source only: its bytes live in a file descriptor (regular file, block device). */
+  readonly fileSource?: FileSource;
+  /** Destination only: it can take bytes straight from a file (sendfile). */
+  readonly fileSink?: FileSink;
 
   /** Opens more connections (up to `count`) when maxConnections allows; no-op otherwise. */
   setConnections?(count: number): Promise<void>;
@@ -47,35 +68,13 @@ export interface Endpoint {
    * fails first) and resolves to it. The copier takes from its last-in first-out pool then,
    * so a deep queue of reads keeps reusing a few cache-hot buffers.
    */
-  readTake?(length: number, offset: number, conn: number, take: () => Buffer): Promise<Buffer>;
+  readTake?(offset: number, length: number, conn: number, take: () => Buffer): Promise<Buffer>;
   /**
    * Writes `buffer` at `offset`. When the endpoint has `releasesEarly`, it calls `onSent` as
    * soon as `buffer` may be reused (payload handed to the kernel), before the write completes;
    * other endpoints ignore `onSent` and need the buffer until the promise settles.
    */
   write(buffer: Uint8Array, offset: number, conn: number, onSent?: () => void): Promise<void>;
-  /** write() calls `onSent` early (NBD: once the payload is in the socket). */
-  readonly releasesEarly?: boolean;
-  /**
-   * Source: a file descriptor whose bytes at an offset are the source's bytes at that offset
-   * (regular files, block devices), so a destination may take data from it without a read.
-   */
-  readonly fileDescriptor?: number;
-  /**
-   * Source with a fileDescriptor: its bytes [offset, offset+length) to look at without
-   * copying them (a memory map), for zero detection on data sent by writeFromFile; undefined
-   * when they cannot be mapped. Valid until close().
-   */
-  mappedBytes?(offset: number, length: number): Buffer | undefined;
-  /** Done looking at mappedBytes(offset, length): its pages may leave our address space. */
-  releaseMappedBytes?(offset: number, length: number): void;
-  /** Destination: true when writeFromFile() moves file bytes without copying them (sendfile). */
-  canWriteFromFile?(conn: number): boolean;
-  /**
-   * Destination: writes `length` bytes of file `fd` from `fileOffset` at `offset`; `onSent`
-   * as for write() (once the payload has left, the source may be read again at will).
-   */
-  writeFromFile?(fd: number, fileOffset: number, length: number, offset: number, conn: number, onSent?: () => void): Promise<void>;
   /** Make [offset, offset+length) read as zeroes. `allocate` asks that it stays allocated (no hole). */
   zero(offset: number, length: number, allocate: boolean, conn: number): Promise<void>;
   /** Extents covering [offset, offset+length) in order; may stop short (callers ask again). */
@@ -85,6 +84,30 @@ export interface Endpoint {
   setFinalSize?(size: number): Promise<void>;
   /** Releases everything (fds, sockets, subprocesses). Safe to call more than once. */
   close(): Promise<void>;
+}
+
+/** A source whose bytes at an offset are the bytes of a file descriptor at that offset. */
+export interface FileSource {
+  readonly fd: number;
+  /**
+   * Its bytes [offset, offset+length) to look at without copying them (a memory map), for
+   * zero detection on data a FileSink sends; undefined when they cannot be mapped. Valid
+   * until the endpoint closes.
+   */
+  mappedBytes(offset: number, length: number): Buffer | undefined;
+  /** Done looking at mappedBytes(offset, length): its pages may leave our address space. */
+  releaseMappedBytes(offset: number, length: number): void;
+}
+
+/** A destination that moves a file's bytes without them entering JavaScript (sendfile). */
+export interface FileSink {
+  /** False when this connection cannot (TLS, or the system call is missing). */
+  canWriteFromFile(conn: number): boolean;
+  /**
+   * Writes the bytes of file `fd` at [offset, offset+length) to the same offset; `onSent`
+   * as for write() (once the payload has left, the source may be read again at will).
+   */
+  writeFromFile(fd: number, offset: number, length: number, conn: number, onSent?: () => void): Promise<void>;
 }
 
 /** What a destination needs to know about the source when it is opened. */

@@ -1,16 +1,10 @@
-// Small promise wrappers over fs.read / fs.write that loop over short transfers. They take
-// positions (files, devices) or null (streams) and retry EAGAIN on non-blocking pipes.
+// Small wrappers over fs.read / fs.write that loop over short transfers. readFully takes a
+// position (files, devices) or null (streams) and retries EAGAIN on non-blocking pipes.
 import fs from 'node:fs';
 
 function readOnce(fd: number, buf: Uint8Array, off: number, len: number, pos: number | null): Promise<number> {
   return new Promise((resolve, reject) => {
     fs.read(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n)));
-  });
-}
-
-function writeOnce(fd: number, buf: Uint8Array, off: number, len: number, pos: number | null): Promise<number> {
-  return new Promise((resolve, reject) => {
-    fs.write(fd, buf, off, len, pos, (err, n) => (err ? reject(err) : resolve(n)));
   });
 }
 
@@ -36,19 +30,6 @@ export async function readFully(fd: number, buf: Uint8Array, pos: number | null)
     done += n;
   }
   return done;
-}
-
-/** Writes all of `buf`. `pos` null = stream. */
-export async function writeFully(fd: number, buf: Uint8Array, pos: number | null): Promise<void> {
-  let done = 0;
-  while (done < buf.length) {
-    try {
-      done += await writeOnce(fd, buf, done, buf.length - done, pos === null ? null : pos + done);
-    } catch (err) {
-      if (isAgain(err)) { await pause(1); continue; }
-      throw err;
-    }
-  }
 }
 
 export function fsyncFd(fd: number): Promise<void> {

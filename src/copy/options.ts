@@ -21,8 +21,6 @@ export interface CopyOptions {
   flush: boolean;
   /** One request at a time, in order. */
   synchronous: boolean;
-  /** Called after each finished piece of work with bytes done so far. */
-  onProgress?: (done: number) => void;
   /** Debug lines (-v). */
   log?: (line: string) => void;
   /** Aborting stops new work, drains what is in flight, then the copy rejects. */

@@ -1,7 +1,9 @@
 // Turns the source's extents into work items for one connection. The disk is handed out in
-// big contiguous slices (locality per connection, balance across connections); inside a
-// slice, extents are asked for in large windows, and one fetch is shared by all the lanes.
+// big contiguous claims (locality per connection, balance across connections); inside a
+// claim, extents are asked for in large windows, and one fetch is shared by all the lanes.
+// Items never cross a slice boundary, and zero items only cover whole blocks.
 import type { Endpoint, SourceExtent } from './endpoint.js';
+import { alignExtents } from './align-extents.js';
 
 /** One unit of work; lanes own one each and the planner overwrites it (no per-item garbage). */
 export interface WorkItem {
@@ -10,15 +12,15 @@ export interface WorkItem {
   zero: boolean;
 }
 
-/** Hands out [start, end) slices of the disk in order, to whichever connection asks first. */
-export class SliceDealer {
+/** Hands out [start, end) claims of the disk in order, to whichever connection asks first. */
+export class ClaimDealer {
   private next = 0;
-  constructor(private readonly size: number, readonly sliceSize: number) {}
+  constructor(private readonly size: number, readonly claimSize: number) {}
 
   take(): { start: number; end: number } | undefined {
     if (this.next >= this.size) return undefined;
     const start = this.next;
-    this.next = Math.min(this.size, start + this.sliceSize);
+    this.next = Math.min(this.size, start + this.claimSize);
     return { start, end: this.next };
   }
 }
@@ -26,8 +28,10 @@ export class SliceDealer {
 export interface PlannerLimits {
   /** Largest data request (already aligned to the endpoints' minimum block size). */
   requestSize: number;
-  /** Largest zero request. */
-  zeroSize: number;
+  /** No item crosses a multiple of this; it is also the largest zero item. */
+  sliceSize: number;
+  /** Zero items start and end on multiples of this (or at the end of the source). */
+  blockSize: number;
   /** Bytes of extents asked for in one call. */
   extentWindow: number;
   useExtents: boolean;
@@ -40,7 +44,7 @@ export class ConnectionPlanner {
   private pos = 0;
   /** The next batch of extents, asked for while the current one is being copied. */
   private ahead: Promise<SourceExtent[] | undefined> | undefined;
-  /** Claimed but not yet fetched part of this connection's current slice. */
+  /** Claimed but not yet fetched part of this connection's current claim. */
   private fetchPos = 0;
   private fetchEnd = 0;
   private finished = false;
@@ -49,7 +53,7 @@ export class ConnectionPlanner {
   constructor(
     private readonly source: Endpoint,
     private readonly conn: number,
-    private readonly dealer: SliceDealer,
+    private readonly dealer: ClaimDealer,
     private readonly limits: PlannerLimits,
   ) {}
 
@@ -60,7 +64,10 @@ export class ConnectionPlanner {
       if (this.index < this.batch.length) {
         const e = this.batch[this.index]!;
         const extentEnd = e.offset + e.length;
-        const length = Math.min(extentEnd - this.pos, e.zero ? this.limits.zeroSize : this.limits.requestSize);
+        const { sliceSize, requestSize } = this.limits;
+        const sliceEnd = this.pos - (this.pos % sliceSize) + sliceSize;
+        let length = Math.min(extentEnd, sliceEnd) - this.pos;
+        if (!e.zero && length > requestSize) length = requestSize;
         item.offset = this.pos;
         item.length = length;
         item.zero = e.zero;
@@ -107,24 +114,9 @@ export class ConnectionPlanner {
       return [{ offset: start, length: end - start, zero: false }];
     }
     const got = await this.source.extents(start, end - start, this.conn);
-    // Keep only what lies in [start, end), in order and contiguous; a server that answers
-    // nothing useful makes us treat the window as data rather than loop forever.
-    const clean: SourceExtent[] = [];
-    let at = start;
-    for (const e of got) {
-      if (e.offset !== at || e.length <= 0) break;
-      const length = Math.min(e.length, end - at);
-      const last = clean[clean.length - 1];
-      if (last !== undefined && last.zero === e.zero) last.length += length;
-      else clean.push({ offset: at, length, zero: e.zero });
-      at += length;
-      if (at >= end) break;
-    }
-    if (clean.length === 0) {
-      clean.push({ offset: start, length: end - start, zero: false });
-      at = end;
-    }
-    this.fetchPos = at;
+    const clean = alignExtents(got, start, end, this.limits.blockSize);
+    const last = clean[clean.length - 1]!;
+    this.fetchPos = last.offset + last.length;
     return clean;
   }
 }

@@ -3,8 +3,8 @@
 // lanes at once, so the next read overlaps the destination's round trips (an NBD server, the
 // thread pool for files). A sequential destination gets lanes = 1: one write at a time, still
 // overlapping the read of the next buffer.
-import type { CopyRun } from './copier.js';
-import { NbdError } from '../protocol/errors.js';
+import type { CopyRun } from '../copy-run.js';
+import { NbdError } from '../../protocol/errors.js';
 
 /** Counts writes in flight; the reader waits for a free one. */
 class InFlight {
@@ -36,6 +36,8 @@ export async function copyFromStream(run: CopyRun): Promise<number> {
       // except with --synchronous: one request at a time, read or write.
       if (run.options.synchronous) await writes.below(1);
       if (run.error !== undefined) break;
+      const wait = run.observers.beforeRead(offset, pool.bufferSize);
+      if (wait !== undefined) await wait;
       const buffer = pool.take();
       const n = await source.read(buffer, offset, 0);
       if (n === 0 || run.error !== undefined) {
@@ -52,8 +54,10 @@ export async function copyFromStream(run: CopyRun): Promise<number> {
         pool.give(buffer);
         break;
       }
+      const view = n === buffer.length ? buffer : buffer.subarray(0, n);
+      run.observers.data(offset, view);
       writes.count++;
-      void writeBehind(run, buffer, n, offset, writes);
+      void writeBehind(run, buffer, view, offset, writes);
       offset += n;
       if (n < buffer.length) break;
     }
@@ -65,8 +69,8 @@ export async function copyFromStream(run: CopyRun): Promise<number> {
   return offset;
 }
 
-/** One write of `n` bytes of `buffer`; the buffer goes back to the pool once sent or done. */
-async function writeBehind(run: CopyRun, buffer: Buffer, n: number, offset: number, writes: InFlight): Promise<void> {
+/** One write of `view` (the start of `buffer`); the buffer goes back to the pool once sent or done. */
+async function writeBehind(run: CopyRun, buffer: Buffer, view: Buffer, offset: number, writes: InFlight): Promise<void> {
   let held = true;
   const release = (): void => {
     if (!held) return;
@@ -74,8 +78,8 @@ async function writeBehind(run: CopyRun, buffer: Buffer, n: number, offset: numb
     run.pool.give(buffer);
   };
   try {
-    await run.writeData(n === buffer.length ? buffer : buffer.subarray(0, n), offset, 0, run.releaseEarly ? release : undefined);
-    run.progress(n);
+    await run.writeData(view, offset, 0, run.releaseEarly ? release : undefined);
+    run.completed(offset, view.length);
   } catch (err) {
     run.fail(err);
   } finally {

@@ -1,0 +1,78 @@
+// nbdcopy as a library call: name the two sides as on nbdcopy's command line (or pass specs
+// or endpoints already open), copy, and close what was opened here (subprocesses included).
+import { NbdError } from '../protocol/errors.js';
+import type { Endpoint } from './endpoint.js';
+import type { CopyObserver } from './observer.js';
+import { DEFAULT_COPY_OPTIONS, type CopyOptions } from './options.js';
+import { copyEndpoints, type CopyResult } from './copier.js';
+import { openDestination, openSource } from './open.js';
+import { parseEndpointSpec, type EndpointSpec } from './spec.js';
+import { progressObserver } from './observers/progress.js';
+
+/**
+ * One side of a copy: a file or device path, '-' (stdin or stdout), an NBD URI, 'null:'
+ * (destination only), the words of a `[ CMD ARGS ]` server (an array), a parsed
+ * EndpointSpec, or an Endpoint the caller opened (and will close).
+ */
+export type CopyEndpoint = string | readonly string[] | EndpointSpec | Endpoint;
+
+/** nbdcopy's minimum for -S; its default is this or the destination's preferred block size. */
+const DEFAULT_SPARSE = 4096;
+
+export interface CopyRequest extends Partial<Omit<CopyOptions, 'sparseSize'>> {
+  /** Told about the copy as it runs, in this order: progress, block hashes, a journal ... */
+  observers?: readonly CopyObserver[];
+  /**
+   * All-zero runs of this many bytes inside data become zero requests (nbdcopy's -S); 0
+   * turns detection off. Default: 4096 or the destination's preferred block size, whichever
+   * is larger, as nbdcopy does.
+   */
+  sparseSize?: number;
+  /** Called after each finished range with the bytes done so far (and the total, when known). */
+  onProgress?: (done: number, total: number | undefined) => void;
+}
+
+/** Copies `source` to `destination` as nbdcopy does; resolves with the plan and bytes copied. */
+export async function copy(source: CopyEndpoint, destination: CopyEndpoint, request: CopyRequest = {}): Promise<CopyResult> {
+  const { onProgress, sparseSize, observers: given, ...rest } = request;
+  let src: Endpoint | undefined;
+  let dst: Endpoint | undefined;
+  let ok = false;
+  const opened: Endpoint[] = [];
+  try {
+    src = await resolve(source, (spec) => openSource(spec, { log: request.log }), opened);
+    request.log?.(`source: ${src.name} size=${src.size ?? 'stream'} connections=${src.connections} `
+      + `max=${src.maxConnections} extents=${src.canExtents}`);
+    const sourceSize = src.size;
+    dst = await resolve(destination, (spec) => openDestination(spec, { sourceSize }, { log: request.log }), opened);
+    request.log?.(`destination: ${dst.name} size=${dst.size ?? 'any'} zero=${dst.isZero} canZero=${dst.canZero}`);
+    const signal = request.signal;
+    if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new NbdError('EINTR', String(signal.reason ?? 'interrupted'));
+    const observers: CopyObserver[] = [...(given ?? [])];
+    if (onProgress !== undefined) observers.push(progressObserver((done) => onProgress(done, sourceSize)));
+    const result = await copyEndpoints(src, dst, {
+      ...DEFAULT_COPY_OPTIONS,
+      ...rest,
+      sparseSize: sparseSize ?? Math.max(DEFAULT_SPARSE, dst.preferredBlockSize),
+    }, observers);
+    ok = true;
+    return result;
+  } finally {
+    // On success a failing close (a final flush, a subprocess) is an error worth reporting;
+    // after a failure the first error is the one the caller needs, so close quietly.
+    const closing = await Promise.allSettled(opened.map((e) => e.close()));
+    if (ok) for (const c of closing) if (c.status === 'rejected') throw c.reason;
+  }
+}
+
+function isEndpoint(e: CopyEndpoint): e is Endpoint {
+  return typeof e === 'object' && !Array.isArray(e) && typeof (e as Endpoint).read === 'function';
+}
+
+async function resolve(e: CopyEndpoint, open: (spec: EndpointSpec) => Promise<Endpoint>, opened: Endpoint[]): Promise<Endpoint> {
+  if (isEndpoint(e)) return e;
+  const spec = typeof e === 'string' || Array.isArray(e) ? parseEndpointSpec(e as string | string[]) : e as EndpointSpec;
+  const endpoint = await open(spec);
+  opened.push(endpoint);
+  return endpoint;
+}
