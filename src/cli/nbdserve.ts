@@ -21,6 +21,10 @@ const USAGE = `usage: nbdserve [-U SOCKET | -U -] [-p PORT] [-i ADDR] [-s] [-r] 
                 BACKEND [ARGS...]
 backends: memory SIZE | file PATH | null SIZE | pattern SIZE
           | sparse-random SIZE [percent=N] [seed=N] [runlength=SIZE]
+          | nbd {command=CMD [arg=ARG]... | hostname=HOST [port=PORT] | vhost-cid=CID [port=PORT]
+                | socket=PATH | socket-fd=FD | [uri=]URI} [export=NAME] [dynamic-export=BOOL]
+                [retry=N] [shared=BOOL] [tls=off|on|require] [tls-certificates=DIR]
+                [tls-verify=BOOL] [tls-username=NAME] [tls-psk=FILE]
 SIZE takes suffixes like nbdkit (1M, 4G, 1T).`;
 
 export interface CliOptions {

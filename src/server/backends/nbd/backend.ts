@@ -35,7 +35,8 @@ export class NbdBackend implements Backend {
   private reconnecting: Promise<NbdClient> | undefined;
   /** Meta contexts per upstream export, learnt once (a server's set does not change while it runs). */
   private readonly contexts = new Map<string, Promise<string[]>>();
-  private readonly lost = new WeakSet<NbdClient>();
+  /** An outage was reported and no upstream connection has opened since: say it once. */
+  private outageReported = false;
 
   private constructor(private readonly upstream: Upstream, private readonly options: NbdBackendOptions) {
     this.dynamicExports = upstream.params.dynamicExport;
@@ -58,10 +59,16 @@ export class NbdBackend implements Backend {
 
   listExports?: () => Promise<ExportListing[]>;
 
-  private onLost(client: NbdClient, why: string): void {
-    if (this.lost.has(client)) return;
-    this.lost.add(client);
+  /** One line per outage, however many clients' connections it cut. */
+  private onLost(why: string): void {
+    if (this.outageReported) return;
+    this.outageReported = true;
     this.options.warn?.(`nbd: the upstream server went away: ${why}`);
+  }
+
+  private opened(client: NbdClient): NbdClient {
+    this.outageReported = false;
+    return client;
   }
 
   /** The shared connection, opened again if it died (for clients that come later). */
@@ -70,19 +77,15 @@ export class NbdBackend implements Backend {
     if (c && c.state === 'ready') return c;
     this.reconnecting ??= this.upstream.open(this.upstream.params.exportName, 'all').then((fresh) => {
       this.sharedClient = fresh;
-      return fresh;
+      return this.opened(fresh);
     }).finally(() => { this.reconnecting = undefined; });
     return this.reconnecting;
   }
 
   async open(exportName: string, metaContexts: readonly string[]): Promise<Backend> {
     const shared = this.upstream.params.shared;
-    const client = shared ? await this.shared() : await this.upstream.open(this.upstream.exportFor(exportName), metaContexts);
-    return new ForwardedExport(client, {
-      shared,
-      ownsConnection: !shared,
-      onLost: (why) => this.onLost(client, why),
-    });
+    const client = shared ? await this.shared() : this.opened(await this.upstream.open(this.upstream.exportFor(exportName), metaContexts));
+    return new ForwardedExport(client, { shared, ownsConnection: !shared, onLost: (why) => this.onLost(why) });
   }
 
   async metaContexts(exportName: string, queries: readonly string[]): Promise<string[]> {

@@ -11,7 +11,7 @@ export interface ForwardedExportOptions {
   shared: boolean;
   /** Close the upstream connection with this view (it is this client's alone). */
   ownsConnection: boolean;
-  /** Called once per connection when the upstream is found gone. */
+  /** Called when a command finds the upstream gone. */
   onLost: (why: string) => void;
 }
 
