@@ -1,6 +1,6 @@
 // nbdcopy: argv -> options -> open endpoints -> copy -> close. Errors end as one line.
-import { NbdError } from '../protocol/errors.js';
 import { runCli } from './report-error.js';
+import { endBySignal, Interrupted, onStopSignals, type StopSignal } from './signals.js';
 import { longOptionsText, parseNbdcopyArgs, shortOptionsText, type NbdcopyArgs } from './nbdcopy-args.js';
 import { NBDCOPY_USAGE, nbdcopyVersion } from './nbdcopy-help.js';
 import { checkProgressFd, makeProgress, takeClosedFds, type ProgressSink } from './nbdcopy-progress.js';
@@ -66,22 +66,17 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
   let progress: ProgressSink | undefined;
   let signals = 0;
   let copying = false;
-  const onSignal = (name: NodeJS.Signals) => {
+  const onSignal = (signal: StopSignal) => {
     signals++;
-    const reason = new NbdError('EINTR', `interrupted by ${name}`);
-    controller.abort(reason);
+    controller.abort(new Interrupted(signal));
     // Before the copy starts (a connect or handshake may hang) and on a second signal there
-    // is nothing worth waiting for. Otherwise in-flight requests get a few seconds to drain.
-    // Subprocess servers are killed by the client's exit hook either way.
-    const forceExit = () => {
-      process.stderr.write(`nbdcopy: ${reason.message}\n`);
-      process.exit(1);
-    };
-    if (!copying || signals > 1) forceExit();
-    else setTimeout(forceExit, DRAIN_TIMEOUT_MS).unref();
+    // is nothing worth waiting for; otherwise in-flight requests get a few seconds to drain
+    // and the copy's own clean-up runs. Either way subprocess servers are stopped and reaped
+    // before we end by the signal.
+    if (!copying || signals > 1) void endBySignal('nbdcopy', signal);
+    else setTimeout(() => void endBySignal('nbdcopy', signal), DRAIN_TIMEOUT_MS).unref();
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const removeSignalHandlers = onStopSignals(onSignal);
   // libnbd's summary comes first (scripts grep it), so what opening logs waits behind it.
   let held: string[] | undefined = [];
   const copyLog = log === undefined ? undefined : (line: string) => void (held === undefined ? log(line) : held.push(line));
@@ -118,11 +113,13 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
     });
     progress?.finish();
     log?.(`copied ${result.bytes} bytes in ${((performance.now() - started) / 1000).toFixed(3)} s`);
+  } catch (err) {
+    // Whatever the abort made fail, the signal is what ended the copy.
+    throw controller.signal.reason instanceof Interrupted ? controller.signal.reason : err;
   } finally {
     release();
     progress?.stop();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    removeSignalHandlers();
   }
   return 0;
 }

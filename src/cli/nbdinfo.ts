@@ -5,13 +5,10 @@
 // dynamic import() would start the ESM loader in the single-file CommonJS bundle.
 import { readFileSync } from 'node:fs';
 import { parseArgs, UsageError, LONG_OPTIONS, SHORT_OPTIONS, type ParsedArgs } from '../info/argv.js';
+import { errorLine } from './report-error.js';
+import { endBySignal, onStopSignals } from './signals.js';
 
 const TOOL = 'nbdinfo';
-
-function oneLine(err: unknown): string {
-  const text = err instanceof Error ? err.message : String(err);
-  return `${TOOL}: ${text.replace(/\s*\n\s*/g, ' ').trim()}`;
-}
 
 function debugWanted(): boolean {
   return process.env['NBD_DEBUG'] === '1';
@@ -29,7 +26,7 @@ function write(stream: NodeJS.WriteStream, text: string): Promise<void> {
 
 async function finish(stdout: string, errors: string[], status: number): Promise<never> {
   await write(process.stdout, stdout);
-  await write(process.stderr, errors.map((e) => `${TOOL}: ${e.replace(/\s*\n\s*/g, ' ').trim()}\n`).join(''));
+  await write(process.stderr, errors.map((e) => `${errorLine(TOOL, e)}\n`).join(''));
   // Exiting explicitly means a stray handle can never hang a script; everything was closed.
   process.exit(status);
 }
@@ -69,6 +66,8 @@ export async function main(argv: string[]): Promise<void> {
     case 'run':
       break;
   }
+  // A server may hang or a map may be long: on SIGINT/SIGTERM stop its subprocess, then die.
+  onStopSignals((signal) => void endBySignal(TOOL, signal));
   try {
     const { environmentFor } = await import('../info/connect.js');
     const { runInfo } = await import('../info/run.js');
@@ -77,7 +76,7 @@ export async function main(argv: string[]): Promise<void> {
     return await finish(result.stdout, result.errors, result.exitCode);
   } catch (err) {
     const { explain } = await import('../info/explain.js');
-    let text = `${oneLine(explain(err))}\n`;
+    let text = `${errorLine(TOOL, explain(err))}\n`;
     if (debugWanted() && err instanceof Error && err.stack) text += `${err.stack}\n`;
     await write(process.stderr, text);
     process.exit(1);

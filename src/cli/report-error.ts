@@ -1,5 +1,7 @@
 // The one way our CLIs end: success, or exactly one line `tool: what: why` on stderr and
-// exit status 1. The stack only appears with -v/--verbose or NBD_DEBUG=1.
+// exit status 1 (after SIGINT/SIGTERM: the line, then death by that signal). The stack only
+// appears with -v/--verbose or NBD_DEBUG=1.
+import { endBySignal, Interrupted } from './signals.js';
 
 /** True when the user asked for debug output (then errors carry their stack). */
 export function wantsDebug(argv: readonly string[]): boolean {
@@ -33,6 +35,7 @@ export async function runCli(tool: string, argv: readonly string[], body: () => 
   try {
     status = (await body()) ?? 0;
   } catch (err) {
+    if (err instanceof Interrupted) return endBySignal(tool, err.signal);
     process.stderr.write(`${errorLine(tool, err)}\n`);
     if (wantsDebug(argv) && err instanceof Error && err.stack !== undefined) process.stderr.write(`${err.stack}\n`);
     status = 1;

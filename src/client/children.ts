@@ -24,6 +24,14 @@ export function trackChild(child: ChildProcess): void {
   }
 }
 
+/**
+ * Stops and reaps every subprocess still running: what a CLI does before it ends by a signal,
+ * when no 'exit' hook will run.
+ */
+export function stopAllChildren(graceMs = 2000): Promise<void> {
+  return Promise.all([...live].map((child) => stopChild(child, graceMs))).then(() => undefined);
+}
+
 /** Sends SIGTERM, then SIGKILL after `graceMs`, and resolves once the child is reaped. */
 export function stopChild(child: ChildProcess, graceMs = 2000): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) {
