@@ -51,7 +51,7 @@ export function earlyExitError(name: string, code: number | null, signal: NodeJS
 
 export async function spawnActivatedServer(argv: string[], dirPrefix: string): Promise<ActivatedServer> {
   checkCommand(argv[0] ?? '');
-  // Loaded on demand: koffi costs ~10 ms of start-up that plain URI connections never need.
+  // Loaded on demand: koffi adds to the start-up of every run, and plain URI connections never need it.
   const { listenUnix } = await import('../sys/socket.js');
   const dir = mkdtempSync(join(tmpdir(), dirPrefix));
   const socketPath = join(dir, 'sock');

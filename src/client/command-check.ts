@@ -9,7 +9,7 @@ import { commandName, type Command } from './command.js';
 import type { ConnectionInfo, ExportInfo } from './types.js';
 
 /** Largest length a compact request header can carry. */
-export const U32_MAX = 0xffffffff;
+const U32_MAX = 0xffffffff;
 
 /** Why `cmd` may not be sent on a ready connection to this export, or null when it may. */
 export function checkCommand(cmd: Command, info: ExportInfo, conn: ConnectionInfo): NbdError | null {
@@ -50,4 +50,23 @@ export function checkCommand(cmd: Command, info: ExportInfo, conn: ConnectionInf
     return new NbdError('ERANGE', `${name}: length ${length} does not fit 32 bits without extended headers`);
   }
   return null;
+}
+
+/** Why a file WRITE's source (pwriteFromFile) is unusable, or null. */
+export function checkFileSource(fd: number, fileOffset: number): NbdError | null {
+  if (!Number.isSafeInteger(fileOffset) || fileOffset < 0 || !Number.isInteger(fd) || fd < 0) {
+    return new NbdError('EINVAL', `pwrite from file: invalid fd ${fd} or file offset ${fileOffset}`);
+  }
+  return null;
+}
+
+/**
+ * A block status length the header can carry: without extended headers, above 4 GiB it is
+ * cut to the largest aligned 32-bit length (the answer may stop short anyway, so callers ask
+ * again from where it ended).
+ */
+export function fitBlockStatusLength(length: number, info: ExportInfo, conn: ConnectionInfo): number {
+  if (conn.extendedHeaders || length <= U32_MAX) return length;
+  const align = Math.max(info.blockSizeMinimum, 1);
+  return U32_MAX - (U32_MAX % align);
 }

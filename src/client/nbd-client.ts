@@ -8,7 +8,7 @@ import { NbdError } from '../protocol/errors.js';
 import type { ClientTlsOptions } from '../tls/types.js';
 import type { ClientOptions } from './client-options.js';
 import { Command, commandName } from './command.js';
-import { U32_MAX, checkCommand } from './command-check.js';
+import { checkCommand, checkFileSource, fitBlockStatusLength } from './command-check.js';
 import { debug } from './debug.js';
 import { OptionPhase, isOptionRefusal } from './option-phase.js';
 import { PendingRequests } from './pending-requests.js';
@@ -227,9 +227,8 @@ export class NbdClient {
   pwriteFromFile(
     fd: number, fileOffset: number, length: number, offset: number, flags?: CommandFlags, onSent?: () => void,
   ): Promise<void> {
-    if (!Number.isSafeInteger(fileOffset) || fileOffset < 0 || !Number.isInteger(fd) || fd < 0) {
-      return Promise.reject(new NbdError('EINVAL', `pwrite from file: invalid fd ${fd} or file offset ${fileOffset}`));
-    }
+    const bad = checkFileSource(fd, fileOffset);
+    if (bad) return Promise.reject(bad);
     if (fileSupport() === undefined) {
       return loadFileSupport().then(() => this.pwriteFromFile(fd, fileOffset, length, offset, flags, onSent));
     }
@@ -267,11 +266,8 @@ export class NbdClient {
    * 4 GiB is shortened (the answer may stop short anyway, so callers ask again from the end).
    */
   async blockStatus(length: number, offset: number, flags?: BlockStatusFlags): Promise<BlockStatusResult> {
-    if (this.info && !this.conn.extendedHeaders && length > U32_MAX) {
-      const align = Math.max(this.info.blockSizeMinimum, 1);
-      length = U32_MAX - (U32_MAX % align);
-    }
-    const r = (await this.submit(Command.blockStatus(length, offset, flags))) as BlockStatusResult | null;
+    const fitted = this.info ? fitBlockStatusLength(length, this.info, this.conn) : length;
+    const r = (await this.submit(Command.blockStatus(fitted, offset, flags))) as BlockStatusResult | null;
     return r ?? new Map();
   }
 
