@@ -7,6 +7,7 @@ import {
   openActivation, openCommand, openFd, openTcp, openUnix, serverExitWithin, type ConnectTarget, type Transport,
 } from './transport.js';
 import { parseNbdUri, type NbdUri } from './uri.js';
+import { ReconnectingClient, type RetryOptions } from './reconnect.js';
 
 export interface ConnectOptions extends ClientOptions {
   /**
@@ -86,8 +87,38 @@ export async function openTransport(target: ConnectTarget, plainOnly = false): P
 /**
  * Opens one NBD connection. A URI target supplies the export name and TLS settings unless
  * `options` sets them. Resolves once the export is open (or in option mode with `optMode`).
+ *
+ * With `retries` (see RetryOptions) the connection is opened again when it is lost, and the
+ * commands that had no reply are sent again: reads, writes, zeroes, trims, caches, flushes
+ * and block status, all of which give the same result when repeated. Not retried: the first
+ * connection (a wrong address fails at once), commands the server answered with an error
+ * other than ESHUTDOWN, protocol violations, and a reopened export that is not the same (its
+ * size or read-only flag changed). Writes the server acknowledged before it died are taken
+ * as done: a server that loses acknowledged writes on a crash needs a flush to keep them.
+ * Only for targets that can be connected to again: a URI, `{ unixSocket }` or `{ host }`.
  */
-export async function connect(target: ConnectTarget, options: ConnectOptions = {}): Promise<NbdClient> {
+export function connect(target: ConnectTarget, options: ConnectOptions & RetryOptions): Promise<ReconnectingClient>;
+export function connect(target: ConnectTarget, options?: ConnectOptions): Promise<NbdClient>;
+export async function connect(
+  target: ConnectTarget, options: ConnectOptions & Partial<RetryOptions> = {},
+): Promise<NbdClient | ReconnectingClient> {
+  if (options.retries === undefined) return connectOnce(target, options);
+  const { retries, retryDelayMs, onRetry, ...rest } = options;
+  if (!Number.isSafeInteger(retries) || retries < 0) {
+    throw new NbdError('EINVAL', `connect: retries must be a whole number of at least 0, got ${retries}`);
+  }
+  if (retryDelayMs !== undefined && !(retryDelayMs >= 0)) {
+    throw new NbdError('EINVAL', `connect: retryDelayMs must be at least 0, got ${retryDelayMs}`);
+  }
+  if (rest.optMode) throw new NbdError('EINVAL', 'connect: retries cannot be combined with optMode');
+  if (typeof target !== 'string' && !('unixSocket' in target) && !('host' in target)) {
+    throw new NbdError('EINVAL', 'connect: retries need a target that can be connected to again (a URI, unixSocket or host)');
+  }
+  const first = await connectOnce(target, rest);
+  return new ReconnectingClient(first, () => connectOnce(target, rest), { retries, retryDelayMs, onRetry });
+}
+
+async function connectOnce(target: ConnectTarget, options: ConnectOptions): Promise<NbdClient> {
   const opts: ConnectOptions = { ...options };
   if (typeof target === 'string') {
     const u = parseNbdUri(target);

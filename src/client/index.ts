@@ -6,3 +6,4 @@ export { parseNbdUri, formatNbdUri, isNbdUri, connectionUri, type NbdUri, type N
 export { OptionError } from './negotiate.js';
 export * from './types.js';
 export { MultiConn, type MultiConnOptions } from './multi-conn.js';
+export { ReconnectingClient, isConnectionLost, type RetryOptions, type RetryEvent } from './reconnect.js';
