@@ -9,7 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { connect, NbdError, type ReconnectingClient, type RetryEvent } from '../src/index.js';
 import { makeTempDir, requireBinaries } from './helpers/servers.js';
 import { makePskFile } from './helpers/tls-fixtures.js';
-import { crashRepeatedly, RestartableNbdkit, startCuttingProxy, type CuttingProxy } from './helpers/restartable-server.js';
+import { crashRepeatedly, RestartableServer, startCuttingProxy, type CuttingProxy } from './helpers/restartable-server.js';
 
 const have = requireBinaries('nbdkit', 'psktool');
 const MiB = 1 << 20;
@@ -25,7 +25,7 @@ function rng(seed: number): () => number {
   };
 }
 
-const servers: RestartableNbdkit[] = [];
+const servers: RestartableServer[] = [];
 const proxies: CuttingProxy[] = [];
 const dirs: string[] = [];
 afterEach(async () => {
@@ -34,16 +34,18 @@ afterEach(async () => {
   for (const d of dirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
 
-function setUp(size: number, extra: string[] = [], delay = true): { dir: string; file: string; data: Buffer; server: RestartableNbdkit } {
+function setUp(size: number, extra: string[] = [], delay = true): { dir: string; file: string; data: Buffer; server: RestartableServer } {
   const dir = makeTempDir('nbd-reconnect-');
   dirs.push(dir);
   const file = join(dir, 'disk.img');
   const data = crypto.randomBytes(size);
   fs.writeFileSync(file, data);
   // Each read waits a little, so the copy lasts long enough to be interrupted several times.
-  // (nbdkit 1.32's delay filter aborts when a client goes away mid-sleep: not for the proxy.)
-  const slow = delay ? ['--filter=delay'] : [];
-  const server = new RestartableNbdkit(join(dir, 'nbdkit.sock'), [...extra, ...slow, 'file', file, ...(delay ? ['delay-read=4ms', 'delay-write=4ms'] : [])]);
+  // nbdkit 1.32 aborts (assertion in raw_send_socket) when a client goes away with replies
+  // still to send, so the proxy, which does that on purpose, fronts our own server instead.
+  const server = delay
+    ? new RestartableServer(join(dir, 'nbdkit.sock'), [...extra, '--filter=delay', 'file', file, 'delay-read=4ms', 'delay-write=4ms'])
+    : new RestartableServer(join(dir, 'nbdserve.sock'), ['file', file], 'nbdserve');
   servers.push(server);
   return { dir, file, data, server };
 }
@@ -115,7 +117,7 @@ describe.skipIf(!have)('connect() with retries', () => {
     expect(c.reconnections).toBeGreaterThanOrEqual(1);
   });
 
-  it('a proxy that cuts the connection after every MiB: every read is right', async () => {
+  it('a proxy in front of nbdserve cuts the connection after every MiB: every read is right', async () => {
     const size = 8 * MiB;
     const { dir, data, server } = setUp(size, [], false);
     await server.start();

@@ -1,18 +1,23 @@
-// Servers that go away mid-test, for the retry tests: nbdkit killed (SIGKILL, as a crash) and
-// started again on the same Unix socket, and a proxy that cuts each connection after a few
-// MiB of replies. Both are reaped by stop().
+// Servers that go away mid-test, for the retry tests: nbdkit (or our nbdserve) killed
+// (SIGKILL, as a crash) and started again on the same Unix socket, and a proxy that cuts each
+// connection after a few MiB of replies. Both are reaped by stop().
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import net from 'node:net';
+import { join } from 'node:path';
 import { canConnectUnix } from './servers.js';
+import { REPO } from './embedded.js';
 
-export class RestartableNbdkit {
+export class RestartableServer {
   private child: ChildProcess | undefined;
   private stderr = '';
   restarts = 0;
 
-  /** `args` are nbdkit's after `-f -U SOCKET` (filters, plugin, parameters). */
-  constructor(readonly socket: string, private readonly args: string[]) {}
+  /**
+   * `args` are nbdkit's after `-f -U SOCKET` (filters, plugin, parameters), or with
+   * `nbdserve`, our server's after `-U SOCKET` (backend and its parameters).
+   */
+  constructor(readonly socket: string, private readonly args: string[], private readonly program: 'nbdkit' | 'nbdserve' = 'nbdkit') {}
 
   get uri(): string {
     return `nbd+unix:///?socket=${this.socket}`;
@@ -21,7 +26,9 @@ export class RestartableNbdkit {
   async start(): Promise<void> {
     rmSync(this.socket, { force: true });
     this.stderr = '';
-    const child = spawn('nbdkit', ['-f', '--exit-with-parent', '-U', this.socket, ...this.args], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = this.program === 'nbdkit'
+      ? spawn('nbdkit', ['-f', '--exit-with-parent', '-U', this.socket, ...this.args], { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawn(join(REPO, 'bin', 'nbdserve'), ['-U', this.socket, ...this.args], { stdio: ['ignore', 'ignore', 'pipe'] });
     child.stderr!.on('data', (d: Buffer) => {
       if (this.stderr.length < 65536) this.stderr += d.toString();
     });
@@ -61,7 +68,7 @@ export class RestartableNbdkit {
  * restart, leaving it down `downMs` ms each time. Resolves after the last restart.
  */
 export async function crashRepeatedly(
-  server: RestartableNbdkit, times: number, spreadMs: number, downMs: number, random: () => number,
+  server: RestartableServer, times: number, spreadMs: number, downMs: number, random: () => number,
 ): Promise<void> {
   for (let i = 0; i < times; i++) {
     await new Promise((r) => setTimeout(r, random() * spreadMs));
