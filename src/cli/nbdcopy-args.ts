@@ -4,6 +4,8 @@
 import { NbdError } from '../protocol/errors.js';
 import { parseCount, parseSize } from './size-suffix.js';
 import { MAX_REQUEST_SIZE, MIN_REQUEST_SIZE } from '../copy/options.js';
+import { parseBlkhash } from './blkhash-arg.js';
+import type { BlockHashSpec } from '../copy/block-digests.js';
 
 export type Operand = string | string[];
 
@@ -29,10 +31,18 @@ export interface NbdcopyArgs {
   /** 0 = the number of cores. We copy on one event loop: like libnbd, it caps the connections. */
   threads: number;
   verbose: boolean;
+  /** --blkhash[=ALG[/SIZE]]: print the block hash of the source. */
+  blkhash: BlockHashSpec | undefined;
+  /** --blkhash-file=FILE: where the hash goes instead of stdout. */
+  blkhashFile: string | undefined;
+  verify: boolean;
+  checkpoint: string | undefined;
+  dirtyBitmap: string | undefined;
 }
 
 type Kind = 'flag' | 'value' | 'optional';
-interface OptionDef { long: string; short?: string; kind: Kind; key: string }
+/** `ours`: not one of libnbd's options (bash completion lists them after libnbd's). */
+interface OptionDef { long: string; short?: string; kind: Kind; key: string; ours?: boolean }
 
 /**
  * In libnbd's order: getopt_long lists ambiguous matches in table order, and --long-options
@@ -42,8 +52,12 @@ const OPTIONS: OptionDef[] = [
   { long: 'help', kind: 'flag', key: 'help' },
   { long: 'long-options', kind: 'flag', key: 'longOptions' },
   { long: 'allocated', kind: 'flag', key: 'allocated' },
+  { long: 'blkhash', kind: 'optional', key: 'blkhash' },
+  { long: 'blkhash-file', kind: 'value', key: 'blkhashFile' },
+  { long: 'checkpoint', kind: 'value', key: 'checkpoint', ours: true },
   { long: 'connections', short: 'C', kind: 'value', key: 'connections' },
   { long: 'destination-is-zero', kind: 'flag', key: 'destinationIsZero' },
+  { long: 'dirty-bitmap', kind: 'value', key: 'dirtyBitmap', ours: true },
   { long: 'flush', kind: 'flag', key: 'flush' },
   { long: 'no-extents', kind: 'flag', key: 'noExtents' },
   { long: 'progress', short: 'p', kind: 'optional', key: 'progress' },
@@ -56,6 +70,7 @@ const OPTIONS: OptionDef[] = [
   { long: 'target-is-zero', kind: 'flag', key: 'destinationIsZero' },
   { long: 'threads', short: 'T', kind: 'value', key: 'threads' },
   { long: 'verbose', short: 'v', kind: 'flag', key: 'verbose' },
+  { long: 'verify', kind: 'flag', key: 'verify', ours: true },
   { long: 'version', short: 'V', kind: 'flag', key: 'version' },
 ];
 
@@ -125,6 +140,7 @@ export function parseNbdcopyArgs(argv: readonly string[]): NbdcopyArgs {
     allocated: false, connections: undefined, destinationIsZero: false, flush: false, noExtents: false,
     progress: false, queueSize: 16 * 1024 * 1024, requestSize: 256 * 1024, requests: 64, sparse: 4096, sparseExplicit: false,
     synchronous: false, threads: 0, verbose: false,
+    blkhash: undefined, blkhashFile: undefined, verify: false, checkpoint: undefined, dirtyBitmap: undefined,
   };
   const raw: Record<string, string | true> = {};
   const seen: Array<[OptionDef, string | true]> = [];
@@ -197,6 +213,11 @@ export function parseNbdcopyArgs(argv: readonly string[]): NbdcopyArgs {
       case 'queueSize': args.queueSize = parseSize(text, what); break;
       case 'requestSize': args.requestSize = parseSize(text, what); break;
       case 'sparse': args.sparse = parseSize(text, what); args.sparseExplicit = true; break;
+      case 'blkhash': args.blkhash = parseBlkhash(value === true ? undefined : text); break;
+      case 'blkhashFile': args.blkhashFile = nonEmpty(text, what); break;
+      case 'verify': args.verify = true; break;
+      case 'checkpoint': args.checkpoint = nonEmpty(text, what); break;
+      case 'dirtyBitmap': args.dirtyBitmap = nonEmpty(text, what); break;
     }
   }
   if (args.connections !== undefined && args.connections < 1) throw usageError('--connections: must be at least 1');
@@ -219,5 +240,15 @@ export function parseNbdcopyArgs(argv: readonly string[]): NbdcopyArgs {
   args.source = operands[0]!;
   args.destination = operands[1]!;
   if (args.source === 'null:') throw usageError('null: can only be used as the destination');
+  // The hash alone would go where the data goes.
+  if (args.blkhashFile !== undefined) args.blkhash ??= parseBlkhash(undefined);
+  if (args.blkhash !== undefined && args.blkhashFile === undefined && args.destination === '-') {
+    throw usageError('--blkhash: the data goes to stdout, so the hash cannot: use --blkhash-file=FILE');
+  }
   return args;
+}
+
+function nonEmpty(text: string, what: string): string {
+  if (text === '') throw usageError(`${what}: expected a value, got ''`);
+  return text;
 }

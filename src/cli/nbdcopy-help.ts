@@ -9,8 +9,14 @@ DESTINATION        += null:
 
 Options:
       --allocated             make the destination fully allocated (no holes)
+      --blkhash[=ALG[/SIZE]]  print the block hash of the source: ALG md5, sha1, sha256
+                              (default) or sha512, SIZE a power of 2 (default 64K)
+      --blkhash-file=FILE     write the block hash into FILE instead of stdout
+      --checkpoint=FILE       record what is done in FILE; a later run resumes from it
   -C, --connections=N         NBD connections per side when both allow multi-conn (default 4)
       --destination-is-zero   the destination already reads as zeroes: skip zero blocks
+      --dirty-bitmap=NAME     copy only what qemu dirty bitmap NAME of the source marks,
+                              into an existing destination
       --target-is-zero        same as --destination-is-zero
       --flush                 flush the destination before exiting
       --no-extents            ignore the source's hole information and read everything
@@ -23,6 +29,7 @@ Options:
       --synchronous           one request at a time, in order
   -T, --threads=N             caps the connections (default: no cap)
   -v, --verbose               print debugging information to stderr
+      --verify                after copying, read the destination back and compare
   -V, --version               print the version and exit
       --help                  print this help and exit
 

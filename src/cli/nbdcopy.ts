@@ -1,4 +1,5 @@
 // nbdcopy: argv -> options -> open endpoints -> copy -> close. Errors end as one line.
+import { NbdError } from '../protocol/errors.js';
 import { runCli } from './report-error.js';
 import { endBySignal, Interrupted, onStopSignals, type StopSignal } from './signals.js';
 import { longOptionsText, parseNbdcopyArgs, shortOptionsText, type NbdcopyArgs } from './nbdcopy-args.js';
@@ -8,6 +9,7 @@ import { copy, type CopyRequest } from '../copy/api.js';
 import { parseEndpointSpec } from '../copy/spec.js';
 import { endpointLines, runLine, runShape } from './nbdcopy-summary.js';
 import { DEFAULT_COPY_OPTIONS } from '../copy/options.js';
+import { writeFile } from 'node:fs/promises';
 
 /** After ^C, how long requests in flight may take to finish before we exit anyway. */
 const DRAIN_TIMEOUT_MS = 5000;
@@ -57,6 +59,10 @@ function copyOptions(args: NbdcopyArgs): CopyRequest & { connections: number; re
     noExtents: args.noExtents,
     flush: args.flush,
     synchronous: args.synchronous,
+    blockHash: args.blkhash,
+    verify: args.verify,
+    checkpoint: args.checkpoint,
+    dirtyBitmap: args.dirtyBitmap,
   };
 }
 
@@ -113,6 +119,7 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
     });
     progress?.finish();
     log?.(`copied ${result.bytes} bytes in ${((performance.now() - started) / 1000).toFixed(3)} s`);
+    if (result.blockHash !== undefined) await writeBlockHash(result.blockHash, args.blkhashFile);
   } catch (err) {
     // Whatever the abort made fail, the signal is what ended the copy.
     throw controller.signal.reason instanceof Interrupted ? controller.signal.reason : err;
@@ -122,4 +129,17 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
     removeSignalHandlers();
   }
   return 0;
+}
+
+/** The block hash, lowercase hex and a newline, on stdout or into FILE (--blkhash-file). */
+async function writeBlockHash(hash: string, file: string | undefined): Promise<void> {
+  if (file === undefined) {
+    process.stdout.write(`${hash}\n`);
+    return;
+  }
+  try {
+    await writeFile(file, `${hash}\n`);
+  } catch (err) {
+    throw new NbdError('EIO', `--blkhash-file: ${file}: ${(err as Error).message}`);
+  }
 }

@@ -8,6 +8,7 @@ import { copyEndpoints, type CopyResult } from './copier.js';
 import { openDestination, openSource } from './open.js';
 import { parseEndpointSpec, type EndpointSpec } from './spec.js';
 import { progressObserver } from './observers/progress.js';
+import { checkIntegrityRequest, IntegrityPlan, type SideDescription } from './integrity.js';
 
 /**
  * One side of a copy: a file or device path, '-' (stdin or stdout), an NBD URI, 'null:'
@@ -35,34 +36,59 @@ export interface CopyRequest extends Partial<Omit<CopyOptions, 'sparseSize'>> {
 /** Copies `source` to `destination` as nbdcopy does; resolves with the plan and bytes copied. */
 export async function copy(source: CopyEndpoint, destination: CopyEndpoint, request: CopyRequest = {}): Promise<CopyResult> {
   const { onProgress, sparseSize, observers: given, ...rest } = request;
+  const log = request.log;
+  const sourceSide = describeSide(source);
+  const destinationSide = describeSide(destination);
+  checkIntegrityRequest(sourceSide, destinationSide, request);
   let src: Endpoint | undefined;
   let dst: Endpoint | undefined;
+  let integrity: IntegrityPlan | undefined;
   let ok = false;
   const opened: Endpoint[] = [];
   try {
-    src = await resolve(source, (spec) => openSource(spec, { log: request.log }), opened);
-    request.log?.(`source: ${src.name} size=${src.size ?? 'stream'} connections=${src.connections} `
+    const metaContexts = IntegrityPlan.sourceContexts(request);
+    src = await resolve(source, (spec) => openSource(spec, { log, metaContexts }), opened);
+    log?.(`source: ${src.name} size=${src.size ?? 'stream'} connections=${src.connections} `
       + `max=${src.maxConnections} extents=${src.canExtents}`);
     const sourceSize = src.size;
-    dst = await resolve(destination, (spec) => openDestination(spec, { sourceSize }, { log: request.log }), opened);
-    request.log?.(`destination: ${dst.name} size=${dst.size ?? 'any'} zero=${dst.isZero} canZero=${dst.canZero}`);
+    // Before the destination is opened: a new file is truncated when it is.
+    integrity = await IntegrityPlan.prepare(request, src, sourceSide, destinationSide, {
+      allocated: request.allocated ?? DEFAULT_COPY_OPTIONS.allocated,
+      destinationIsZero: request.destinationIsZero ?? DEFAULT_COPY_OPTIONS.destinationIsZero,
+    }, log);
+    const hints = { sourceSize, ...integrity.destinationHints() };
+    dst = await resolve(destination, (spec) => openDestination(spec, hints, { log }), opened);
+    log?.(`destination: ${dst.name} size=${dst.size ?? 'any'} zero=${dst.isZero} canZero=${dst.canZero}`);
     const signal = request.signal;
     if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new NbdError('EINTR', String(signal.reason ?? 'interrupted'));
-    const observers: CopyObserver[] = [...(given ?? [])];
-    if (onProgress !== undefined) observers.push(progressObserver((done) => onProgress(done, sourceSize)));
-    const result = await copyEndpoints(src, dst, {
+    const options: CopyOptions = {
       ...DEFAULT_COPY_OPTIONS,
       ...rest,
       sparseSize: sparseSize ?? Math.max(DEFAULT_SPARSE, dst.preferredBlockSize),
-    }, observers);
+    };
+    integrity.attach(src, dst, options.flush, options.connections * options.queueSize);
+    options.ranges ??= integrity.ranges;
+    const observers: CopyObserver[] = [...(given ?? []), ...integrity.observers];
+    if (onProgress !== undefined) observers.push(progressObserver((done) => onProgress(done, sourceSize)));
+    const result = await copyEndpoints(src, dst, options, observers);
     ok = true;
-    return result;
+    const blockHash = integrity.blockHash;
+    return blockHash === undefined ? result : { ...result, blockHash };
+  } catch (err) {
+    await integrity?.failed();
+    throw err;
   } finally {
     // On success a failing close (a final flush, a subprocess) is an error worth reporting;
     // after a failure the first error is the one the caller needs, so close quietly.
     const closing = await Promise.allSettled(opened.map((e) => e.close()));
     if (ok) for (const c of closing) if (c.status === 'rejected') throw c.reason;
   }
+}
+
+/** What a side is before it is opened, for the checks that must come first. */
+function describeSide(e: CopyEndpoint): SideDescription {
+  if (isEndpoint(e)) return e;
+  return typeof e === 'string' || Array.isArray(e) ? parseEndpointSpec(e as string | string[]) : e as EndpointSpec;
 }
 
 function isEndpoint(e: CopyEndpoint): e is Endpoint {

@@ -15,6 +15,8 @@ import { copyFromStream } from './strategies/from-stream.js';
 export interface CopyResult extends CopyPlan {
   /** Bytes of the source covered (data and zeroes). */
   bytes: number;
+  /** The block hash (lowercase hex), when one was asked for. */
+  blockHash?: string;
 }
 
 /**
@@ -54,6 +56,8 @@ async function copyExtents(run: CopyRun): Promise<number> {
     blockSize: plan.blockSize,
     extentWindow: Math.min(EXTENT_WINDOW, plan.claimSize),
     useExtents: !options.noExtents && source.canExtents,
+    ranges: options.ranges,
+    sourceSize: source.size!,
   };
   if (plan.strategy === 'in-order') {
     // One planner walks the whole disk in order; its reads are spread over the connections.

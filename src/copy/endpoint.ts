@@ -12,6 +12,13 @@ export interface SourceExtent {
 /** libnbd's name for the operations table of each kind, as its nbdcopy prints it with -v. */
 export type OpsName = 'file_ops' | 'pipe_ops' | 'nbd_ops' | 'null_ops';
 
+/** A run of bytes with the flags a meta context gives it (qemu:dirty-bitmap: 1 = dirty). */
+export interface ContextExtent {
+  offset: number;
+  length: number;
+  flags: number;
+}
+
 export interface Endpoint {
   /** Human name for messages: the file path, URI, 'stdin', 'null:' ... */
   readonly name: string;
@@ -77,6 +84,13 @@ export interface Endpoint {
   write(buffer: Uint8Array, offset: number, conn: number, onSent?: () => void): Promise<void>;
   /** Make [offset, offset+length) read as zeroes. `allocate` asks that it stays allocated (no hole). */
   zero(offset: number, length: number, allocate: boolean, conn: number): Promise<void>;
+  /** Meta contexts the source negotiated besides base:allocation (NBD), e.g. a dirty bitmap. */
+  readonly metaContexts?: readonly string[];
+  /**
+   * Extents of meta context `context` (one of metaContexts) covering [offset, offset+length)
+   * in order, with the context's own flags; may stop short (callers ask again).
+   */
+  contextExtents?(context: string, offset: number, length: number, conn: number): Promise<ContextExtent[]>;
   /** Extents covering [offset, offset+length) in order; may stop short (callers ask again). */
   extents(offset: number, length: number, conn: number): Promise<SourceExtent[]>;
   flush(): Promise<void>;
@@ -114,4 +128,11 @@ export interface FileSink {
 export interface DestinationHints {
   /** Source size, or undefined when the source is a stream of unknown length. */
   sourceSize: number | undefined;
+  /**
+   * The copy writes into what is already there (a resumed or incremental copy): a file is
+   * neither created nor truncated, and must exist.
+   */
+  keepContents?: boolean;
+  /** The destination will be read back after the copy (verification). */
+  readBack?: boolean;
 }

@@ -8,6 +8,8 @@ import { NbdError } from '../protocol/errors.js';
 export interface OpenOptions {
   /** Debug lines (-v). */
   log?: (line: string) => void;
+  /** Source: meta contexts to ask an NBD server for besides base:allocation. */
+  metaContexts?: readonly string[];
   /** Destination: nothing will be written (used to open NBD read-write or read-only). */
   readOnly?: boolean;
 }

@@ -1,6 +1,8 @@
 // Tunables of one copy, with nbdcopy's defaults.
+import type { RangeSource } from './range-source.js';
+import type { IntegrityOptions } from './integrity.js';
 
-export interface CopyOptions {
+export interface CopyOptions extends IntegrityOptions {
   /** Maximum NBD connections (multi-conn) per side. */
   connections: number;
   /** Maximum requests in flight per connection. */
@@ -21,6 +23,8 @@ export interface CopyOptions {
   flush: boolean;
   /** One request at a time, in order. */
   synchronous: boolean;
+  /** Only these ranges of the source are copied (set by --checkpoint and --dirty-bitmap). */
+  ranges?: RangeSource;
   /** Debug lines (-v). */
   log?: (line: string) => void;
   /** Aborting stops new work, drains what is in flight, then the copy rejects. */

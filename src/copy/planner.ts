@@ -2,8 +2,10 @@
 // big contiguous claims (locality per connection, balance across connections); inside a
 // claim, extents are asked for in large windows, and one fetch is shared by all the lanes.
 // Items never cross a slice boundary, and zero items only cover whole blocks.
-import type { Endpoint, SourceExtent } from './endpoint.js';
+import type { Endpoint } from './endpoint.js';
 import { alignExtents } from './align-extents.js';
+import type { RangeSource } from './range-source.js';
+import { restrictExtents, widenToBlocks, type PlannedExtent } from './restrict-extents.js';
 
 /** One unit of work; lanes own one each and the planner overwrites it (no per-item garbage). */
 export interface WorkItem {
@@ -35,15 +37,19 @@ export interface PlannerLimits {
   /** Bytes of extents asked for in one call. */
   extentWindow: number;
   useExtents: boolean;
+  /** Only these ranges are copied; the rest of the destination is left as it is. */
+  ranges?: RangeSource;
+  /** Source size (the last block may be short). */
+  sourceSize: number;
 }
 
 export class ConnectionPlanner {
-  private batch: SourceExtent[] = [];
+  private batch: PlannedExtent[] = [];
   private index = 0;
   /** Next byte to hand out (inside batch[index]). */
   private pos = 0;
   /** The next batch of extents, asked for while the current one is being copied. */
-  private ahead: Promise<SourceExtent[] | undefined> | undefined;
+  private ahead: Promise<PlannedExtent[] | undefined> | undefined;
   /** Claimed but not yet fetched part of this connection's current claim. */
   private fetchPos = 0;
   private fetchEnd = 0;
@@ -64,6 +70,11 @@ export class ConnectionPlanner {
       if (this.index < this.batch.length) {
         const e = this.batch[this.index]!;
         const extentEnd = e.offset + e.length;
+        if (e.skip === true) {
+          this.pos = extentEnd;
+          this.index++;
+          continue;
+        }
         const { sliceSize, requestSize } = this.limits;
         const sliceEnd = this.pos - (this.pos % sliceSize) + sliceSize;
         let length = Math.min(extentEnd, sliceEnd) - this.pos;
@@ -92,7 +103,7 @@ export class ConnectionPlanner {
     }
   }
 
-  private startFetch(): Promise<SourceExtent[] | undefined> {
+  private startFetch(): Promise<PlannedExtent[] | undefined> {
     const p = this.fetchNext();
     // If the copy stops before anyone awaits it, its failure must not go unhandled.
     p.catch(() => undefined);
@@ -100,7 +111,7 @@ export class ConnectionPlanner {
     return p;
   }
 
-  private async fetchNext(): Promise<SourceExtent[] | undefined> {
+  private async fetchNext(): Promise<PlannedExtent[] | undefined> {
     if (this.fetchPos >= this.fetchEnd) {
       const slice = this.dealer.take();
       if (slice === undefined) return undefined;
@@ -108,15 +119,28 @@ export class ConnectionPlanner {
       this.fetchEnd = slice.end;
     }
     const start = this.fetchPos;
-    const end = Math.min(this.fetchEnd, start + this.limits.extentWindow);
-    if (!this.limits.useExtents) {
-      this.fetchPos = end;
-      return [{ offset: start, length: end - start, zero: false }];
+    let end = Math.min(this.fetchEnd, start + this.limits.extentWindow);
+    const { ranges, blockSize, sourceSize } = this.limits;
+    let wanted;
+    if (ranges !== undefined) {
+      wanted = widenToBlocks(await ranges.ranges(start, end - start, this.conn), blockSize, sourceSize);
+      // Nothing to do up to the first wanted range: step over it without asking for extents.
+      const first = wanted[0]?.[0] ?? end;
+      if (first > start) {
+        this.fetchPos = Math.min(first, end);
+        return [{ offset: start, length: this.fetchPos - start, zero: false, skip: true }];
+      }
+      end = Math.min(end, wanted[wanted.length - 1]![1]);
     }
-    const got = await this.source.extents(start, end - start, this.conn);
-    const clean = alignExtents(got, start, end, this.limits.blockSize);
+    let clean: PlannedExtent[];
+    if (!this.limits.useExtents) {
+      clean = [{ offset: start, length: end - start, zero: false }];
+    } else {
+      const got = await this.source.extents(start, end - start, this.conn);
+      clean = alignExtents(got, start, end, blockSize);
+    }
     const last = clean[clean.length - 1]!;
     this.fetchPos = last.offset + last.length;
-    return clean;
+    return wanted === undefined ? clean : restrictExtents(clean, wanted);
   }
 }

@@ -1,7 +1,7 @@
 // NBD endpoint: one NbdClient per connection. More connections (multi-conn) are opened once
 // the copy knows both sides allow it, to a URI or to our own `[ CMD ]` server process.
 import { readSync } from 'node:fs';
-import type { Endpoint, FileSink, SourceExtent } from '../endpoint.js';
+import type { ContextExtent, Endpoint, FileSink, SourceExtent } from '../endpoint.js';
 import type { EndpointSpec } from '../spec.js';
 import { NbdError } from '../../protocol/errors.js';
 import { connect, NbdClient, type ExportInfo } from '../../client/index.js';
@@ -11,6 +11,8 @@ import { startServerProcess, type ServerProcess } from './subprocess.js';
 
 export interface NbdOpenOptions {
   writable: boolean;
+  /** Meta contexts to ask for besides base:allocation (a source's dirty bitmap). */
+  metaContexts?: readonly string[];
   log?: (line: string) => void;
 }
 
@@ -42,8 +44,9 @@ const DESTINATION_SEND_BUFFER = 4 << 20;
 const REQUEST_BATCH = 8;
 
 /** One more connection, to the URI or to our server process. */
-async function open(spec: NbdSpec, server: ServerProcess | undefined, writable: boolean): Promise<NbdClient> {
+async function open(spec: NbdSpec, server: ServerProcess | undefined, writable: boolean, contexts: readonly string[]): Promise<NbdClient> {
   const options = {
+    metaContexts: [BASE_ALLOCATION, ...contexts],
     maxInFlight: CLIENT_IN_FLIGHT,
     requestBatch: REQUEST_BATCH,
     sendBufferSize: writable ? DESTINATION_SEND_BUFFER : undefined,
@@ -62,14 +65,14 @@ export async function openNbdEndpoint(spec: NbdSpec, options: NbdOpenOptions): P
   const server = spec.kind === 'command' ? await startServerProcess(spec.argv) : undefined;
   let first: NbdClient;
   try {
-    first = await open(spec, server, options.writable);
+    first = await open(spec, server, options.writable, options.metaContexts ?? []);
   } catch (err) {
     await server?.stop();
     throw err;
   }
   // Destinations may be fed from a file by sendfile; its FFI comes with the send buffer's anyway.
   if (options.writable) await NbdClient.loadFileSupport().catch(() => undefined);
-  const endpoint = new NbdEndpoint(spec, first, server, options.writable, options.log);
+  const endpoint = new NbdEndpoint(spec, first, server, options.writable, options.log, options.metaContexts ?? []);
   if (options.writable && first.export.readOnly) {
     await endpoint.close();
     throw new NbdError('EPERM', `${endpoint.name}: the destination is read-only`);
@@ -95,6 +98,7 @@ export class NbdEndpoint implements Endpoint {
   readonly maximumBlockSize: number;
   readonly maxConnections: number;
   readonly canExtents: boolean;
+  readonly metaContexts: readonly string[];
   readonly isZero = false;
   readonly canZero: boolean;
   readonly releasesEarly = true;
@@ -113,6 +117,7 @@ export class NbdEndpoint implements Endpoint {
     private readonly server: ServerProcess | undefined,
     private readonly writable: boolean,
     private readonly log?: (line: string) => void,
+    private readonly askedContexts: readonly string[] = [],
   ) {
     this.clients = [first];
     this.info = first.export;
@@ -126,6 +131,7 @@ export class NbdEndpoint implements Endpoint {
     // advertise multi-conn.
     this.maxConnections = this.info.canMultiConn && server === undefined ? MAX_MULTI_CONN : 1;
     this.canExtents = first.connection.metaContexts.includes(BASE_ALLOCATION);
+    this.metaContexts = first.connection.metaContexts.filter((c) => c !== BASE_ALLOCATION);
     this.canZero = this.info.canZero;
     this.tryFastZero = this.info.canFastZero;
     this.fileSink = writable ? {
@@ -145,7 +151,7 @@ export class NbdEndpoint implements Endpoint {
     const want = Math.min(count, this.maxConnections);
     // Handshakes are several round trips each: do them side by side, not one after another.
     const opening: Promise<NbdClient>[] = [];
-    for (let i = this.clients.length; i < want; i++) opening.push(open(this.spec, this.server, this.writable));
+    for (let i = this.clients.length; i < want; i++) opening.push(open(this.spec, this.server, this.writable, this.askedContexts));
     const results = await Promise.allSettled(opening);
     let failure: unknown;
     for (const r of results) {
@@ -313,6 +319,24 @@ export class NbdEndpoint implements Endpoint {
     for (let i = 0; i < list.length; i++) {
       const e = list[i]!;
       out[i] = { offset: at, length: e.length, zero: (e.flags & STATE_ZERO) !== 0 };
+      at += e.length;
+    }
+    return out;
+  }
+
+  async contextExtents(context: string, offset: number, length: number, conn: number): Promise<ContextExtent[]> {
+    let result;
+    try {
+      result = await this.clients[conn]!.blockStatus(length, offset);
+    } catch (err) {
+      throw wrapError(err, `${this.name}: block status (${context}) at ${offset}`);
+    }
+    const list = result.get(context) ?? [];
+    const out: ContextExtent[] = new Array(list.length);
+    let at = offset;
+    for (let i = 0; i < list.length; i++) {
+      const e = list[i]!;
+      out[i] = { offset: at, length: e.length, flags: e.flags };
       at += e.length;
     }
     return out;

@@ -46,22 +46,27 @@ export function openLocalDestination(path: string, hints: DestinationHints): End
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw wrapError(err, path);
   }
   if (st?.isDirectory()) throw new NbdError('EISDIR', `${path}: Is a directory`);
-  const { O_WRONLY, O_CREAT, O_TRUNC, O_NOCTTY } = fs.constants;
-  if (st !== undefined && !st.isFile()) {
+  const { O_WRONLY, O_RDWR, O_CREAT, O_TRUNC, O_NOCTTY } = fs.constants;
+  const access = hints.readBack === true ? O_RDWR : O_WRONLY;
+  if (hints.keepContents === true && st === undefined) {
+    throw new NbdError('ENOENT', `${path}: the destination does not exist (this copy writes into an existing one)`);
+  }
+  if (st !== undefined && (!st.isFile() || hints.keepContents === true)) {
     let fd: number;
     try {
-      fd = fs.openSync(path, O_WRONLY | O_NOCTTY);
+      fd = fs.openSync(path, access | O_NOCTTY);
     } catch (err) {
       throw wrapError(err, path);
     }
     if (st.isBlockDevice()) {
       return new FileEndpoint({ name: path, fd, size: blockDeviceSize(fd), blockDevice: true, isZero: false });
     }
+    if (st.isFile()) return new FileEndpoint({ name: path, fd, size: st.size, blockDevice: false, isZero: false });
     return new StreamEndpoint(path, fd, true);
   }
   let fd: number;
   try {
-    fd = fs.openSync(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOCTTY, 0o644);
+    fd = fs.openSync(path, access | O_CREAT | O_TRUNC | O_NOCTTY, 0o644);
   } catch (err) {
     throw wrapError(err, path);
   }
