@@ -13,7 +13,7 @@ import { startServer, type RunningServer } from '../server/listener.js';
 import type { ServerOptions } from '../server/options.js';
 import type { ServerTlsOptions } from '../tls/types.js';
 
-const USAGE = `usage: nbdserve [-U SOCKET | -U -] [-p PORT] [-i ADDR] [-s] [-r] [-e EXPORT]
+const USAGE = `usage: nbdserve [-U SOCKET | -U - | --vsock] [-p PORT] [-i ADDR] [-s] [-r] [-e EXPORT]
                 [--description TEXT] [-o] [--no-sr] [--no-eh] [-f] [-P PIDFILE]
                 [--exit-with-parent] [--run CMD] [-v]
                 [--tls=off|on|require] [--tls-certificates DIR] [--tls-psk FILE] [--tls-verify-peer]
@@ -31,6 +31,8 @@ export interface CliOptions {
   unixSocket?: string;
   port?: number;
   host?: string;
+  /** Listen on AF_VSOCK (port: -p, default 10809). */
+  vsock: boolean;
   single: boolean;
   readOnly: boolean;
   exportName?: string;
@@ -54,7 +56,7 @@ class UsageError extends Error {}
 /** Options end at the backend name; everything after it belongs to the backend, untouched. */
 export function parseArgs(argv: readonly string[]): CliOptions {
   const o: CliOptions = {
-    single: false, readOnly: false, oldstyle: false, structuredReplies: true, extendedHeaders: true,
+    single: false, vsock: false, readOnly: false, oldstyle: false, structuredReplies: true, extendedHeaders: true,
     exitWithParent: false, verbose: false, backend: [], help: false, version: false,
   };
   let tlsMode: ServerTlsOptions['mode'] | undefined;
@@ -85,6 +87,7 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       }
       case '-i': case '--ipaddr': o.host = value(flag, inline); break;
       case '-s': case '--single': o.single = true; break;
+      case '--vsock': o.vsock = true; break;
       case '-r': case '--readonly': case '--read-only': o.readOnly = true; break;
       case '-e': case '--exportname': case '--export-name': o.exportName = value(flag, inline); break;
       case '--description': o.description = value(flag, inline); break;
@@ -124,6 +127,7 @@ export function parseArgs(argv: readonly string[]): CliOptions {
   o.faults = faults;
   if (!o.help && !o.version && o.backend.length === 0) throw new UsageError('no backend given');
   if (o.single && (o.unixSocket !== undefined || o.port !== undefined)) throw new UsageError('-s cannot be combined with -U or -p');
+  if (o.vsock && (o.single || o.unixSocket !== undefined)) throw new UsageError('--vsock cannot be combined with -s or -U');
   if (o.single && o.run !== undefined) throw new UsageError('-s cannot be combined with --run');
   return o;
 }
@@ -208,6 +212,7 @@ export async function run(argv: readonly string[]): Promise<number> {
   const activationFd = socketActivationFd();
   const listen: ServerOptions = activationFd !== undefined ? { listenFd: activationFd }
     : o.unixSocket !== undefined ? (o.unixSocket === '-' ? {} : { unixSocket: o.unixSocket })
+    : o.vsock ? { vsockPort: o.port ?? 10809 }
     : o.port !== undefined ? { port: o.port, host: o.host }
     : o.run !== undefined ? {}
     : { port: 10809, host: o.host };

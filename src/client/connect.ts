@@ -1,5 +1,6 @@
 // The high-level entry point: a target (URI, socket path, host/port, command, socket
 // activation, fd or existing stream) plus options -> a ready (or option-mode) NbdClient.
+import { DEFAULT_PORT } from '../protocol/constants.js';
 import { NbdError } from '../protocol/errors.js';
 import type { ClientTlsOptions } from '../tls/types.js';
 import { NbdClient, type ClientOptions } from './nbd-client.js';
@@ -57,9 +58,19 @@ async function openUriTransport(u: NbdUri, reuseBuffer: boolean): Promise<Transp
   switch (u.transport) {
     case 'unix': return openUnix(u.socket!, reuseBuffer);
     case 'tcp': return openTcp(u.host!, u.port!, reuseBuffer);
-    case 'vsock':
-      throw new NbdError('ENOTSUP', `connect: AF_VSOCK (cid ${u.host}) is not supported by this client`);
+    case 'vsock': {
+      const cid = u.host !== undefined && /^\d+$/.test(u.host) ? Number(u.host) : NaN;
+      if (!(cid <= 0xffff_ffff)) throw new NbdError('EINVAL', `connect: vsock CID '${u.host ?? ''}' is not a number`);
+      return openVsock(cid, u.port ?? DEFAULT_PORT);
+    }
   }
+}
+
+/** AF_VSOCK, which Node's net lacks: the socket is made through the FFI, loaded only for it. */
+async function openVsock(cid: number, port: number): Promise<Transport> {
+  const { connectVsock } = await import('../sys/vsock.js');
+  const stream = await connectVsock(cid, port);
+  return { stream, address: {}, cleanup: () => Promise.resolve() };
 }
 
 /**
@@ -76,7 +87,7 @@ export async function openTransport(target: ConnectTarget, plainOnly = false): P
     }
     return openTcp(target.host, port, plainOnly);
   }
-  if ('vsock' in target) throw new NbdError('ENOTSUP', 'connect: AF_VSOCK is not supported by this client');
+  if ('vsock' in target) return openVsock(target.vsock.cid, target.vsock.port ?? DEFAULT_PORT);
   if ('command' in target) return openCommand(target.command);
   if ('activation' in target) return openActivation(target.activation, plainOnly);
   if ('fd' in target) return openFd(target.fd);

@@ -115,7 +115,9 @@ export function parseNbdUri(uri: string): NbdUri {
   if (portText !== undefined && portText !== '') {
     if (!/^\d+$/.test(portText)) throw bad(uri, `port '${portText}' is not a number`);
     const port = Number(portText);
-    if (port > 65535 || (port === 0 && kind.transport === 'tcp')) throw bad(uri, `port ${port} is out of range`);
+    // vsock ports are 32 bits; TCP ports 16.
+    const max = kind.transport === 'vsock' ? 0xffff_ffff : 65535;
+    if (port > max || (port === 0 && kind.transport === 'tcp')) throw bad(uri, `port ${port} is out of range`);
     out.port = port;
   }
 

@@ -139,9 +139,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   let port: number | undefined;
   let privateDir: string | undefined;
   const listening = options.listen ?? true;
+  // AF_VSOCK: a socket net cannot make; the FFI makes it and net serves it as any stream.
+  const vsock = listening && options.vsockPort !== undefined
+    ? await import('../sys/vsock.js').then((m) => m.listenVsock(options.vsockPort!)).catch(async (err: Error) => {
+      for (const b of owned) await b.close();
+      throw new NbdError('EINVAL', `cannot listen: ${err.message}`, { cause: err });
+    })
+    : undefined;
   if (listening) await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
-    if (options.listenFd !== undefined) {
+    if (vsock !== undefined) {
+      server.listen(vsock, resolve);
+    } else if (options.listenFd !== undefined) {
       server.listen({ fd: options.listenFd }, resolve);
     } else if (options.port !== undefined) {
       server.listen({ port: options.port, host: options.host ?? 'localhost' }, resolve);
@@ -159,7 +168,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const exportPath = encodeURIComponent(config.defaultExport.name);
   const scheme = options.tls && options.tls.mode !== 'off' ? 'nbds' : 'nbd';
-  const uri = unixSocket !== undefined
+  const uri = vsock !== undefined
+    // CID 1 is this machine (VMADDR_CID_LOCAL), as a local client would reach us.
+    ? `${scheme}+vsock://1:${options.vsockPort}/${exportPath}`
+    : unixSocket !== undefined
     ? `${scheme}+unix:///${exportPath}?socket=${encodeURIComponent(unixSocket)}`
     : port !== undefined ? `${scheme}://localhost:${port}/${exportPath}` : `${scheme}+unix:///${exportPath}`;
 

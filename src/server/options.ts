@@ -25,6 +25,8 @@ export interface ServerOptions {
   /** Listen on TCP (0 = any free port). */
   port?: number;
   host?: string;
+  /** Listen on AF_VSOCK at this port, for any CID (nbdserve --vsock). */
+  vsockPort?: number;
   /** Serve connections on an already listening fd (socket activation: 3). */
   listenFd?: number;
   /** false: open no listener at all; connections come only through serve() (nbdserve -s). */
