@@ -1,6 +1,7 @@
 // nbdserve: the embedded server on the command line, with nbdkit's flags where they overlap.
 //   nbdserve [-U SOCKET|-U -] [-p PORT] [-i ADDR] [-s] [-r] [-e NAME] [-o] [--no-sr] [-f]
 //            [-P PIDFILE] [--exit-with-parent] [--run CMD] [-v] BACKEND [ARGS...]
+// Options may also follow the backend, as nbdkit's do.
 // Node cannot fork into the background, so the server always runs in the foreground (-f is
 // accepted and changes nothing).
 import { spawn } from 'node:child_process';
@@ -12,6 +13,7 @@ import { parseDelay, parseErrorRate, type FaultOptions } from '../server/faults.
 import { startServer, type RunningServer } from '../server/listener.js';
 import type { ServerOptions } from '../server/options.js';
 import type { ServerTlsOptions } from '../tls/types.js';
+import { errorLine } from './report-error.js';
 
 const USAGE = `usage: nbdserve [-U SOCKET | -U - | --vsock] [-p PORT] [-i ADDR] [-s] [-r] [-e EXPORT]
                 [--description TEXT] [-o] [--no-sr] [--no-eh] [-f] [-P PIDFILE]
@@ -53,7 +55,11 @@ export interface CliOptions {
 
 class UsageError extends Error {}
 
-/** Options end at the backend name; everything after it belongs to the backend, untouched. */
+/**
+ * Options may come anywhere before `--`, as nbdkit's GNU getopt permutes them
+ * (`nbdserve -U - memory 1G --run 'nbdinfo "$uri"'`); the other words, in order, are the
+ * backend and its parameters, and everything after `--` belongs to the backend untouched.
+ */
 export function parseArgs(argv: readonly string[]): CliOptions {
   const o: CliOptions = {
     single: false, vsock: false, readOnly: false, oldstyle: false, structuredReplies: true, extendedHeaders: true,
@@ -69,10 +75,14 @@ export function parseArgs(argv: readonly string[]): CliOptions {
     if (v === undefined) throw new UsageError(`${flag} needs a value`);
     return v;
   };
+  const words: string[] = [];
   for (; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '--') { i++; break; }
-    if (!arg.startsWith('-') || arg === '-') break;
+    if (!arg.startsWith('-') || arg === '-') {
+      words.push(arg);
+      continue;
+    }
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
     const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
@@ -122,7 +132,7 @@ export function parseArgs(argv: readonly string[]): CliOptions {
       default: throw new UsageError(`unknown option '${arg}'`);
     }
   }
-  o.backend = argv.slice(i);
+  o.backend = [...words, ...argv.slice(i)];
   if (tlsMode !== undefined && tlsMode !== 'off') o.tls = { mode: tlsMode, ...tls };
   o.faults = faults;
   if (!o.help && !o.version && o.backend.length === 0) throw new UsageError('no backend given');
@@ -285,7 +295,8 @@ export function main(argv: string[]): void {
       const debug = argv.includes('-v') || argv.includes('--verbose') || process.env.NBD_DEBUG === '1';
       const what = err instanceof UsageError ? 'usage' : 'error';
       const why = err instanceof Error ? err.message : String(err);
-      process.stderr.write(`nbdserve: ${what}: ${why}\n`);
+      // The same one line as nbdcopy's and nbdinfo's: control characters shown as \xHH.
+      process.stderr.write(`${errorLine('nbdserve', `${what}: ${why}`)}\n`);
       if (debug && err instanceof Error && err.stack) process.stderr.write(err.stack + '\n');
       process.exit(1);
     },
