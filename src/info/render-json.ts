@@ -44,8 +44,3 @@ export function renderShowJson(facts: ShowFacts): string {
   }
   return out + '}\n';
 }
-
-/** nbdinfo --size --json prints the bare number, exactly like --size. */
-export function renderSize(size: bigint): string {
-  return `${size}\n`;
-}

@@ -9,7 +9,7 @@ import { ReplyStyle } from '../protocol/replies.js';
 import type { BufferPool } from './buffer-pool.js';
 import { Commands } from './commands.js';
 import { FaultInjector } from './faults.js';
-import type { Negotiated } from './negotiate.js';
+import type { Negotiated } from './handshake-state.js';
 import { MAX_IN_FLIGHT, MAX_IN_FLIGHT_BYTES, type SessionConfig } from './options.js';
 import { ReplyWriter } from './reply-writer.js';
 import { checkRequest, commandName, type RequestRules } from './request-check.js';
