@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { requireBinaries } from './helpers/servers.js';
+import { requireBinaries } from './helpers/binaries.js';
 
 const repoRoot = join(import.meta.dirname, '..');
 const runMjs = join(repoRoot, 'bench/run.mjs');

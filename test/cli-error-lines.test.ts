@@ -3,8 +3,9 @@
 // terminal: control characters are shown as \xHH.
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
+import { spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
 import { runTool } from './helpers/run-tool.js';
+import { REPO } from './helpers/build.js';
 
 const NBDINFO = join(REPO, 'bin', 'nbdinfo');
 let server: SpawnedNbdserve;

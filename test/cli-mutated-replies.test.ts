@@ -7,17 +7,18 @@
 // exactly one line (no stack). Data damage NBD cannot detect may pass as a successful copy;
 // that is not checked here.
 // Replay or widen: MUTATION_SEED=<seed> MUTATION_CASES=<n> npx vitest run test/cli-mutated-replies
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
-import { embeddedStarter, ensureBuilt, REPO } from './helpers/embedded.js';
+import { embeddedStarter } from './helpers/embedded.js';
 import { chooser, seededCases, generator, randomLayout, writeDisk } from './helpers/generated-disks.js';
 import { startDamagingProxy, type Damage } from './helpers/damaging-proxy.js';
-import { hasExactlyOneErrorLine, tempDir } from './copy-helpers.js';
-import { requireBinary } from './helpers/servers.js';
 import { makePskFile } from './helpers/tls-fixtures.js';
+import { teardownAfterEach } from './helpers/teardown.js';
+import { ensureBuilt, REPO } from './helpers/build.js';
+import { hasExactlyOneErrorLine, runAsync } from './helpers/run-tool.js';
+import { makeTempDir } from './helpers/temp.js';
+import { requireBinary } from './helpers/binaries.js';
 
 const SEED = Number(process.env['MUTATION_SEED'] ?? 20261121);
 const CASES = Number(process.env['MUTATION_CASES'] ?? 48);
@@ -53,20 +54,7 @@ function makeCase(index: number, random: () => number): Case {
   return { name: `case ${index}: ${tool} ${options.join(' ')}, ${style}, ${damage} at byte ${at}`, tool, style, damage, at, options };
 }
 
-function run(bin: string, args: string[]): Promise<{ status: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NBD_DEBUG: '' } });
-    let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stderr });
-    });
-  });
-}
-
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 const startServer = embeddedStarter(cleanups);
 let dir: string;
 let image: string;
@@ -76,7 +64,7 @@ const withTls = requireBinary('psktool');
 
 beforeAll(() => {
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
   image = path.join(dir, 'disk.img');
   if (withTls) psk = makePskFile(path.join(dir, 'keys.psk'), 'alice').path;
   const random = generator(SEED);
@@ -109,7 +97,7 @@ describe(`nbdinfo and nbdcopy against damaged server replies (seed ${SEED})`, ()
       : c.tool === 'nbdcopy to null:' ? [uri, 'null:']
         : c.tool === 'nbdcopy to file' ? [uri, out]
           : [image, uri];
-    const r = await run(path.join(REPO, 'bin', tool!), [...c.options.flatMap((o) => o.split(' ')), ...args]);
+    const r = await runAsync(path.join(REPO, 'bin', tool!), [...c.options.flatMap((o) => o.split(' ')), ...args], { timeout: TIMEOUT_MS });
     fs.rmSync(out, { force: true });
 
     expect(r.status, `${tool} did not end within ${TIMEOUT_MS} ms`).not.toBeNull();

@@ -6,8 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { REPO } from './helpers/embedded.js';
-import { processGone, requireBinary } from './helpers/servers.js';
+import { processGone } from './helpers/servers.js';
+import { REPO } from './helpers/build.js';
+import { requireBinary } from './helpers/binaries.js';
 
 const NBDCOPY = join(REPO, 'bin', 'nbdcopy');
 const NBDINFO = join(REPO, 'bin', 'nbdinfo');

@@ -1,17 +1,12 @@
 // The client against our own embedded server: the only server here that speaks extended
 // headers (64-bit requests, extended replies, BLOCK_STATUS_EXT).
 import { createHash } from 'node:crypto';
-import { afterEach, describe, expect, it } from 'vitest';
-import { connect, type NbdClient } from '../src/client/index.js';
+import { describe, expect, it } from 'vitest';
+import { connect } from '../src/client/index.js';
 import { startServer, type RunningServer } from '../src/server/index.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
-const servers: RunningServer[] = [];
-const clients: NbdClient[] = [];
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
+const { servers, clients } = teardownAfterEach<RunningServer>();
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const GiB = 2 ** 30;

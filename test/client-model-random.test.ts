@@ -11,11 +11,13 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { connect, type NbdClient } from '../src/client/index.js';
 import { STATE_ZERO } from '../src/protocol/constants.js';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
 import { embeddedStarter } from './helpers/embedded.js';
 import { chooser, seededCases } from './helpers/generated-disks.js';
-import { requireBinaries, startNbdkit, startQemuNbd } from './helpers/servers.js';
-import { noise, tempDir } from './copy-helpers.js';
+import { startNbdkit, startQemuNbd } from './helpers/servers.js';
+import { teardownAfterEach } from './helpers/teardown.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { noise } from './helpers/files.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const SEED = Number(process.env['MODEL_SEED'] ?? 20261121);
 const CASES = Number(process.env['MODEL_CASES'] ?? 24);
@@ -77,7 +79,7 @@ function makeCase(index: number, random: () => number): Case {
   return { name: `case ${index}: ${server}, ${size} bytes, ${count} requests`, server, size, rounds };
 }
 
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 const startServer = embeddedStarter(cleanups);
 let dir: string | undefined;
 afterAll(() => {
@@ -87,7 +89,7 @@ afterAll(() => {
 async function open(c: Case): Promise<NbdClient> {
   let uri: string;
   if (c.server === 'nbdkit' || c.server === 'qemu-nbd') {
-    dir ??= tempDir();
+    dir ??= makeTempDir();
     let s;
     if (c.server === 'nbdkit') {
       s = await startNbdkit(['memory', String(c.size)]);

@@ -3,11 +3,12 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
-import { requireBinary, startNbdkit, type RunningServer } from './helpers/servers.js';
-import { connectionsAfterEach } from './helpers/connections.js';
+import { startNbdkit, type RunningServer } from './helpers/servers.js';
+import { requireBinary } from './helpers/binaries.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const have = requireBinary('nbdkit');
-const { servers, clients, open } = connectionsAfterEach<RunningServer>();
+const { servers, clients, open } = teardownAfterEach<RunningServer>();
 
 async function serve(args: string[], exportName?: string): Promise<RunningServer> {
   const s = await startNbdkit(args, exportName !== undefined ? { exportName } : {});

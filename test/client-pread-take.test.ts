@@ -1,10 +1,11 @@
 // preadTake: reads whose buffer is asked of the caller only when the reply's data arrives.
 import { describe, expect, it } from 'vitest';
-import { requireBinary, startNbdkit, type RunningServer } from './helpers/servers.js';
-import { connectionsAfterEach } from './helpers/connections.js';
+import { startNbdkit, type RunningServer } from './helpers/servers.js';
+import { requireBinary } from './helpers/binaries.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const have = requireBinary('nbdkit');
-const { servers, open } = connectionsAfterEach<RunningServer>();
+const { servers, open } = teardownAfterEach<RunningServer>();
 
 async function serve(args: string[]): Promise<RunningServer> {
   const s = await startNbdkit(args, {});

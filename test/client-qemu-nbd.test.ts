@@ -6,12 +6,14 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
-import { makeTempDir, requireBinaries, requireBinary, startNbdServer, startQemuNbd, type RunningServer } from './helpers/servers.js';
-import { connectionsAfterEach } from './helpers/connections.js';
+import { startNbdServer, startQemuNbd, type RunningServer } from './helpers/servers.js';
+import { makeTempDir } from './helpers/temp.js';
+import { requireBinaries, requireBinary } from './helpers/binaries.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const haveQemu = requireBinaries('qemu-nbd', 'qemu-img', 'qemu-io');
 const haveNbdServer = requireBinary('nbd-server');
-const { servers, clients } = connectionsAfterEach<RunningServer>();
+const { servers, clients } = teardownAfterEach<RunningServer>();
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 const K64 = 65536;

@@ -1,16 +1,12 @@
 // requestBatch: a deep queue of requests leaves in groups (fewer socket writes, so fewer
 // server wake-ups), every request still completes, and short runs are never held back.
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, type NbdClient } from '../src/client/index.js';
 import { startServer, type RunningServer } from '../src/server/index.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
-const servers: RunningServer[] = [];
-const clients: NbdClient[] = [];
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
-  await Promise.all(servers.splice(0).map((s) => s.close()));
-});
+const { servers, clients } = teardownAfterEach<RunningServer>();
 
 const KiB = 1024;
 const MiB = 1024 * KiB;

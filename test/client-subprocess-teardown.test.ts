@@ -6,9 +6,10 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { connect } from '../src/client/index.js';
 import type { ConnectTarget } from '../src/client/transport.js';
-import { REPO } from './helpers/embedded.js';
 import { runTool } from './helpers/run-tool.js';
-import { processReaped, requireBinary } from './helpers/servers.js';
+import { processReaped } from './helpers/servers.js';
+import { REPO } from './helpers/build.js';
+import { requireBinary } from './helpers/binaries.js';
 
 const haveNbdkit = requireBinary('nbdkit');
 

@@ -3,12 +3,14 @@
 import { describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { connect } from '../src/client/index.js';
-import { makeTempDir, requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
+import { startNbdkit, type RunningServer } from './helpers/servers.js';
 import { makePskFile } from './helpers/tls-fixtures.js';
-import { connectionsAfterEach } from './helpers/connections.js';
+import { makeTempDir } from './helpers/temp.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const have = requireBinaries('nbdkit', 'psktool');
-const { servers, clients } = connectionsAfterEach<RunningServer>();
+const { servers, clients } = teardownAfterEach<RunningServer>();
 
 describe.skipIf(!have)('TLS-PSK with nbdkit', () => {
   it('nbds+unix URI with tls-psk-file and tls-username; allow mode; plaintext refused', async () => {

@@ -1,17 +1,15 @@
 // Subprocess transports (command on stdin/stdout, systemd socket activation), fds, TCP, and
 // proof that children are reaped when the handle closes.
 import { execFileSync } from 'node:child_process';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { connect, MultiConn, type NbdClient } from '../src/client/index.js';
-import { freePort, processReaped, requireBinary } from './helpers/servers.js';
+import { freePort, processReaped } from './helpers/servers.js';
+import { requireBinary } from './helpers/binaries.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const haveNbdkit = requireBinary('nbdkit');
 const haveQemu = requireBinary('qemu-nbd');
-const clients: Array<{ close(): Promise<void> }> = [];
-
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
-});
+const { clients } = teardownAfterEach();
 
 /** Children of this process whose command line mentions `word`. */
 function childPids(word: string): number[] {

@@ -4,9 +4,9 @@ import { describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
 import * as P from '../src/protocol/index.js';
 import { startFakeServer, type FakePeer, type FakeServer } from './helpers/fake-server.js';
-import { connectionsAfterEach } from './helpers/connections.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
-const { servers, open } = connectionsAfterEach<FakeServer>();
+const { servers, open } = teardownAfterEach<FakeServer>();
 
 async function fake(script: (peer: FakePeer) => Promise<void>): Promise<FakeServer> {
   const s = await startFakeServer(script);

@@ -5,7 +5,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { SendWindow } from '../src/copy/send-window.js';
 import { BufferPool } from '../src/copy/buffer-pool.js';
 import { connect, type NbdClient } from '../src/client/index.js';
-import { requireBinary, startNbdkit, type RunningServer } from './helpers/servers.js';
+import { startNbdkit, type RunningServer } from './helpers/servers.js';
+import { requireBinary } from './helpers/binaries.js';
 
 describe('SendWindow', () => {
   it('admits up to its limit, then in order as bytes are released', async () => {

@@ -4,8 +4,8 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DoneRanges } from '../src/copy/done-ranges.js';
 import { identityMismatch, readCheckpoint, writeCheckpoint, type CopyIdentity } from '../src/copy/checkpoint-journal.js';
-import { makeTempDir } from './helpers/servers.js';
 import { generator } from './helpers/generated-disks.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const dir = makeTempDir('nbd-checkpoint-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

@@ -6,7 +6,7 @@ import { progressObserver } from '../src/copy/observers/progress.js';
 import type { Endpoint, SourceExtent } from '../src/copy/endpoint.js';
 import { DEFAULT_COPY_OPTIONS, type CopyOptions } from '../src/copy/options.js';
 import { NbdError } from '../src/protocol/errors.js';
-import { clipExtents, noise } from './copy-helpers.js';
+import { clipExtents, noise } from './helpers/files.js';
 
 interface Request { op: 'read' | 'write' | 'zero' | 'extents'; offset: number; length: number; conn: number; allocate?: boolean }
 

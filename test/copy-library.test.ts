@@ -3,15 +3,18 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { copy } from '../src/copy/index.js';
-import { requireBinaries } from './helpers/servers.js';
-import { LIBNBD_NBDCOPY, makeSparseFile, noise, run, sha256File, tempDir } from './copy-helpers.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { LIBNBD_NBDCOPY } from './helpers/build.js';
+import { makeSparseFile, noise, sha256File } from './helpers/files.js';
+import { run } from './helpers/run-tool.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const MiB = 1 << 20;
 const have = requireBinaries('nbdkit', LIBNBD_NBDCOPY);
 let dir: string;
 
 beforeAll(() => {
-  dir = tempDir();
+  dir = makeTempDir();
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 

@@ -5,7 +5,8 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirtyRanges } from '../src/copy/endpoints/dirty-ranges.js';
 import { openLocalDestination, openLocalSource } from '../src/copy/endpoints/open-local.js';
-import { noise, sha256, sha256File, tempDir } from './copy-helpers.js';
+import { noise, sha256, sha256File } from './helpers/files.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -86,7 +87,7 @@ describe('DirtyRanges', () => {
 describe('FileEndpoint writes', () => {
   let dir: string;
   beforeAll(() => {
-    dir = tempDir();
+    dir = makeTempDir();
   });
   afterAll(() => {
     fs.rmSync(dir, { recursive: true, force: true });
@@ -130,7 +131,7 @@ describe('FileEndpoint writes', () => {
 
 describe('FileEndpoint as a source that shrinks', () => {
   it('extents past the new end are an error, not zeroes; mapped bytes are refused', async () => {
-    const dir = tempDir();
+    const dir = makeTempDir();
     try {
       const file = path.join(dir, 'src.img');
       fs.writeFileSync(file, noise(4 * MiB, 3));

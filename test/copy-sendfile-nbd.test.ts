@@ -7,15 +7,20 @@ import path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { NbdClient, connect } from '../src/client/index.js';
 import { NbdError } from '../src/protocol/errors.js';
-import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
-import {
-  LIBNBD_NBDCOPY, OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, makeSparseFile, noise, sha256, sha256File, tempDir,
-} from './copy-helpers.js';
+import { startNbdkit, type RunningServer } from './helpers/servers.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { LIBNBD_NBDCOPY, OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { hasExactlyOneErrorLine } from './helpers/run-tool.js';
+import { makeSparseFile, noise, sha256, sha256File } from './helpers/files.js';
+import { makeTempDir } from './helpers/temp.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const MiB = 1 << 20;
 const have = requireBinaries('nbdkit', LIBNBD_NBDCOPY, '/usr/bin/time');
-const servers: RunningServer[] = [];
-const clients: NbdClient[] = [];
+const { servers, clients } = teardownAfterEach<RunningServer>();
+afterEach(() => {
+  delete process.env['NBD_TOOLKIT_NO_SENDFILE'];
+});
 let dir: string;
 let src: string;
 /** Odd size; data, a hole, data across request boundaries, an odd tail. */
@@ -65,16 +70,11 @@ async function copyInterrupted(source: string, destination: string, meanwhile: (
 beforeAll(() => {
   if (!have) return;
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
   src = path.join(dir, 'src.img');
   makeSparseFile(src, SIZE, [
     [0, noise(70_001, 1)], [3 * MiB + 512, noise(2 * MiB + 3, 2)], [SIZE - 777, noise(777, 3)],
   ]);
-});
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-  delete process.env['NBD_TOOLKIT_NO_SENDFILE'];
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });

@@ -4,26 +4,25 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NbdClient, connect } from '../src/client/index.js';
-import { haveTool, makeTlsCredentials, removeDir, startNbdkit, type RunningServer } from './helpers/tls-fixtures.js';
-import { OUR_NBDCOPY, ensureBuilt, noise, sha256 } from './copy-helpers.js';
+import { makeTlsCredentials, startNbdkit, type RunningServer } from './helpers/tls-fixtures.js';
+import { requireBinary } from './helpers/binaries.js';
+import { removeDir } from './helpers/temp.js';
+import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { noise, sha256 } from './helpers/files.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
-const tools = haveTool('certtool') && haveTool('psktool') && haveTool('nbdkit');
+const tools = requireBinary('certtool') && requireBinary('psktool') && requireBinary('nbdkit');
 let root: string;
 let psk: string;
-const servers: RunningServer[] = [];
-const clients: NbdClient[] = [];
+const { servers, clients } = teardownAfterEach<RunningServer>();
 let started = 0;
 
 beforeAll(() => {
   if (!tools) return;
   ensureBuilt();
   ({ root, psk } = makeTlsCredentials());
-});
-afterEach(async () => {
-  await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 afterAll(() => removeDir(root));
 

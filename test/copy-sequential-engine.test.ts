@@ -7,7 +7,7 @@ import { copyEndpoints as copy } from '../src/copy/copier.js';
 import type { Endpoint, SourceExtent } from '../src/copy/endpoint.js';
 import { DEFAULT_COPY_OPTIONS, type CopyOptions } from '../src/copy/options.js';
 import { NbdError } from '../src/protocol/errors.js';
-import { clipExtents, noise } from './copy-helpers.js';
+import { clipExtents, noise } from './helpers/files.js';
 
 const MiB = 1 << 20;
 const opts = (o: Partial<CopyOptions> = {}): CopyOptions => ({ ...DEFAULT_COPY_OPTIONS, ...o });

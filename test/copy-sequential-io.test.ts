@@ -6,7 +6,9 @@ import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OUR_NBDCOPY, ensureBuilt, noise, sha256, sha256File, tempDir } from './copy-helpers.js';
+import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { noise, sha256, sha256File } from './helpers/files.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const MiB = 1 << 20;
 let dir: string;
@@ -46,7 +48,7 @@ function openFifo(name: string): { read: number; write: number } {
 
 beforeAll(() => {
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
   data = noise(6 * MiB + 777, 31);
   data.fill(0, 2 * MiB, 3 * MiB);
   input = path.join(dir, 'in.bin');

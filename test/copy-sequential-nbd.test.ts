@@ -4,15 +4,18 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
-import {
-  OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, makeSparseFile, noise, run, sha256, sha256File, tempDir,
-} from './copy-helpers.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNbdkit, type RunningServer } from './helpers/servers.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { hasExactlyOneErrorLine, run } from './helpers/run-tool.js';
+import { makeSparseFile, noise, sha256, sha256File } from './helpers/files.js';
+import { makeTempDir } from './helpers/temp.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const MiB = 1 << 20;
 const have = requireBinaries('nbdkit');
-const servers: RunningServer[] = [];
+const { servers } = teardownAfterEach<RunningServer>();
 let dir: string;
 let src: string;
 const SIZE = 21 * MiB + 4097; // odd: not a multiple of 512 nor of the request size
@@ -71,15 +74,12 @@ function isPatternPrefix(b: Buffer): boolean {
 beforeAll(() => {
   if (!have) return;
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
   src = path.join(dir, 'src.img');
   // Data, holes (one inside a request), data again up to the odd end.
   makeSparseFile(src, SIZE, [
     [0, noise(3 * MiB + 333, 1)], [7 * MiB + 512, noise(MiB, 2)], [12 * MiB + 100_000, noise(50_000, 3)], [SIZE - 9000, noise(9000, 4)],
   ]);
-});
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });

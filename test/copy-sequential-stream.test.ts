@@ -2,15 +2,18 @@
 // byte-exact at odd sizes, zero runs, too-small destinations, --synchronous, stdin -> stdout.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
-import {
-  LIBNBD_NBDCOPY, OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, noise, run, sha256, sha256File, tempDir,
-} from './copy-helpers.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNbdkit, type RunningServer } from './helpers/servers.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { LIBNBD_NBDCOPY, OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { hasExactlyOneErrorLine, run } from './helpers/run-tool.js';
+import { noise, sha256, sha256File } from './helpers/files.js';
+import { makeTempDir } from './helpers/temp.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const MiB = 1 << 20;
 const have = requireBinaries('nbdkit', LIBNBD_NBDCOPY);
-const servers: RunningServer[] = [];
+const { servers } = teardownAfterEach<RunningServer>();
 let dir: string;
 /** Odd length; zero runs of whole blocks, of part of a block, and across a request boundary. */
 let input: Buffer;
@@ -37,14 +40,11 @@ function readBack(uri: string, length: number): Buffer {
 beforeAll(() => {
   if (!have) return;
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
   input = noise(9 * MiB + 12345, 5);
   input.fill(0, MiB, 2 * MiB);
   input.fill(0, 3 * MiB + 100, 3 * MiB + 3000);
   input.fill(0, 4 * MiB - 8192, 4 * MiB + 8192);
-});
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });

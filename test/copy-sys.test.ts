@@ -5,7 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { seekData, seekHole, seekEnd } from '../src/sys/seek.js';
 import { allocateRange, punchHole, zeroRange, FallocateError } from '../src/sys/fallocate.js';
 import { blockDeviceSize } from '../src/sys/blockdev.js';
-import { allocatedBytes, makeSparseFile, noise, tempDir } from './copy-helpers.js';
+import { allocatedBytes, makeSparseFile, noise } from './helpers/files.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const MiB = 1 << 20;
 let dir: string;
@@ -13,7 +14,7 @@ let file: string;
 let fd: number;
 
 beforeAll(() => {
-  dir = tempDir();
+  dir = makeTempDir();
   file = path.join(dir, 'sparse.img');
   makeSparseFile(file, 8 * MiB, [[2 * MiB, noise(MiB, 1)], [6 * MiB, noise(MiB, 2)]]);
   fd = fs.openSync(file, 'r+');

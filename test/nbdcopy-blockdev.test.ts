@@ -4,8 +4,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireBinaries } from './helpers/servers.js';
-import { OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, makeSparseFile, noise, run, sha256File, tempDir } from './copy-helpers.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { hasExactlyOneErrorLine, run } from './helpers/run-tool.js';
+import { makeSparseFile, noise, sha256File } from './helpers/files.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const MiB = 1 << 20;
 const have = requireBinaries('losetup', 'nbdkit');
@@ -16,7 +19,7 @@ let device: string | undefined;
 beforeAll(() => {
   if (!have) return;
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
   backing = path.join(dir, 'backing.img');
   fs.writeFileSync(backing, noise(16 * MiB, 9));
   const r = spawnSync('losetup', ['-f', '--show', backing]);

@@ -8,12 +8,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectionsAfterEach } from './helpers/connections.js';
-import { requireBinaries, startNbdServer, startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
-import { LIBNBD_NBDCOPY, OUR_NBDCOPY, allocatedBytes, ensureBuilt, noise, run, sha256, sha256File, tempDir } from './copy-helpers.js';
+import { startNbdServer, startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
 import { makePskFile } from './helpers/tls-fixtures.js';
 import { spawnNbdserve } from './helpers/embedded.js';
 import { FS_BLOCK, chooser, describeLayout, randomLayout, seededCases, writeDisk, type Segment } from './helpers/generated-disks.js';
+import { teardownAfterEach } from './helpers/teardown.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { LIBNBD_NBDCOPY, OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { allocatedBytes, noise, sha256, sha256File } from './helpers/files.js';
+import { run } from './helpers/run-tool.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -92,7 +96,7 @@ function paddedTo512(bytes: Buffer): Buffer {
 
 const have = requireBinaries('nbdkit', 'qemu-nbd', 'nbd-server', 'psktool', LIBNBD_NBDCOPY);
 // Servers a test started, stopped after it.
-const { servers } = connectionsAfterEach<RunningServer>();
+const { servers } = teardownAfterEach<RunningServer>();
 let dir: string;
 let psk: string;
 
@@ -251,7 +255,7 @@ async function copyWith(bin: string, c: Case, image: string, label: string, time
 beforeAll(() => {
   if (!have) return;
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
   psk = makePskFile(path.join(dir, 'keys.psk'), 'alice').path;
 });
 afterAll(() => {

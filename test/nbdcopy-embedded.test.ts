@@ -2,16 +2,18 @@
 // (64-bit lengths, 64-bit block status), so this is where those paths of the copy run.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startServer, type RunningServer } from '../src/server/index.js';
-import {
-  OUR_NBDCOPY, allocatedBytes, ensureBuilt, hasExactlyOneErrorLine, makeSparseFile, noise, regionsMatch, runAsync, tempDir,
-} from './copy-helpers.js';
+import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { allocatedBytes, makeSparseFile, noise, regionsMatch } from './helpers/files.js';
+import { hasExactlyOneErrorLine, runAsync } from './helpers/run-tool.js';
+import { makeTempDir } from './helpers/temp.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const MiB = 1 << 20;
 const GiB = 1024 * MiB;
 let dir: string;
-const servers: RunningServer[] = [];
+const { servers } = teardownAfterEach<RunningServer>();
 
 async function serve(backend: string[], extra: Partial<Parameters<typeof startServer>[0]> = {}): Promise<RunningServer> {
   const s = await startServer({ backend, ...extra });
@@ -21,10 +23,7 @@ async function serve(backend: string[], extra: Partial<Parameters<typeof startSe
 
 beforeAll(() => {
   ensureBuilt();
-  dir = tempDir();
-});
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.close()));
+  dir = makeTempDir();
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 

@@ -1,15 +1,20 @@
 // Every way a copy can fail ends the same: exit status 1, exactly one `nbdcopy: ...` line on
 // stderr, no stack, nothing left running.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { processGone, requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
-import { OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, makeSparseFile, noise, run, tempDir } from './copy-helpers.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { processGone, startNbdkit, type RunningServer } from './helpers/servers.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { hasExactlyOneErrorLine, run, start } from './helpers/run-tool.js';
+import { makeSparseFile, noise } from './helpers/files.js';
+import { makeTempDir } from './helpers/temp.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const MiB = 1 << 20;
 const have = requireBinaries('nbdkit');
-const servers: RunningServer[] = [];
+const { servers } = teardownAfterEach<RunningServer>();
 let dir: string;
 let src: string;
 
@@ -37,22 +42,6 @@ function expectOneLineFailure(args: string[], message: RegExp): string {
 function childrenOf(pid: number): number[] {
   const r = spawnSync('pgrep', ['-P', String(pid)]);
   return r.stdout.toString().split('\n').filter(Boolean).map(Number);
-}
-
-/** Runs our nbdcopy in the background, collecting stdout (for --progress=1) and stderr. */
-function runAsync(args: string[]): { pid: number; stdout: () => string; done: Promise<{ status: number | null; signal: NodeJS.Signals | null; stderr: string }> } {
-  const child = spawn(OUR_NBDCOPY, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  const done = new Promise<{ status: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => {
-    // 'close', not 'exit': the last stderr line can still be in the pipe when 'exit' fires.
-    child.on('close', (status, signal) => resolve({ status, signal, stderr }));
-  });
-  const kill = setTimeout(() => child.kill('SIGKILL'), 40_000);
-  void done.then(() => clearTimeout(kill));
-  return { pid: child.pid!, stdout: () => stdout, done };
 }
 
 /**
@@ -85,12 +74,9 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 beforeAll(() => {
   if (!have) return;
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
   src = path.join(dir, 'src.img');
   makeSparseFile(src, 12 * MiB, [[0, noise(4 * MiB, 1)]]);
-});
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
@@ -147,7 +133,7 @@ describe.skipIf(!have)('nbdcopy error paths', () => {
   it('a server killed in the middle of the copy', async () => {
     const s = await nbdkit('--filter=delay', 'pattern', '1G', 'delay-read=20ms');
     // --progress=1 prints 0/100 as the copy starts: the server then dies mid-copy, not before.
-    const job = runAsync(['--progress=1', s.uri, 'null:']);
+    const job = start(OUR_NBDCOPY, ['--progress=1', s.uri, 'null:'], { cwd: dir });
     await until('the copy to start', () => job.stdout().startsWith('0/100\n'));
     await s.stop();
     const r = await job.done;
@@ -158,7 +144,7 @@ describe.skipIf(!have)('nbdcopy error paths', () => {
 
   it.each(['SIGINT', 'SIGTERM'] as const)('%s stops the copy, reaps the subprocess, ends by the signal', async (signal) => {
     // --progress=1 prints 0/100 as the copy starts: the signal then lands mid-copy.
-    const job = runAsync(['--progress=1', '--', '[', 'nbdkit', '--filter=delay', 'pattern', '1G', 'delay-read=20ms', ']', 'null:']);
+    const job = start(OUR_NBDCOPY, ['--progress=1', '--', '[', 'nbdkit', '--filter=delay', 'pattern', '1G', 'delay-read=20ms', ']', 'null:'], { cwd: dir });
     const kids = await subprocessesOf(job.pid);
     await until('the copy to start', () => job.stdout().startsWith('0/100\n'));
     process.kill(job.pid, signal);
@@ -171,7 +157,7 @@ describe.skipIf(!have)('nbdcopy error paths', () => {
   });
 
   it('SIGINT while a subprocess never answers the handshake ends at once (by SIGINT) and reaps it', async () => {
-    const job = runAsync(['--', '[', 'sleep', '30', ']', 'out.img']);
+    const job = start(OUR_NBDCOPY, ['--', '[', 'sleep', '30', ']', 'out.img'], { cwd: dir });
     const kids = await subprocessesOf(job.pid);
     process.kill(job.pid, 'SIGINT');
     const r = await job.done;

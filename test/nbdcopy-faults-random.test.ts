@@ -6,14 +6,18 @@
 // behind, and never succeed when a fault could not be missed (every data read, or every data
 // write, failing).
 // Replay or widen: NBDCOPY_FAULT_SEED=<seed> NBDCOPY_FAULT_CASES=<n> npx vitest run test/nbdcopy-faults-random
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectionsAfterEach } from './helpers/connections.js';
-import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
-import { OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, sha256, sha256File, tempDir } from './copy-helpers.js';
+import { startNbdkit, type RunningServer } from './helpers/servers.js';
 import { chooser, seededCases, describeLayout, randomLayout, writeDisk, type Segment } from './helpers/generated-disks.js';
+import { teardownAfterEach } from './helpers/teardown.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { hasExactlyOneErrorLine, start } from './helpers/run-tool.js';
+import { sha256, sha256File } from './helpers/files.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const MiB = 1 << 20;
 const SEED = Number(process.env['NBDCOPY_FAULT_SEED'] ?? 20261121);
@@ -106,7 +110,7 @@ function ourLines(stderr: string): string {
 
 const have = requireBinaries('nbdkit');
 // Servers a test started, stopped after it.
-const { servers } = connectionsAfterEach<RunningServer>();
+const { servers } = teardownAfterEach<RunningServer>();
 let dir: string;
 
 async function nbdkit(...args: string[]): Promise<RunningServer> {
@@ -128,27 +132,19 @@ interface Run {
  * when given. SIGKILL at the timeout.
  */
 function runOurs(args: string[], victim: RunningServer | undefined, signal: NodeJS.Signals | undefined, killAfterMs: number): Promise<Run> {
-  return new Promise((resolve) => {
-    const child = spawn(OUR_NBDCOPY, args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NBD_DEBUG: '' } });
-    const out: Buffer[] = [];
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => out.push(d));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const killer = victim ? setTimeout(() => void victim.stop(), killAfterMs)
-      : signal ? setTimeout(() => child.kill(signal), killAfterMs) : undefined;
-    const timer = setTimeout(() => child.kill('SIGKILL'), TIMEOUT_MS);
-    child.on('close', (status, ended) => {
-      clearTimeout(timer);
-      clearTimeout(killer);
-      resolve({ status, signal: ended, stdout: Buffer.concat(out), stderr });
-    });
+  const ours = start(OUR_NBDCOPY, args, { cwd: dir, timeout: TIMEOUT_MS });
+  const killer = victim ? setTimeout(() => void victim.stop(), killAfterMs)
+    : signal ? setTimeout(() => ours.kill(signal), killAfterMs) : undefined;
+  return ours.done.then((r) => {
+    clearTimeout(killer);
+    return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
   });
 }
 
 beforeAll(() => {
   if (!have) return;
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });

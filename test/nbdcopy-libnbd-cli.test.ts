@@ -5,8 +5,9 @@ import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { REPO } from './helpers/embedded.js';
-import { makeTempDir, requireBinaries } from './helpers/servers.js';
+import { REPO } from './helpers/build.js';
+import { makeTempDir } from './helpers/temp.js';
+import { requireBinaries } from './helpers/binaries.js';
 
 const OUR_COPY = join(REPO, 'bin', 'nbdcopy');
 const OUR_INFO = join(REPO, 'bin', 'nbdinfo');

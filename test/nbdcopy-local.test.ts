@@ -3,9 +3,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  OUR_NBDCOPY, allocatedBytes, ensureBuilt, hasExactlyOneErrorLine, makeSparseFile, noise, run, sha256, sha256File, tempDir,
-} from './copy-helpers.js';
+import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { allocatedBytes, makeSparseFile, noise, sha256, sha256File } from './helpers/files.js';
+import { hasExactlyOneErrorLine, run } from './helpers/run-tool.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const MiB = 1 << 20;
 let dir: string;
@@ -14,7 +15,7 @@ const SIZE = 40 * MiB + 333; // not a multiple of 512 nor of the request size
 
 beforeAll(() => {
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
   src = path.join(dir, 'src.img');
   makeSparseFile(src, SIZE, [[0, noise(100_000, 1)], [10 * MiB, noise(3 * MiB, 2)], [SIZE - 1000, noise(1000, 3)]]);
 });

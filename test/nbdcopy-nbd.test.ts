@@ -3,16 +3,19 @@
 // destination server sees (nbdkit log filter), block size limits, and libnbd's output bytes.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { requireBinaries, startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
-import {
-  LIBNBD_NBDCOPY, OUR_NBDCOPY, allocatedBytes, ensureBuilt, makeSparseFile, noise, run, sha256, sha256File, tempDir,
-} from './copy-helpers.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { LIBNBD_NBDCOPY, OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { allocatedBytes, makeSparseFile, noise, sha256, sha256File } from './helpers/files.js';
+import { run } from './helpers/run-tool.js';
+import { makeTempDir } from './helpers/temp.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const MiB = 1 << 20;
 const DEFAULT_CONNECTIONS = 4;
 const have = requireBinaries('nbdkit', 'qemu-nbd', LIBNBD_NBDCOPY);
-const servers: RunningServer[] = [];
+const { servers } = teardownAfterEach<RunningServer>();
 let dir: string;
 let src: string;
 const SIZE = 12 * MiB + 4097; // odd: not a multiple of 512 nor of 256K
@@ -41,12 +44,9 @@ function ours(args: string[], input?: Buffer) {
 beforeAll(() => {
   if (!have) return;
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
   src = path.join(dir, 'src.img');
   makeSparseFile(src, SIZE, [[0, noise(70_000, 1)], [5 * MiB + 512, noise(MiB, 2)], [SIZE - 777, noise(777, 3)]]);
-});
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });

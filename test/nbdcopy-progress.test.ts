@@ -5,7 +5,10 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, noise, run, sha256File, tempDir } from './copy-helpers.js';
+import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { hasExactlyOneErrorLine, run } from './helpers/run-tool.js';
+import { noise, sha256File } from './helpers/files.js';
+import { makeTempDir } from './helpers/temp.js';
 
 let dir: string;
 let src: string;
@@ -13,7 +16,7 @@ const out = (name: string) => path.join(dir, name);
 
 beforeAll(() => {
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
   src = out('src.img');
   fs.writeFileSync(src, noise(3 * (1 << 20) + 17, 5));
 });

@@ -2,15 +2,15 @@
 // servers, same arguments. Output bytes and exit codes must be equal; the few places where
 // they may not be are listed with the reason next to them.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTool, type Outcome } from './helpers/run-tool.js';
-import { canConnectUnix, requireBinaries } from './helpers/servers.js';
+import { canConnectUnix } from './helpers/servers.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { REPO, ensureBuilt } from './helpers/build.js';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OURS = join(REPO, 'bin', 'nbdinfo');
 const THEIRS = '/usr/bin/nbdinfo';
 const have = requireBinaries(THEIRS, '/usr/bin/nbdkit', '/usr/bin/qemu-nbd', '/usr/bin/qemu-img', '/usr/bin/qemu-io');
@@ -55,9 +55,7 @@ const SERVERS: Record<string, string> = {};
 
 maybe('nbdinfo vs libnbd nbdinfo', () => {
   beforeAll(async () => {
-    if (!existsSync(join(REPO, 'dist', 'cli', 'nbdinfo.js'))) {
-      spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO, stdio: 'inherit' });
-    }
+    ensureBuilt();
     dir = mkdtempSync(join(tmpdir(), 'nbdinfo-diff-'));
     const qcow = join(dir, 'top.qcow2');
     const base = join(dir, 'base.qcow2');

@@ -2,15 +2,15 @@
 // nothing on stdout, exit status 1 (the exit codes are checked against libnbd's nbdinfo),
 // no stack trace unless NBD_DEBUG=1, and no subprocess left behind.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runTool, type Outcome } from './helpers/run-tool.js';
-import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
+import { startNbdkit, type RunningServer } from './helpers/servers.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { REPO, ensureBuilt } from './helpers/build.js';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OURS = join(REPO, 'bin', 'nbdinfo');
 const THEIRS = '/usr/bin/nbdinfo';
 const have = requireBinaries(THEIRS, '/usr/bin/nbdkit', '/usr/bin/psktool');
@@ -46,9 +46,7 @@ async function expectFailure(args: string[], message: RegExp, compare = true): P
 
 maybe('nbdinfo errors', () => {
   beforeAll(async () => {
-    if (!existsSync(join(REPO, 'dist', 'cli', 'nbdinfo.js'))) {
-      spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO, stdio: 'inherit' });
-    }
+    ensureBuilt();
     dir = mkdtempSync(join(tmpdir(), 'nbdinfo-errors-'));
     pskFile = join(dir, 'keys.psk');
     const r = spawnSync('psktool', ['-u', 'alice', '-p', pskFile], { encoding: 'utf8' });

@@ -9,12 +9,15 @@
 // Replay or widen: NBDINFO_MAP_SEED=<seed> NBDINFO_MAP_CASES=<n> npx vitest run test/nbdinfo-map-random
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { runTool } from './helpers/run-tool.js';
-import { requireBinaries, startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
-import { REPO, spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runTool, hasExactlyOneErrorLine } from './helpers/run-tool.js';
+import { startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
+import { spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
 import { chooser, seededCases, describeLayout, randomLayout, writeDisk, type Segment } from './helpers/generated-disks.js';
-import { hasExactlyOneErrorLine, tempDir } from './copy-helpers.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { REPO } from './helpers/build.js';
+import { makeTempDir } from './helpers/temp.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const MiB = 1 << 20;
 const SEED = Number(process.env['NBDINFO_MAP_SEED'] ?? 20261121);
@@ -41,7 +44,7 @@ function makeCase(index: number, random: () => number): Case {
 }
 
 const have = requireBinaries('nbdkit', 'qemu-nbd', THEIRS);
-const stops: Array<() => Promise<void>> = [];
+const stops = teardownAfterEach();
 let dir: string;
 
 async function serve(c: Case, image: string): Promise<string> {
@@ -65,10 +68,7 @@ async function serve(c: Case, image: string): Promise<string> {
 }
 
 beforeAll(() => {
-  if (have) dir = tempDir();
-});
-afterEach(async () => {
-  await Promise.all(stops.splice(0).map((stop) => stop()));
+  if (have) dir = makeTempDir();
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });

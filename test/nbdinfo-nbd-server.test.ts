@@ -1,33 +1,24 @@
 // Our nbdinfo vs libnbd's on nbd-server (a third server implementation), over a Unix socket
 // and over TCP (where the "uri:" lines carry host and port).
-import { execFile, spawnSync } from 'node:child_process';
-import { existsSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeTempDir, requireBinaries, startNbdServer, type RunningServer } from './helpers/servers.js';
+import { startNbdServer, type RunningServer } from './helpers/servers.js';
+import { makeTempDir } from './helpers/temp.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { REPO, ensureBuilt } from './helpers/build.js';
+import { runTool } from './helpers/run-tool.js';
 
-const REPO = join(dirname(fileURLToPath(import.meta.url)), '..');
 const OURS = join(REPO, 'bin', 'nbdinfo');
 const THEIRS = '/usr/bin/nbdinfo';
 const ok = requireBinaries('nbd-server', THEIRS);
 const maybe = ok ? describe : describe.skip;
 
-function runTool(bin: string, args: string[]): Promise<{ stdout: string; code: number }> {
-  return new Promise((resolve) => {
-    execFile(bin, args, { encoding: 'utf8', timeout: 30_000 }, (err, stdout) => {
-      resolve({ stdout, code: err ? (typeof err.code === 'number' ? err.code : -1) : 0 });
-    });
-  });
-}
-
 maybe('nbdinfo vs libnbd nbdinfo on nbd-server', () => {
   const servers: RunningServer[] = [];
 
   beforeAll(async () => {
-    if (!existsSync(join(REPO, 'dist', 'cli', 'nbdinfo.js'))) {
-      spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO, stdio: 'inherit' });
-    }
+    ensureBuilt();
     const dir = makeTempDir('nbdinfo-nbd-server-');
     const disk = join(dir, 'disk.img');
     const bytes = Buffer.alloc(3 << 20);
@@ -53,7 +44,7 @@ maybe('nbdinfo vs libnbd nbdinfo on nbd-server', () => {
       ];
       for (const args of cases) {
         const [ours, theirs] = await Promise.all([runTool(OURS, args), runTool(THEIRS, args)]);
-        expect(ours, args.join(' ')).toEqual(theirs);
+        expect({ stdout: ours.stdout, code: ours.code }, args.join(' ')).toEqual({ stdout: theirs.stdout, code: theirs.code });
       }
     }
   });

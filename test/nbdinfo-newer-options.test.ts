@@ -2,10 +2,12 @@
 // --cannot / --isnt / --hasnt (exit 0 when false, 2 when true), --uri, and the extended-headers
 // and block-status-payload properties. Our server speaks extended headers; nbdkit 1.32 does not.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
+import { spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
 import { runTool } from './helpers/run-tool.js';
-import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
+import { startNbdkit, type RunningServer } from './helpers/servers.js';
 import { join } from 'node:path';
+import { REPO } from './helpers/build.js';
+import { requireBinaries } from './helpers/binaries.js';
 
 const OURS = join(REPO, 'bin', 'nbdinfo');
 const have = requireBinaries('/usr/bin/nbdkit', '/usr/bin/nbdinfo');

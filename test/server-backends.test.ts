@@ -1,8 +1,7 @@
 // Backends on their own (memory sparseness, pattern bytes, sparse-random determinism, file
 // holes), size and fault-flag parsing, and the nbdserve CLI's process-level behaviour.
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
@@ -10,11 +9,11 @@ import {
   FileBackend, MemoryBackend, PatternBackend, SparseRandomBackend, createBackend, fillPattern, parseDelay,
   parseErrorRate, parseSize,
 } from '../src/server/index.js';
-import { NBDSERVE, ensureBuilt } from './helpers/embedded.js';
 import { canConnectUnix } from './helpers/servers.js';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
+import { NBDSERVE, ensureBuilt } from './helpers/build.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 
 /** Polls `ready` (fixed sleeps race with a slow start on a loaded machine). */
 async function until(what: string, ready: () => boolean | Promise<boolean>): Promise<void> {
@@ -30,11 +29,7 @@ function pidIn(path: string): number {
   return existsSync(path) ? Number(readFileSync(path, 'utf8').trim() || NaN) : NaN;
 }
 
-function tempDir(): string {
-  const d = mkdtempSync(join(tmpdir(), 'server-backends-'));
-  cleanups.push(() => rmSync(d, { recursive: true, force: true }));
-  return d;
-}
+const tempDir = (): string => cleanups.tempDir('server-backends-');
 
 describe('sizes and fault flags', () => {
   it('parses nbdkit-style sizes', () => {

@@ -6,9 +6,9 @@ import { describe, expect, it } from 'vitest';
 import { connect, type NbdClient } from '../src/client/index.js';
 import { MemoryBackend, SparseRandomBackend, fillPattern } from '../src/server/index.js';
 import { embeddedStarter } from './helpers/embedded.js';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 const serve = embeddedStarter(cleanups);
 
 async function client(uri: string, opts: Parameters<typeof connect>[1] = {}): Promise<NbdClient> {

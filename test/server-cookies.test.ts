@@ -8,10 +8,10 @@ import {
   SIMPLE_REPLY_MAGIC, STRUCTURED_REPLY_MAGIC, encodeCompactRequest, encodeExtendedRequest, requestSize,
 } from '../src/protocol/index.js';
 import { MemoryBackend } from '../src/server/index.js';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
 import { RawNbd, embeddedStarter } from './helpers/embedded.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 const serve = embeddedStarter(cleanups);
 
 /** Cookies above 2^53, with the top bit set, and all ones: none survives a trip through a number. */

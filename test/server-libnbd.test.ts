@@ -1,35 +1,32 @@
 // Clients nobody here wrote, against our server: libnbd's nbdinfo and nbdcopy, qemu-img, and
 // nbdkit's nbd plugin forwarding to us. Bytes are checked with checksums and against nbdkit.
-import { execFile as execFileCb, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { fillPattern } from '../src/server/index.js';
-import { makeTempDir, requireBinaries, startNbdkit, type RunningServer as Foreign } from './helpers/servers.js';
-import { NBDSERVE, embeddedStarter, ensureBuilt, spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
+import { startNbdkit, type RunningServer as Foreign } from './helpers/servers.js';
+import { embeddedStarter, spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { NBDSERVE, ensureBuilt } from './helpers/build.js';
+import { teardownAfterEach } from './helpers/teardown.js';
+import { execa } from 'execa';
 
-const execFile = promisify(execFileCb);
 const NBDINFO = '/usr/bin/nbdinfo';
 const NBDCOPY = '/usr/bin/nbdcopy';
 const have = requireBinaries(NBDINFO, NBDCOPY, 'nbdkit', 'qemu-img');
 
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 const ours = embeddedStarter(cleanups);
 
-function tempDir(): string {
-  const d = makeTempDir('server-libnbd-');
-  cleanups.push(() => { spawnSync('rm', ['-rf', d]); });
-  return d;
-}
+const tempDir = (): string => cleanups.tempDir('server-libnbd-');
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
+/** stdout of a libnbd tool; a failure rejects with the command line, status and stderr. */
 async function run(cmd: string, args: string[]): Promise<string> {
-  const { stdout } = await execFile(cmd, args, { timeout: 30_000, maxBuffer: 64 * 1024 * 1024 });
-  return stdout;
+  return (await execa(cmd, args, { timeout: 30_000, maxBuffer: 64 * 1024 * 1024 })).stdout;
 }
 
 describe.skipIf(!have)('libnbd tools against our server', () => {

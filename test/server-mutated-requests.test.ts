@@ -10,12 +10,13 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
-import { embeddedStarter, ensureBuilt, REPO } from './helpers/embedded.js';
+import { embeddedStarter } from './helpers/embedded.js';
 import { startDamagingProxy, type Damage } from './helpers/damaging-proxy.js';
 import { chooser, seededCases, generator, randomLayout, writeDisk } from './helpers/generated-disks.js';
-import { LIBNBD_NBDCOPY, tempDir } from './copy-helpers.js';
-import { requireBinaries } from './helpers/servers.js';
+import { teardownAfterEach } from './helpers/teardown.js';
+import { ensureBuilt, REPO, LIBNBD_NBDCOPY } from './helpers/build.js';
+import { makeTempDir } from './helpers/temp.js';
+import { requireBinaries } from './helpers/binaries.js';
 
 const SEED = Number(process.env['MUTATION_SEED'] ?? 20261121);
 const CASES = Number(process.env['MUTATION_CASES'] ?? 40);
@@ -77,7 +78,7 @@ function run(argv: string[]): Promise<number | null> {
 }
 
 const withLibnbd = requireBinaries(LIBNBD_NBDINFO, LIBNBD_NBDCOPY);
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 const startServer = embeddedStarter(cleanups);
 let dir: string;
 let image: string;
@@ -85,7 +86,7 @@ let imageBytes: Buffer;
 
 beforeAll(() => {
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
   image = path.join(dir, 'disk.img');
   writeDisk(image, SIZE, randomLayout(SIZE, generator(SEED)), SEED);
   imageBytes = fs.readFileSync(image);

@@ -7,13 +7,16 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect, type NbdClient } from '../src/client/index.js';
 import { MemoryBackend } from '../src/server/index.js';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
-import { NBDSERVE, embeddedStarter, ensureBuilt, spawnNbdserve } from './helpers/embedded.js';
+import { embeddedStarter, spawnNbdserve } from './helpers/embedded.js';
 import { runTool } from './helpers/run-tool.js';
-import { makeTempDir, requireBinaries, startNbdkit } from './helpers/servers.js';
+import { startNbdkit } from './helpers/servers.js';
+import { teardownAfterEach } from './helpers/teardown.js';
+import { NBDSERVE, ensureBuilt } from './helpers/build.js';
+import { makeTempDir } from './helpers/temp.js';
+import { requireBinaries } from './helpers/binaries.js';
 
 const have = requireBinaries('nbdkit', '/usr/bin/nbdinfo', '/usr/bin/nbdcopy');
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 const serve = embeddedStarter(cleanups);
 
 async function client(uri: string, opts: Parameters<typeof connect>[1] = {}): Promise<NbdClient> {

@@ -9,15 +9,16 @@ import net from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
-import { NBDSERVE, spawnNbdserve } from './helpers/embedded.js';
+import { spawnNbdserve } from './helpers/embedded.js';
 import { runTool } from './helpers/run-tool.js';
-import {
-  freePort, makeTempDir, requireBinaries, startNbdServer, startNbdkit, startQemuNbd,
-} from './helpers/servers.js';
+import { freePort, startNbdServer, startNbdkit, startQemuNbd } from './helpers/servers.js';
+import { teardownAfterEach } from './helpers/teardown.js';
+import { NBDSERVE } from './helpers/build.js';
+import { makeTempDir } from './helpers/temp.js';
+import { requireBinaries } from './helpers/binaries.js';
 
 const have = requireBinaries('nbdkit', 'qemu-nbd', 'qemu-img', 'qemu-io', 'nbd-server', '/usr/bin/nbdinfo', '/usr/bin/nbdcopy');
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 
 function tempDir(): string {
   const dir = makeTempDir('nbd-proxy-');

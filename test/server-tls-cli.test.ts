@@ -7,15 +7,16 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { fillPattern } from '../src/server/index.js';
-import { requireBinaries } from './helpers/servers.js';
-import { makeCa, makeClientCert, makePskFile, makeServerCert, makeTempDir, removeDir } from './helpers/tls-fixtures.js';
+import { makeCa, makeClientCert, makePskFile, makeServerCert } from './helpers/tls-fixtures.js';
 import { spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { makeTempDir, removeDir } from './helpers/temp.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
 const execFile = promisify(execFileCb);
 const have = requireBinaries('/usr/bin/nbdinfo', '/usr/bin/nbdcopy', 'psktool', 'certtool');
 
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 
 describe.skipIf(!have)('nbdserve --tls', () => {
   it('--tls=require --tls-psk: PSK clients read the pattern, plaintext clients are refused', async () => {

@@ -8,12 +8,12 @@ import { describe, expect, it } from 'vitest';
 import { connect, type NbdClient } from '../src/client/index.js';
 import { NbdError } from '../src/protocol/errors.js';
 import { startServer } from '../src/server/index.js';
-import { NBDSERVE, ensureBuilt } from './helpers/embedded.js';
 import { canConnectUnix } from './helpers/servers.js';
-import { makeTempDir, removeDir } from './helpers/tls-fixtures.js';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
+import { NBDSERVE, ensureBuilt } from './helpers/build.js';
+import { makeTempDir, removeDir } from './helpers/temp.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 
 function tempDir(): string {
   const dir = makeTempDir('server-tls-startup-');

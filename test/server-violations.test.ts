@@ -19,9 +19,9 @@ import {
 } from '../src/protocol/index.js';
 import { MemoryBackend, PatternBackend, fillPattern } from '../src/server/index.js';
 import { RawNbd, embeddedStarter, type Embedded } from './helpers/embedded.js';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
+import { teardownAfterEach } from './helpers/teardown.js';
 
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 const serve = embeddedStarter(cleanups);
 
 async function raw(s: Embedded): Promise<RawNbd> {

@@ -14,8 +14,10 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, ensureBuilt, startEmbedded, type Embedded } from './helpers/embedded.js';
-import { haveTool, makePskFile } from './helpers/tls-fixtures.js';
+import { startEmbedded, type Embedded } from './helpers/embedded.js';
+import { makePskFile } from './helpers/tls-fixtures.js';
+import { REPO, ensureBuilt } from './helpers/build.js';
+import { requireBinary } from './helpers/binaries.js';
 
 const TOOLS = ['nbdinfo', 'nbdcopy', 'nbdserve'] as const;
 const LAUNCHER_FILES = [...TOOLS, 'launch.cjs', 'package.json'];
@@ -173,9 +175,7 @@ describe('bundled CLIs', () => {
     const facts = JSON.parse(bundled.stdout) as { exports: Array<{ 'export-name': string; 'export-size': number }> };
     expect(facts.exports[0]).toMatchObject({ 'export-name': 'disk', 'export-size': 3 << 20 });
 
-    if (!existsSync(join(REPO, 'dist', 'cli', 'nbdinfo.js'))) {
-      spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO, stdio: 'ignore' });
-    }
+    ensureBuilt();
     const modules = await run(join(REPO, 'bin', 'nbdinfo'), ['--json', uri], { ...process.env, NBD_TOOLKIT_NO_BUNDLE: '1' });
     expect(modules.code).toBe(0);
     expect(bundled.stdout).toBe(modules.stdout);
@@ -224,7 +224,7 @@ describe('bundled CLIs', () => {
     // listener.ts and negotiate.ts import ../tls/server.js with a literal specifier, so esbuild
     // puts it in the bundle (evaluated lazily). The dist/tls link below is a leftover from when
     // the bundle loaded tsc's dist/tls/server.js instead; it does no harm.
-    if (!haveTool('psktool')) return;
+    if (!requireBinary('psktool')) return;
     ensureBuilt();
     if (!existsSync(join(root, 'dist', 'tls'))) symlinkSync(join(REPO, 'dist', 'tls'), join(root, 'dist', 'tls'));
     const psk = makePskFile(join(root, 'keys.psk'), 'alice');

@@ -8,7 +8,8 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { REPO, ensureBuilt, startEmbedded, type Embedded } from './helpers/embedded.js';
+import { startEmbedded, type Embedded } from './helpers/embedded.js';
+import { REPO, ensureBuilt } from './helpers/build.js';
 
 interface Outcome {
   stdout: string;

@@ -7,7 +7,9 @@ import { createHash } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { startServer, fillPattern, type RunningServer as OurServer } from '../src/server/index.js';
 import { connect } from '../src/client/index.js';
-import { haveTool, makeTlsCredentials, removeDir, startNbdkit, type RunningServer } from './helpers/tls-fixtures.js';
+import { makeTlsCredentials, startNbdkit, type RunningServer } from './helpers/tls-fixtures.js';
+import { requireBinary } from './helpers/binaries.js';
+import { removeDir } from './helpers/temp.js';
 
 const repo = resolve(import.meta.dirname, '..');
 const ourNbdinfo = join(repo, 'bin', 'nbdinfo');
@@ -17,7 +19,7 @@ if (!built) {
   if (process.env.CI === 'true') throw new Error('dist/ is not built: run npx tsc -p tsconfig.json first');
   console.warn('\n*** SKIPPING tls-cli: dist/ is not built (npx tsc -p tsconfig.json) ***\n');
 }
-const tools = built && haveTool('certtool') && haveTool('psktool') && haveTool('nbdkit') && haveTool('/usr/bin/nbdinfo');
+const tools = built && requireBinary('certtool') && requireBinary('psktool') && requireBinary('nbdkit') && requireBinary('/usr/bin/nbdinfo');
 
 const MiB = 1024 * 1024;
 let root: string;

@@ -5,9 +5,11 @@ import { join } from 'node:path';
 import { connect } from '../src/client/index.js';
 import type { NbdClient } from '../src/client/index.js';
 import { NbdError } from '../src/protocol/errors.js';
-import { haveTool, makeCaOnlyDir, makeClientCert, makeTlsCredentials, removeDir, startNbdkit, type RunningServer } from './helpers/tls-fixtures.js';
+import { makeCaOnlyDir, makeClientCert, makeTlsCredentials, startNbdkit, type RunningServer } from './helpers/tls-fixtures.js';
+import { requireBinary } from './helpers/binaries.js';
+import { removeDir } from './helpers/temp.js';
 
-const tools = haveTool('certtool') && haveTool('psktool') && haveTool('nbdkit');
+const tools = requireBinary('certtool') && requireBinary('psktool') && requireBinary('nbdkit');
 
 let root: string;
 let serverDir: string;

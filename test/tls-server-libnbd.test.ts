@@ -8,9 +8,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { startServer, fillPattern, type RunningServer } from '../src/server/index.js';
 import type { ServerTlsOptions } from '../src/tls/types.js';
-import { haveTool, makeCaOnlyDir, makeTlsCredentials, removeDir } from './helpers/tls-fixtures.js';
+import { makeCaOnlyDir, makeTlsCredentials } from './helpers/tls-fixtures.js';
+import { requireBinary } from './helpers/binaries.js';
+import { removeDir } from './helpers/temp.js';
 
-const tools = haveTool('certtool') && haveTool('psktool') && haveTool('/usr/bin/nbdinfo') && haveTool('/usr/bin/nbdcopy');
+const tools = requireBinary('certtool') && requireBinary('psktool') && requireBinary('/usr/bin/nbdinfo') && requireBinary('/usr/bin/nbdcopy');
 
 let root: string;
 let serverDir: string;

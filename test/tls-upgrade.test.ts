@@ -13,12 +13,11 @@ import { Duplex as DuplexStream } from 'node:stream';
 import { lookupPskKey, parsePskFile } from '../src/tls/psk-file.js';
 import type { ClientTlsOptions, ServerTlsOptions } from '../src/tls/types.js';
 import { NbdError } from '../src/protocol/errors.js';
-import {
-  haveTool, makeCa, makeClientCert, makePskFile, makeServerCert, makeTempDir, removeDir, unixSocketPair, type Ca,
-} from './helpers/tls-fixtures.js';
+import { makeCa, makeClientCert, makePskFile, makeServerCert, unixSocketPair, type Ca } from './helpers/tls-fixtures.js';
+import { requireBinary } from './helpers/binaries.js';
+import { makeTempDir, removeDir } from './helpers/temp.js';
 
-
-const tools = haveTool('certtool') && haveTool('psktool');
+const tools = requireBinary('certtool') && requireBinary('psktool');
 
 let root: string;
 let ca: Ca;

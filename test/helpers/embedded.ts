@@ -2,12 +2,11 @@
 // (spawnNbdserve), each on a private Unix socket in a fresh temp dir and always cleaned up;
 // plus RawNbd, a byte-level client built on the protocol codecs for tests that must send what
 // a well-behaved client never would.
-import { spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import {
   CLIENT_FLAGS_SIZE, FLAG_C_FIXED_NEWSTYLE, FLAG_C_NO_ZEROES, INFO_BLOCK_SIZE, INFO_DESCRIPTION, INFO_NAME,
   NEWSTYLE_GREETING_SIZE, OPTION_REPLY_HEADER_SIZE, OPT_EXTENDED_HEADERS, OPT_GO, OPT_SET_META_CONTEXT,
@@ -15,11 +14,10 @@ import {
   encodeInfoRequestPayload, encodeMetaContextPayload, encodeRequest, requestSize,
 } from '../../src/protocol/index.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/server/index.js';
-import type { Cleanup } from './cleanup.js';
+import { NBDSERVE, ensureBuilt } from './build.js';
+import type { Teardown } from './teardown.js';
 import { spawnSocketServer } from './servers.js';
 
-export const REPO = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const NBDSERVE = join(REPO, 'bin', 'nbdserve');
 
 export interface Embedded extends RunningServer {
   dir: string;
@@ -54,29 +52,13 @@ export async function startEmbedded(options: ServerOptions): Promise<Embedded> {
   }) as Embedded;
 }
 
-/** startEmbedded for a test file whose `cleanups` (see cleanup.ts) stop each server after its test. */
-export function embeddedStarter(cleanups: Cleanup[]): (options: ServerOptions) => Promise<Embedded> {
+/** startEmbedded for a test file whose teardown (see teardown.ts) stop each server after its test. */
+export function embeddedStarter(cleanups: Pick<Teardown, 'push'>): (options: ServerOptions) => Promise<Embedded> {
   return async (options) => {
     const s = await startEmbedded(options);
     cleanups.push(() => s.stop());
     return s;
   };
-}
-
-let built = false;
-
-/** Builds dist/ once when it is missing or older than the server sources (bin/nbdserve loads it). */
-export function ensureBuilt(): void {
-  if (built) return;
-  const out = join(REPO, 'dist', 'cli', 'nbdserve.js');
-  const src = join(REPO, 'src', 'cli', 'nbdserve.ts');
-  const serverOut = join(REPO, 'dist', 'server', 'transmission.js');
-  const serverSrc = join(REPO, 'src', 'server', 'transmission.ts');
-  const stale = !existsSync(out) || !existsSync(serverOut)
-    || statSync(out).mtimeMs < statSync(src).mtimeMs || statSync(serverOut).mtimeMs < statSync(serverSrc).mtimeMs;
-  if (stale) spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: REPO, stdio: 'ignore' });
-  if (!existsSync(out)) throw new Error('dist/cli/nbdserve.js is missing: run npx tsc -p tsconfig.json');
-  built = true;
 }
 
 export interface SpawnedNbdserve {

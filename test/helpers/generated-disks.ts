@@ -3,7 +3,7 @@
 // seed gives the same disks on every machine, so a failing case replays exactly.
 import fs from 'node:fs';
 import { rng } from '../../src/server/backends/sparse-random.js';
-import { noise } from '../copy-helpers.js';
+import { noise } from './files.js';
 
 const MiB = 1 << 20;
 /** Filesystem block: the unit of the block-multiple pieces. */

@@ -1,9 +1,9 @@
 // Start real NBD servers (nbdkit, qemu-nbd, nbd-server) for tests on private Unix sockets in
 // fresh temp dirs, and always reap them. Shared by every test file that needs a server.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
+import { makeTempDir } from './temp.js';
 import { join } from 'node:path';
 
 export interface RunningServer {
@@ -24,38 +24,6 @@ const live = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const c of live) c.kill('SIGKILL');
 });
-
-const found = new Map<string, boolean>();
-
-function onPath(name: string): boolean {
-  let ok = found.get(name);
-  if (ok === undefined) {
-    ok = name.includes('/') ? existsSync(name) : spawnSync('sh', ['-c', `command -v ${name}`]).status === 0;
-    found.set(name, ok);
-  }
-  return ok;
-}
-
-/**
- * True when `name` is installed. When missing: in CI (CI=true) throws, so the test file fails;
- * locally prints a loud warning and returns false so the caller can skip.
- */
-export function requireBinary(name: string): boolean {
-  if (onPath(name)) return true;
-  const msg = `required binary '${name}' is not installed`;
-  if (process.env.CI === 'true') throw new Error(`${msg} (CI=true: failing instead of skipping)`);
-  console.warn(`\n*** WARNING: ${msg}; SKIPPING the tests that need it ***\n`);
-  return false;
-}
-
-/** True when every binary is installed (same CI rule as requireBinary). */
-export function requireBinaries(...names: string[]): boolean {
-  return names.map(requireBinary).every(Boolean);
-}
-
-export function makeTempDir(prefix = 'nbd-test-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
 
 function unixUri(socket: string, exportName = ''): string {
   return `nbd+unix:///${encodeURIComponent(exportName)}?socket=${socket}`;

@@ -1,36 +1,16 @@
 // TLS credentials made fresh for each test run: a CA, server and client certificates with
 // certtool (gnutls-bin) and PSK files with psktool, all inside a private temp directory.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, copyFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync, copyFileSync } from 'node:fs';
 import { connect, createServer, isIP, type Socket } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { canConnectUnix } from './servers.js';
+import { makeTempDir } from './temp.js';
 
 export interface Ca {
   dir: string;
   certPath: string;
   keyPath: string;
-}
-
-/** True when `tool` is on PATH; in CI a missing tool throws, elsewhere it warns loudly. */
-export function haveTool(tool: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${tool}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    if (process.env.CI === 'true') throw new Error(`${tool} is required in CI but is not installed`);
-    console.warn(`\n*** SKIPPING: ${tool} is not installed ***\n`);
-    return false;
-  }
-}
-
-export function makeTempDir(prefix = 'nbd-tls-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
-}
-
-export function removeDir(dir: string | undefined): void {
-  if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
 }
 
 function certtool(args: string[]): void {
