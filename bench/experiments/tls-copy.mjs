@@ -3,7 +3,7 @@
 // against nbdkit --tls=require --tls-psk (TLS-PSK, as both sides negotiate it by default).
 // A plaintext row of the same copy shows what TLS itself costs each tool.
 //
-//   npm run build && node bench/tls-copy.mjs [--size 1G] [--runs 3] [--only TEXT] [--json FILE]
+//   npm run build && node bench/experiments/tls-copy.mjs [--size 1G] [--runs 3] [--only TEXT] [--json FILE]
 //   (--only keeps the scenarios whose name contains TEXT)
 //
 // Runs alternate between the tools (ours, libnbd, ours, ...) after one unmeasured warm-up
@@ -15,11 +15,11 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { runMeasured } from './lib/measure.mjs';
-import { installSignalHandlers, onCleanup, spawnTracked, stopChild } from './lib/processes.mjs';
-import { median } from './lib/stats.mjs';
+import { runMeasured } from '../lib/measure.mjs';
+import { installSignalHandlers, onCleanup, spawnTracked, stopChild } from '../lib/processes.mjs';
+import { median } from '../lib/stats.mjs';
 
-const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+const repo = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const OURS = join(repo, 'bin', 'nbdcopy');
 const LIBNBD = '/usr/bin/nbdcopy';
 
@@ -37,7 +37,7 @@ function parseArgs(argv) {
     else if (a === '--json') opts.json = value();
     else if (a === '--only') opts.only = value();
     else if (a === '--help' || a === '-h') {
-      console.log('usage: node bench/tls-copy.mjs [--size 1G] [--runs N] [--only TEXT] [--json FILE]');
+      console.log('usage: node bench/experiments/tls-copy.mjs [--size 1G] [--runs N] [--only TEXT] [--json FILE]');
       process.exit(0);
     } else fail(`unknown option ${a}`);
   }

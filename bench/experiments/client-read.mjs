@@ -1,15 +1,15 @@
 #!/usr/bin/env node
 // Reads a whole nbdkit pattern export with our client (N x REQ bytes in flight on one Unix
 // socket connection) and with libnbd's `nbdcopy -C 1 <uri> null:`; prints both wall times and
-// the ratio ours/theirs. Needs `npx tsc -p tsconfig.json` first (imports dist/).
+// the ratio ours/theirs. Needs `npm run build` first (imports the package, i.e. dist/).
 // With --multi: also socket activation `[ nbdkit pattern SIZE ]` with 4 multi-conn connections
 // against `nbdcopy -- [ nbdkit pattern SIZE ] null:` (libnbd's default, 4 connections).
-// Usage: node bench/client-read.mjs [size=4G] [requests=64] [request-size=262144] [--multi]
+// Usage: node bench/experiments/client-read.mjs [size=4G] [requests=64] [request-size=262144] [--multi]
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, MultiConn } from '../dist/client/index.js';
+import { connect, MultiConn } from 'nbd-toolkit';
 
 const multi = process.argv.includes('--multi');
 const args = process.argv.slice(2).filter((a) => a !== '--multi');

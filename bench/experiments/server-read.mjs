@@ -3,12 +3,12 @@
 // runs so both see the same machine load; prints each run, the medians and the ratio
 // ours/nbdkit. Both servers are started by nbdcopy itself with socket activation ([ CMD ]).
 // Needs `npx tsc -p tsconfig.json` first (bin/nbdserve loads dist/).
-// Usage: node bench/server-read.mjs [size=4G] [runs=3] [extra nbdcopy args...]
+// Usage: node bench/experiments/server-read.mjs [size=4G] [runs=3] [extra nbdcopy args...]
 import { spawnSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
+const repo = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const size = process.argv[2] ?? '4G';
 const runs = Number(process.argv[3] ?? 3);
 const extra = process.argv.slice(4);
