@@ -7,9 +7,10 @@ import fs from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, NbdError, type ReconnectingClient, type RetryEvent } from '../src/index.js';
-import { makeTempDir, requireBinaries } from './helpers/servers.js';
 import { makePskFile } from './helpers/tls-fixtures.js';
 import { crashRepeatedly, RestartableServer, startCuttingProxy, type CuttingProxy } from './helpers/restartable-server.js';
+import { makeTempDir } from './helpers/temp.js';
+import { requireBinaries } from './helpers/binaries.js';
 
 const have = requireBinaries('nbdkit', 'psktool');
 const MiB = 1 << 20;

@@ -11,7 +11,7 @@ import { BlockHashObserver } from '../src/copy/observers/block-hash.js';
 import { VerifyObserver } from '../src/copy/observers/verify.js';
 import { CheckpointObserver } from '../src/copy/observers/checkpoint.js';
 import type { ContextExtent, Endpoint, SourceExtent } from '../src/copy/endpoint.js';
-import { makeTempDir } from './helpers/servers.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const dir = makeTempDir('nbd-integrity-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));

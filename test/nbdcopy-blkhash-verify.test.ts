@@ -5,8 +5,12 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
-import { OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, makeSparseFile, noise, run, tempDir } from './copy-helpers.js';
+import { startNbdkit, type RunningServer } from './helpers/servers.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { hasExactlyOneErrorLine, run } from './helpers/run-tool.js';
+import { makeSparseFile, noise } from './helpers/files.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const MiB = 1 << 20;
 const have = requireBinaries('nbdkit');
@@ -15,7 +19,7 @@ let dir: string;
 
 beforeAll(() => {
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
 });
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));

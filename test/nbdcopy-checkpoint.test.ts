@@ -5,10 +5,13 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireBinaries, startNbdkit, type RunningServer } from './helpers/servers.js';
+import { startNbdkit, type RunningServer } from './helpers/servers.js';
 import { generator } from './helpers/generated-disks.js';
-import { OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, run, tempDir } from './copy-helpers.js';
 import { readCheckpoint } from '../src/copy/checkpoint-journal.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { hasExactlyOneErrorLine, run } from './helpers/run-tool.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;
@@ -21,7 +24,7 @@ let dir: string;
 
 beforeAll(() => {
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
 });
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));

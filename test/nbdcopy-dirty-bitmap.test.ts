@@ -5,8 +5,11 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { requireBinaries, startQemuNbd, type RunningServer } from './helpers/servers.js';
-import { OUR_NBDCOPY, ensureBuilt, hasExactlyOneErrorLine, run, tempDir } from './copy-helpers.js';
+import { startQemuNbd, type RunningServer } from './helpers/servers.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { hasExactlyOneErrorLine, run } from './helpers/run-tool.js';
+import { makeTempDir } from './helpers/temp.js';
 
 const MiB = 1 << 20;
 const have = requireBinaries('qemu-img', 'qemu-io', 'qemu-nbd');
@@ -15,7 +18,7 @@ let dir: string;
 
 beforeAll(() => {
   ensureBuilt();
-  dir = tempDir();
+  dir = makeTempDir();
 });
 afterAll(async () => {
   await Promise.all(servers.map((s) => s.stop()));

@@ -7,12 +7,12 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
 import { encodeSockaddrVm } from '../src/sys/vsock.js';
-import { cleanupsAfterEach } from './helpers/cleanup.js';
-import { NBDSERVE, REPO, ensureBuilt } from './helpers/embedded.js';
 import { runTool } from './helpers/run-tool.js';
-import { makeTempDir } from './helpers/servers.js';
+import { teardownAfterEach } from './helpers/teardown.js';
+import { NBDSERVE, REPO, ensureBuilt } from './helpers/build.js';
+import { makeTempDir } from './helpers/temp.js';
 
-const cleanups = cleanupsAfterEach();
+const cleanups = teardownAfterEach();
 /** A CID no machine here has a transport to: the kernel answers ENODEV at once. */
 const NO_SUCH_CID = 3;
 

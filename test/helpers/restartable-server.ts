@@ -6,7 +6,7 @@ import { rmSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { canConnectUnix } from './servers.js';
-import { REPO } from './embedded.js';
+import { REPO } from './build.js';
 
 export class RestartableServer {
   private child: ChildProcess | undefined;
