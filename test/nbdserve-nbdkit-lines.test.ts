@@ -6,8 +6,9 @@ import { spawnSync } from 'node:child_process';
 import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NBDSERVE, ensureBuilt } from './helpers/embedded.js';
-import { makeTempDir, requireBinaries } from './helpers/servers.js';
+import { NBDSERVE, ensureBuilt } from './helpers/build.js';
+import { makeTempDir } from './helpers/temp.js';
+import { requireBinaries } from './helpers/binaries.js';
 
 const have = requireBinaries('/usr/bin/nbdkit', '/usr/bin/nbdinfo', '/usr/bin/psktool');
 const maybe = have ? describe : describe.skip;
