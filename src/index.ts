@@ -1,5 +1,12 @@
 // Library entry point: the promise-based NBD client, URIs, errors, and the pure wire codecs
 // (as the `protocol` namespace, for people writing their own server or tools).
+/**
+ * The NBD client library: {@link connect} opens one connection ({@link NbdClient}),
+ * {@link MultiConn} several to one export; every failure is an {@link NbdError}. The wire
+ * codecs are the {@link protocol} namespace. The embedded server is `nbd-toolkit/server`.
+ *
+ * @packageDocumentation
+ */
 export * from './client/index.js';
 export { NbdError, codeFromWire, wireFromCode, type ErrnoCode } from './protocol/errors.js';
 export * as protocol from './protocol/index.js';

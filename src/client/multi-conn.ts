@@ -10,12 +10,19 @@ import type {
 } from './types.js';
 import { parseNbdUri } from './uri.js';
 
+/** connect()'s options, plus how many connections to open. */
 export interface MultiConnOptions extends ConnectOptions {
   /** Connections wanted (default 4); 1 when the server does not advertise multi-conn. */
   connections?: number;
 }
 
+/**
+ * Several connections to one export, opened with {@link MultiConn.open}. Each command goes to
+ * the next connection in turn, or to connection `conn` when given; the commands are those of
+ * {@link NbdClient}, with the same arguments.
+ */
 export class MultiConn {
+  /** The connections, the first one opened first. */
   readonly clients: NbdClient[];
   private next = 0;
 
@@ -23,6 +30,10 @@ export class MultiConn {
     this.clients = clients;
   }
 
+  /**
+   * Connects to `target` once, then opens `connections - 1` more connections when the export
+   * advertises multi-conn (a `command` target serves one connection only).
+   */
   static async open(target: ConnectTarget, options: MultiConnOptions = {}): Promise<MultiConn> {
     const { connections = 4, ...rest } = options;
     const opts: ConnectOptions = { ...rest, optMode: false };
@@ -57,14 +68,17 @@ export class MultiConn {
     return new MultiConn(clients);
   }
 
+  /** How many connections are open. */
   get connections(): number {
     return this.clients.length;
   }
 
+  /** The export, as the first connection saw it. */
   get export(): ExportInfo {
     return this.clients[0]!.export;
   }
 
+  /** What the first connection negotiated. */
   get connection(): ConnectionInfo {
     return this.clients[0]!.connection;
   }
@@ -80,26 +94,32 @@ export class MultiConn {
     return c;
   }
 
+  /** Reads `buf.length` bytes at `offset` into `buf`. */
   pread(buf: Uint8Array, offset: number, flags?: ReadFlags, conn?: number): Promise<void> {
     return this.client(conn).pread(buf, offset, flags);
   }
 
+  /** Writes `buf` at `offset`. */
   pwrite(buf: Uint8Array, offset: number, flags?: CommandFlags, conn?: number): Promise<void> {
     return this.client(conn).pwrite(buf, offset, flags);
   }
 
+  /** Writes `length` zero bytes at `offset` without sending them. */
   zero(length: number, offset: number, flags?: ZeroFlags, conn?: number): Promise<void> {
     return this.client(conn).zero(length, offset, flags);
   }
 
+  /** Tells the server `length` bytes at `offset` are no longer needed. */
   trim(length: number, offset: number, flags?: CommandFlags, conn?: number): Promise<void> {
     return this.client(conn).trim(length, offset, flags);
   }
 
+  /** Asks the server to prefetch `length` bytes at `offset`. */
   cache(length: number, offset: number, conn?: number): Promise<void> {
     return this.client(conn).cache(length, offset);
   }
 
+  /** Extents of each negotiated meta context over `length` bytes at `offset`. */
   blockStatus(length: number, offset: number, flags?: BlockStatusFlags, conn?: number): Promise<BlockStatusResult> {
     return this.client(conn).blockStatus(length, offset, flags);
   }

@@ -9,6 +9,13 @@ import { earlyExitError, spawnActivatedServer } from './activation.js';
 import { stopChild, trackChild } from './children.js';
 import { debug } from './debug.js';
 
+/**
+ * Where connect() finds the server: an NBD URI (`nbd://`, `nbds://`, `nbd+unix://`,
+ * `nbds+unix://`), a Unix socket, a TCP host and port (default 10809), a vsock address, a
+ * server to run with its stdin/stdout as the connection (`command`, as nbd_connect_command),
+ * a server to start with systemd socket activation (`activation`, as
+ * nbd_connect_systemd_socket_activation), or a descriptor or stream already connected.
+ */
 export type ConnectTarget =
   | string
   | { unixSocket: string }
@@ -19,7 +26,9 @@ export type ConnectTarget =
   | { fd: number }
   | { socket: Duplex };
 
+/** An open byte stream to a server, before the handshake. */
 export interface Transport {
+  /** The connection's bytes. */
   stream: Duplex;
   /** Where we connected, for the connection's URI (undefined for commands, fds, sockets). */
   address: { unixSocket?: string; host?: string; port?: number };

@@ -3,11 +3,14 @@
 import { DEFAULT_PORT } from '../protocol/constants.js';
 import { NbdError } from '../protocol/errors.js';
 
+/** How an NBD URI reaches its server. */
 export type NbdUriTransport = 'tcp' | 'unix' | 'vsock';
 
+/** An NBD URI taken apart (see the NBD URI specification). */
 export interface NbdUri {
   /** True for nbds / nbds+unix / nbds+vsock: TLS is required. */
   tls: boolean;
+  /** From the scheme: nbd / nbds are TCP, +unix and +vsock the others. */
   transport: NbdUriTransport;
   /** tcp: host name or address (IPv6 without brackets); vsock: the CID as text. */
   host?: string;
@@ -15,12 +18,17 @@ export interface NbdUri {
   port?: number;
   /** unix: the socket path (from `socket=`). */
   socket?: string;
+  /** The path after the leading '/', percent-decoded ('' = the server's default export). */
   exportName: string;
   /** user@ in the authority, or tls-username=. */
   username?: string;
+  /** `tls-certificates=`: directory of X.509 files. */
   tlsCertificates?: string;
+  /** `tls-verify-peer=`: verify the server's certificate (default true). */
   tlsVerifyPeer?: boolean;
+  /** `tls-psk-file=`: psktool key file, selecting PSK. */
   tlsPskFile?: string;
+  /** `tls-type=`, kept as written. */
   tlsType?: string;
   /** Query keys this parser does not interpret, kept for formatting. */
   extra: Array<[string, string]>;
@@ -61,6 +69,7 @@ export function isNbdUri(s: string): boolean {
   return m !== null && m[1]!.toLowerCase() in SCHEMES;
 }
 
+/** Takes an NBD URI apart; a malformed one throws an NbdError (EINVAL) naming the URI. */
 export function parseNbdUri(uri: string): NbdUri {
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):(.*)$/s.exec(uri);
   if (!m) throw bad(uri, 'no scheme');
@@ -166,6 +175,7 @@ function encodeQueryValue(s: string): string {
   return encodeURIComponent(s).replace(/%2F/gi, '/').replace(/%3A/gi, ':');
 }
 
+/** The URI of `u`, escaped so that parseNbdUri gives `u` back. */
 export function formatNbdUri(u: Omit<NbdUri, 'extra'> & { extra?: Array<[string, string]> }): string {
   const scheme = (u.tls ? 'nbds' : 'nbd') + (u.transport === 'tcp' ? '' : '+' + u.transport);
   let authority = '';

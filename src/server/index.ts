@@ -1,7 +1,15 @@
 // The embedded NBD server: library entry point.
+/**
+ * The embedded NBD server, `import { startServer } from 'nbd-toolkit/server'`: serve a
+ * backend (memory, file, null, pattern, sparse-random, or your own {@link Backend}) on a Unix
+ * socket or TCP port, with TLS and fault injection, as `bin/nbdserve` does.
+ *
+ * @packageDocumentation
+ */
 export { startServer, type RunningServer } from './listener.js';
 export { runSession, type Session } from './session.js';
-export type { ServerOptions, ExportSpec, BackendInput } from './options.js';
+export type { ServerOptions, ExportSpec, BackendInput, SessionConfig, ResolvedExport } from './options.js';
+export type { ServerTlsOptions } from '../tls/types.js';
 export { MAX_PAYLOAD } from './options.js';
 export {
   createBackend, BACKEND_NAMES, MemoryBackend, FileBackend, NullBackend, PatternBackend, SparseRandomBackend,
@@ -10,3 +18,4 @@ export {
 export { parseErrorRate, parseDelay, FAULT_KINDS, type FaultOptions, type FaultKind, type ErrorRate } from './faults.js';
 export { parseSize } from './size.js';
 export { fillPattern } from './backends/pattern.js';
+export type { SparseRandomOptions } from './backends/sparse-random.js';

@@ -46,6 +46,7 @@ export interface ServerOptions {
   warn?: (message: string) => void;
 }
 
+/** An export as a session serves it: its backend opened, its options settled. */
 export interface ResolvedExport {
   name: string;
   backend: Backend;

@@ -1,9 +1,12 @@
 // TLS settings shared by the client (nbds:// URIs, nbdcopy, nbdinfo) and the embedded server.
 import type { Duplex } from 'node:stream';
 
+/** Client TLS policy: never, when the server offers it, or fail unless the connection is encrypted. */
 export type TlsMode = 'off' | 'allow' | 'require';
 
+/** How the client does TLS (the `tls` option of connect(); nbds URIs set it from their query). */
 export interface ClientTlsOptions {
+  /** Whether to use TLS at all. */
   mode: TlsMode;
   /** Directory with ca-cert.pem, client-cert.pem, client-key.pem (libnbd layout). */
   certificates?: string;
@@ -19,10 +22,13 @@ export interface ClientTlsOptions {
   handshakeTimeoutMs?: number;
 }
 
+/** How the embedded server does TLS (nbdkit's --tls, --tls-certificates, --tls-psk, --tls-verify-peer). */
 export interface ServerTlsOptions {
+  /** Never, offer it, or refuse clients that do not upgrade. */
   mode: 'off' | 'on' | 'require';
   /** Directory with server-cert.pem, server-key.pem, ca-cert.pem (nbdkit layout). */
   certificates?: string;
+  /** psktool key file: PSK instead of X.509. */
   pskFile?: string;
   /** Ask for and verify a client certificate. */
   verifyPeer?: boolean;
