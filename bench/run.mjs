@@ -16,7 +16,7 @@ import { summarizeRuns } from './lib/stats.mjs';
 import { probeTools } from './lib/probe.mjs';
 import { installSignalHandlers, onCleanup } from './lib/processes.mjs';
 import { scenarioRatios } from './lib/results.mjs';
-import { runScenario } from './lib/runner.mjs';
+import { NODE_FLOOR_ARGV, NODE_FLOOR_ENV, runScenario } from './lib/runner.mjs';
 import { SCENARIOS, scenarioSize, selectScenarios } from './lib/scenarios.mjs';
 import { chooseServerKind, NBDKIT } from './lib/servers.mjs';
 import { formatBytes } from './lib/sizes.mjs';
@@ -55,12 +55,19 @@ function printScenario(result) {
         (s.failed > 0 ? `  [${s.failed} failed: ${row.note}]` : ''),
     );
   }
+  const st = result.startup;
+  if (st) {
+    log(
+      `  start-up-bound: ours - node -e 0 = ${formatSeconds(st.oursMinusNodeMs)} (node ${formatSeconds(st.nodeMs)})` +
+        (st.libnbdMs == null ? '' : ` vs libnbd ${formatSeconds(st.libnbdMs)}: ${formatRatio(st.ratio)}`),
+    );
+  }
 }
 
 async function measureNodeStartup(tmpDir) {
   const runs = [];
   for (let index = 0; index < 5; index += 1) {
-    runs.push(await runMeasured({ argv: [process.execPath, '-e', '0'], tmpDir, timeoutMs: 30000 }));
+    runs.push(await runMeasured({ argv: NODE_FLOOR_ARGV, env: NODE_FLOOR_ENV, tmpDir, timeoutMs: 30000 }));
   }
   return summarizeRuns(runs, 0);
 }

@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { parseBenchArgs } from '../bench/lib/args.mjs';
 import { SCENARIOS, scenarioSize, selectScenarios } from '../bench/lib/scenarios.mjs';
+import { serverArgv } from '../bench/lib/servers.mjs';
 import { buildCommand, programs } from '../bench/lib/tools.mjs';
 
 describe('parseBenchArgs', () => {
@@ -61,6 +62,28 @@ describe('scenarios', () => {
     expect(Object.keys(full)).toEqual(
       expect.arrayContaining(['pattern-null-c1', 'pattern-file', 'nbd-nbd', 'nbd-stdout', 'latency', 'info-json']),
     );
+  });
+  it('have the slow-link rows: 2 ms on URI servers, and a rate-limited 20 ms pair', () => {
+    const byName = Object.fromEntries(SCENARIOS.map((s) => [s.name, s]));
+    for (const name of ['delay2-null', 'delay2-nbd', 'delay2-file']) {
+      expect(scenarioSize(byName[name]!, false)).toBe(2 ** 30);
+      expect(byName[name]!.source).toMatchObject({ delayReadMs: 2, delayWriteMs: 2 });
+    }
+    expect(byName['delay2-nbd']!.destination).toMatchObject({ type: 'nbd', delayReadMs: 2, delayWriteMs: 2 });
+    expect(scenarioSize(byName['link-nbd']!, false)).toBe(512 * 2 ** 20);
+    expect(byName['link-nbd']!.destination).toMatchObject({ rateBits: '1600M', delayWriteMs: 20 });
+    expect(SCENARIOS.filter((s) => s.startupBound).map((s) => s.name)).toEqual(['holes-null', 'info-json']);
+  });
+  it('start nbdkit with the rate filter outside the delay filter, and refuse a rate on nbdserve', () => {
+    const spec = { backend: 'pattern', size: 2 ** 30, delayReadMs: 2, delayWriteMs: 2, rateBits: '1600M', threads: 256 };
+    expect(serverArgv('nbdkit', spec, '/s', '/r')).toEqual([
+      '/usr/bin/nbdkit', '-U', '/s', '-f', '--exit-with-parent', '-t', '256', '--filter=rate', '--filter=delay',
+      'pattern', 'size=1G', 'rate=1600M', 'delay-read=2ms', 'delay-write=2ms',
+    ]);
+    expect(() => serverArgv('nbdserve', spec, '/s', '/r')).toThrow(/rate/);
+    expect(serverArgv('nbdserve', { ...spec, rateBits: undefined }, '/s', '/r')).toEqual([
+      '/r/bin/nbdserve', '-U', '/s', '--exit-with-parent', '--delay', 'read=2', '--delay', 'write=2', 'pattern', '1G',
+    ]);
   });
   it('keep quick sizes no larger than full ones', () => {
     for (const s of SCENARIOS) expect(scenarioSize(s, true)).toBeLessThanOrEqual(scenarioSize(s, false));

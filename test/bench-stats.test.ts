@@ -4,7 +4,7 @@ import { maximum, median, minimum, percentChange, ratio, summarizeRuns, type Run
 import { formatBytes, parseSize, sizeArg } from '../bench/lib/sizes.mjs';
 import { parseTimeOutput, TIME_FORMAT } from '../bench/lib/time-format.mjs';
 import { reasonFromStderr } from '../bench/lib/measure.mjs';
-import { scenarioRatios } from '../bench/lib/results.mjs';
+import { scenarioRatios, startupFigures } from '../bench/lib/results.mjs';
 import { cpuMsFromStat, processesCpuMs } from '../bench/lib/proc-cpu.mjs';
 
 const run = (wallMs: number, extra: Partial<Run> = {}): Run => ({
@@ -110,6 +110,16 @@ describe('ratio and percentChange', () => {
     ]);
     expect(ratios).toEqual({ libnbd: { wall: 1.5, cpu: 2 } });
     expect(scenarioRatios([{ tool: 'libnbd', summary: summary(1, 1) }])).toEqual({ libnbd: { wall: null, cpu: null } });
+  });
+  it('judges a start-up-bound row as ours minus node -e 0 against libnbd', () => {
+    const summary = (wall: number) => ({ medianWallMs: wall });
+    const rows = [
+      { tool: 'ours', summary: summary(60) },
+      { tool: 'libnbd', summary: summary(20) },
+    ];
+    expect(startupFigures(rows, { medianWallMs: 35 })).toEqual({ nodeMs: 35, oursMinusNodeMs: 25, libnbdMs: 20, ratio: 1.25 });
+    expect(startupFigures([rows[1]!], { medianWallMs: 35 })).toBeNull();
+    expect(startupFigures([rows[0]!], { medianWallMs: 35 })?.ratio).toBeNull();
   });
   it('leaves out CPU ratios made of a few 10 ms ticks', () => {
     const summary = (wall: number, cpu: number) => ({ medianWallMs: wall, medianCpuMs: cpu });

@@ -72,6 +72,21 @@ export function renderSummaryTable(result) {
   return table(header, rows);
 }
 
+/**
+ * Rows whose time is mostly start-up: ours minus Node's own start-up (measured in the same
+ * rounds) against libnbd's whole time. Empty when no such row was run.
+ */
+export function renderStartupTable(result) {
+  const rows = result.scenarios
+    .filter((scenario) => scenario.startup)
+    .map((scenario) => {
+      const st = scenario.startup;
+      return [scenario.name, formatSeconds(st.nodeMs), formatSeconds(st.oursMinusNodeMs), formatSeconds(st.libnbdMs), formatRatio(st.ratio)];
+    });
+  if (rows.length === 0) return '';
+  return table(['Scenario', 'node -e 0', 'ours − node -e 0', 'libnbd', 'ratio (target ≤ 1.00x)'], rows);
+}
+
 /** Where and how the figures were made, in a few lines. */
 export function renderContext(result) {
   const m = result.machine;
@@ -91,12 +106,14 @@ export function renderContext(result) {
 
 export function renderMarkdown(result) {
   const context = renderContext(result);
+  const startup = renderStartupTable(result);
   return [
     ...(context ? [context, ''] : []),
     '#### Where we stand (ours ÷ theirs; below 1.00x we are faster)',
     '',
     renderSummaryTable(result),
     '',
+    ...(startup ? ['#### Start-up-bound rows (ours minus Node start-up, against libnbd)', '', startup, ''] : []),
     '#### All figures',
     '',
     renderDetailTable(result),

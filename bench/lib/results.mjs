@@ -26,3 +26,16 @@ export function scenarioRatios(rows) {
   }
   return ratios;
 }
+
+/**
+ * A start-up-bound row: our median minus Node's own start-up (`node -e 0`, measured in the
+ * same rounds) against libnbd's whole median. The target is a ratio at or below 1.
+ */
+export function startupFigures(rows, nodeFloor) {
+  const ours = rows.find((row) => row.tool === 'ours' && !row.skipped)?.summary?.medianWallMs;
+  const libnbd = rows.find((row) => row.tool === 'libnbd' && !row.skipped)?.summary?.medianWallMs;
+  const floor = nodeFloor?.medianWallMs;
+  if (ours == null || floor == null) return null;
+  const oursMinusNodeMs = ours - floor;
+  return { nodeMs: floor, oursMinusNodeMs, libnbdMs: libnbd ?? null, ratio: libnbd == null ? null : ratio(oursMinusNodeMs, libnbd) };
+}

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { runMeasured } from './measure.mjs';
 import { processesCpuMs } from './proc-cpu.mjs';
-import { scenarioRatios } from './results.mjs';
+import { scenarioRatios, startupFigures } from './results.mjs';
 import { scenarioSize } from './scenarios.mjs';
 import { startServer } from './servers.mjs';
 import { summarizeRuns } from './stats.mjs';
@@ -29,8 +29,15 @@ function writeRandomFile(path, size) {
   }
 }
 
+/**
+ * Node's own start-up as our launchers see it: they drop NODE_EXTRA_CA_CERTS when no TLS is
+ * asked for (reading the CA bundle costs tens of milliseconds), so the floor drops it too.
+ */
+export const NODE_FLOOR_ARGV = [process.execPath, '-e', '0'];
+export const NODE_FLOOR_ENV = { NODE_EXTRA_CA_CERTS: undefined };
+
 function serverSpec(end, size) {
-  return { backend: end.backend, size, delayReadMs: end.delayReadMs, threads: end.threads };
+  return { backend: end.backend, size, delayReadMs: end.delayReadMs, delayWriteMs: end.delayWriteMs, rateBits: end.rateBits, threads: end.threads };
 }
 
 /** Anything a run leaves behind goes before the next run; sync so writeback does not leak into it. */
@@ -121,7 +128,11 @@ export async function runScenario({ scenario, options, toolStatus, serverKind, t
       }
     }
     const runs = options.runs * (scenario.runsFactor ?? 1);
+    // A start-up-bound row is judged as ours minus Node's own start-up: measure that floor in
+    // the same rounds, so it sees the same machine.
+    const floorRuns = [];
     for (let index = 0; index < runs; index += 1) {
+      if (scenario.startupBound && active.some((row) => row.tool === 'ours')) floorRuns.push(await runMeasured({ argv: NODE_FLOOR_ARGV, env: NODE_FLOOR_ENV, tmpDir: dir, timeoutMs }));
       for (const row of active) {
         // One failure is enough to know a tool cannot do this scenario; do not wait for it again.
         if (row.runs.some((run) => !run.ok) || row.note) continue;
@@ -135,6 +146,7 @@ export async function runScenario({ scenario, options, toolStatus, serverKind, t
       row.summary = summarizeRuns(row.runs, job === 'info' ? 0 : size);
       delete row.stdout;
     }
+    const nodeFloor = floorRuns.length > 0 ? summarizeRuns(floorRuns, 0) : undefined;
     return {
       name: scenario.name,
       title: scenario.title,
@@ -143,6 +155,7 @@ export async function runScenario({ scenario, options, toolStatus, serverKind, t
       server: { kind: serverKind, commands: servers.map((server) => server.command) },
       rows,
       ratios: scenarioRatios(rows),
+      ...(nodeFloor ? { nodeFloor, startup: startupFigures(rows, nodeFloor) } : {}),
     };
   } finally {
     for (const server of servers) await server.stop();

@@ -40,6 +40,8 @@ export const SCENARIOS = [
     size: { full: '64G', quick: '64G' },
     source: { type: 'nbd', backend: 'memory' },
     destination: { type: 'null' },
+    // Nothing to copy: the time is start-up, block status and teardown.
+    startupBound: true,
   },
   {
     name: 'file-nbd',
@@ -71,6 +73,39 @@ export const SCENARIOS = [
     source: { type: 'nbd', backend: 'pattern', delayReadMs: 1, threads: 256 },
     destination: { type: 'null' },
   },
+  // The same copies over a slow link, URI servers on both ends (the tool connects, default
+  // multi-conn): with 2 ms per request and unlimited bandwidth, time goes to how many requests
+  // each connection keeps in flight and to the client's CPU per reply.
+  {
+    name: 'delay2-null',
+    title: 'pattern behind 2 ms read/write delay to null:',
+    size: { full: '1G', quick: '256M' },
+    source: { type: 'nbd', backend: 'pattern', delayReadMs: 2, delayWriteMs: 2, threads: 256 },
+    destination: { type: 'null' },
+  },
+  {
+    name: 'delay2-nbd',
+    title: 'pattern to memory, both behind 2 ms read/write delay',
+    size: { full: '1G', quick: '256M' },
+    source: { type: 'nbd', backend: 'pattern', delayReadMs: 2, delayWriteMs: 2, threads: 256 },
+    destination: { type: 'nbd', backend: 'memory', delayReadMs: 2, delayWriteMs: 2, threads: 256 },
+  },
+  {
+    name: 'delay2-file',
+    title: 'pattern behind 2 ms read/write delay to a new local file',
+    size: { full: '1G', quick: '256M' },
+    source: { type: 'nbd', backend: 'pattern', delayReadMs: 2, delayWriteMs: 2, threads: 256 },
+    destination: { type: 'file' },
+  },
+  // When the link is the limit (about 200 MB/s and 20 ms each way), a tool can only reach
+  // the link's speed: this row shows whether we do.
+  {
+    name: 'link-nbd',
+    title: 'pattern to memory, both behind a 200 MB/s rate limit and 20 ms delay',
+    size: { full: '512M', quick: '128M' },
+    source: { type: 'nbd', backend: 'pattern', delayReadMs: 20, delayWriteMs: 20, rateBits: '1600M', threads: 256 },
+    destination: { type: 'nbd', backend: 'memory', delayReadMs: 20, delayWriteMs: 20, rateBits: '1600M', threads: 256 },
+  },
   {
     name: 'info-json',
     title: 'nbdinfo --json start-up on a Unix socket',
@@ -79,6 +114,7 @@ export const SCENARIOS = [
     destination: { type: 'info' },
     // A start-up time is short and noisy: take more samples.
     runsFactor: 3,
+    startupBound: true,
   },
 ];
 

@@ -22,20 +22,30 @@ export function chooseServerKind(forced, repoRoot) {
 
 /**
  * The argv that starts one server.
- * spec: { backend: 'pattern'|'memory'|'null'|'sparse-random'|'file', size, path?, delayReadMs?, threads? }
+ * spec: { backend: 'pattern'|'memory'|'null'|'sparse-random'|'file', size, path?, delayReadMs?,
+ *   delayWriteMs?, rateBits?, threads? }
+ * rateBits is nbdkit's rate filter limit in bits per second ('1600M' is about 200 MB/s); our
+ * nbdserve has no rate limit, so a scenario that needs one cannot run on it.
  */
 export function serverArgv(kind, spec, socket, repoRoot) {
   if (kind === 'nbdkit') {
     const argv = [NBDKIT, '-U', socket, '-f', '--exit-with-parent'];
     if (spec.threads) argv.push('-t', String(spec.threads));
-    if (spec.delayReadMs) argv.push('--filter=delay');
+    // The rate filter goes first (outermost): the delay is then added to a request after the
+    // link has carried it, as on a real slow, distant link.
+    if (spec.rateBits) argv.push('--filter=rate');
+    if (spec.delayReadMs || spec.delayWriteMs) argv.push('--filter=delay');
     if (spec.backend === 'file') argv.push('file', `file=${spec.path}`);
     else argv.push(spec.backend, `size=${sizeArg(spec.size)}`);
+    if (spec.rateBits) argv.push(`rate=${spec.rateBits}`);
     if (spec.delayReadMs) argv.push(`delay-read=${spec.delayReadMs}ms`);
+    if (spec.delayWriteMs) argv.push(`delay-write=${spec.delayWriteMs}ms`);
     return argv;
   }
+  if (spec.rateBits) throw new Error('nbdserve has no rate limit: this scenario needs nbdkit');
   const argv = [join(repoRoot, 'bin/nbdserve'), '-U', socket, '--exit-with-parent'];
   if (spec.delayReadMs) argv.push('--delay', `read=${spec.delayReadMs}`);
+  if (spec.delayWriteMs) argv.push('--delay', `write=${spec.delayWriteMs}`);
   if (spec.backend === 'file') argv.push('file', spec.path);
   else argv.push(spec.backend, sizeArg(spec.size));
   return argv;
