@@ -2,18 +2,22 @@
 // protocol style on both sides (library startServer), shared mode with 8 writers at once,
 // retry= against a late server, the upstream dying mid-copy, and bad parameters.
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { connect, type NbdClient } from '../src/client/index.js';
 import { MemoryBackend } from '../src/server/index.js';
+import { resolvePort } from '../src/server/backends/nbd/params.js';
 import { embeddedStarter, spawnNbdserve } from './helpers/embedded.js';
 import { runTool } from './helpers/run-tool.js';
-import { startNbdkit } from './helpers/servers.js';
+import { canConnectUnix, freePort, startNbdkit } from './helpers/servers.js';
 import { teardownAfterEach } from './helpers/teardown.js';
 import { NBDSERVE, ensureBuilt } from './helpers/build.js';
 import { makeTempDir } from './helpers/temp.js';
 import { requireBinaries } from './helpers/binaries.js';
+import { makePskFile } from './helpers/tls-fixtures.js';
 
 const have = requireBinaries('nbdkit', '/usr/bin/nbdinfo', '/usr/bin/nbdcopy');
 const cleanups = teardownAfterEach();
@@ -198,6 +202,71 @@ describe.skipIf(!have)('nbdserve nbd: an upstream that is late or goes away', ()
     const lines = p.stderr().trim().split('\n').filter((l) => l !== '');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^nbdserve: warning: nbd: the upstream server went away: /);
+  });
+});
+
+describe.skipIf(!have)('nbd backend: where the upstream is, and TLS towards it', () => {
+  it('TLS-PSK to an upstream that requires it: tls=require tls-psk= tls-username=, and an nbds+unix URI; tls=off is refused', async () => {
+    const dir = makeTempDir('nbd-tls-');
+    cleanups.push(() => runTool('rm', ['-rf', dir]).then(() => undefined));
+    const psk = makePskFile(join(dir, 'keys.psk'), 'alice').path;
+    const up = await startNbdkit(['--tls=require', `--tls-psk=${psk}`, 'pattern', '1M'], { dir });
+    cleanups.push(() => up.stop());
+    const byParams = await serve({ backend: ['nbd', `socket=${up.socket}`, 'tls=require', `tls-psk=${psk}`, 'tls-username=alice'] });
+    const byUri = await serve({ backend: ['nbd', `nbds+unix://alice@/?socket=${up.socket}&tls-psk-file=${psk}`] });
+    for (const px of [byParams, byUri]) {
+      const c = await client(px.uri);
+      expect(c.connection.tls).toBe(false);
+      const buf = Buffer.alloc(16);
+      await c.pread(buf, 8);
+      expect(buf.readBigUInt64BE(0)).toBe(8n);
+    }
+    // The front is plain: TLS towards the upstream is its own setting.
+    const plain = await serve({ backend: ['nbd', `socket=${up.socket}`, 'tls=off'] });
+    await expect(client(plain.uri)).rejects.toThrow();
+  });
+
+  it('hostname= with port= as a number or a service name, and socket-fd= (an inherited connected socket)', async () => {
+    const port = await freePort();
+    const dir = makeTempDir('nbd-where-');
+    cleanups.push(() => runTool('rm', ['-rf', dir]).then(() => undefined));
+    const kit = spawn('nbdkit', ['-f', '-p', String(port), '-i', '127.0.0.1', 'pattern', '2M'], { stdio: 'ignore' });
+    cleanups.push(() => new Promise<void>((resolve) => {
+      if (kit.exitCode !== null) return resolve();
+      kit.once('exit', () => resolve());
+      kit.kill('SIGTERM');
+    }));
+    const tcp = await serve({ backend: ['nbd', 'hostname=127.0.0.1', `port=${port}`, 'retry=5'] });
+    expect((await client(tcp.uri)).export.size).toBe(2 << 20);
+    // Service names are looked up in /etc/services ('nbd' is 10809 there); a services file
+    // of our own names this server's port.
+    expect(resolvePort('nbd')).toBe(10809);
+    writeFileSync(join(dir, 'services'), `# test\nnbd-test\t${port}/tcp\tnbdtest # alias\n`);
+    expect(resolvePort('nbdtest', join(dir, 'services'))).toBe(port);
+    expect(() => resolvePort('nbd-nope', join(dir, 'services'))).toThrow(/unknown port or service name 'nbd-nope'/);
+
+    // socket-fd=3: nbdserve inherits a socket already connected to the upstream.
+    const up = await startNbdkit(['memory', '3M'], { dir });
+    cleanups.push(() => up.stop());
+    const conn = await new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect(up.socket, () => resolve(s));
+      s.on('error', reject);
+    });
+    const sock = join(dir, 'px.sock');
+    const px = spawn(process.execPath, [NBDSERVE, '-U', sock, 'nbd', 'socket-fd=3'], { stdio: ['ignore', 'ignore', 'pipe', conn] });
+    conn.destroy();
+    cleanups.push(() => new Promise<void>((resolve) => {
+      if (px.exitCode !== null) return resolve();
+      px.once('exit', () => resolve());
+      px.kill('SIGTERM');
+    }));
+    for (const until = Date.now() + 15_000; !(await canConnectUnix(sock)); ) {
+      if (px.exitCode !== null || Date.now() > until) throw new Error('nbdserve socket-fd=3 did not start');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const c = await client(`nbd+unix:///?socket=${sock}`);
+    expect(c.export.size).toBe(3 << 20);
+    expect(c.export.canMultiConn).toBe(true);
   });
 });
 
