@@ -3,17 +3,21 @@
 import type { Duplex } from 'node:stream';
 import { NbdError } from '../protocol/errors.js';
 import { ExactReader } from '../stream/exact-reader.js';
+import { StatsCounter } from './stats.js';
 
 export class HandshakeIO {
   readonly stream: Duplex;
+  /** The connection's counters: bytes read and written here, and a chunk per write. */
+  readonly stats: StatsCounter;
   private readonly reader: ExactReader;
 
   /**
    * `closedBeforeData` words the error when the stream ends or fails before the server sent
    * anything on it (right after STARTTLS, that close is the server's verdict on our credentials).
    */
-  constructor(stream: Duplex, closedBeforeData?: (cause?: Error) => NbdError) {
+  constructor(stream: Duplex, closedBeforeData?: (cause?: Error) => NbdError, stats = new StatsCounter()) {
     this.stream = stream;
+    this.stats = stats;
     const beforeData = (cause?: Error): NbdError | undefined =>
       this.reader.receivedAny ? undefined : closedBeforeData?.(cause);
     this.reader = new ExactReader(stream, {
@@ -27,10 +31,16 @@ export class HandshakeIO {
 
   /** Resolves with exactly `n` bytes, or rejects when the stream ends first. */
   read(n: number): Promise<Buffer> {
-    return this.reader.read(n);
+    return this.reader.read(n).then((b) => {
+      this.stats.bytesReceived += n;
+      return b;
+    });
   }
 
+  /** Writes one chunk (client flags or an option). */
   write(data: Uint8Array): void {
+    this.stats.bytesSent += data.length;
+    this.stats.chunksSent++;
     this.stream.write(data);
   }
 

@@ -7,3 +7,4 @@ export { OptionError } from './negotiate.js';
 export * from './types.js';
 export { MultiConn, type MultiConnOptions } from './multi-conn.js';
 export { ReconnectingClient, isConnectionLost, type RetryOptions, type RetryEvent } from './reconnect.js';
+export { sumStats, type ConnectionStats } from './stats.js';

@@ -9,6 +9,7 @@ import type {
   BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ReadFlags, ZeroFlags,
 } from './types.js';
 import { parseNbdUri } from './uri.js';
+import { sumStats, type ConnectionStats } from './stats.js';
 
 /** connect()'s options, plus how many connections to open. */
 export interface MultiConnOptions extends ConnectOptions {
@@ -81,6 +82,20 @@ export class MultiConn {
   /** What the first connection negotiated. */
   get connection(): ConnectionInfo {
     return this.clients[0]!.connection;
+  }
+
+  /**
+   * The counters of every connection, summed (each one's: `clients[i].stats`).
+   *
+   * @example
+   * ```ts
+   * const m = await MultiConn.open(uri, { connections: 4 });
+   * await m.pread(new Uint8Array(65536), 0);
+   * console.log(m.stats.bytesReceived);
+   * ```
+   */
+  get stats(): ConnectionStats {
+    return sumStats(this.clients.map((c) => c.stats));
   }
 
   /** Connection `index` (modulo the count), or the next one round-robin when undefined. */

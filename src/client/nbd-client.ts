@@ -14,6 +14,7 @@ import { OptionPhase, isOptionRefusal } from './option-phase.js';
 import { PendingRequests } from './pending-requests.js';
 import { ReplyReader } from './reply-reader.js';
 import { RequestWriter, fileSupport, loadFileSupport } from './request-writer.js';
+import { StatsCounter, type ConnectionStats } from './stats.js';
 import type { Transport } from './transport.js';
 import type {
   BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ExportListing, ReadFlags,
@@ -40,6 +41,7 @@ export class NbdClient {
   private readonly pending: PendingRequests;
   private deadError: NbdError | null = null;
   private closing: Promise<void> | null = null;
+  private readonly counters = new StatsCounter();
 
   /** Loads what pwriteFromFile needs; until then sendsFromFile is false. */
   static loadFileSupport(): Promise<void> {
@@ -65,6 +67,21 @@ export class NbdClient {
     return this.conn;
   }
 
+  /**
+   * Bytes and chunks sent and received so far, handshake included (libnbd's nbd_stats_*):
+   * a copy taken now. See ConnectionStats for what counts as a chunk.
+   *
+   * @example
+   * ```ts
+   * const before = client.stats.bytesReceived;
+   * await client.pread(buf, 0);
+   * console.log(client.stats.bytesReceived - before); // buf.length plus the reply headers
+   * ```
+   */
+  get stats(): ConnectionStats {
+    return this.counters.snapshot();
+  }
+
   /** Commands sent and not yet answered, plus those waiting for a slot. */
   get inFlight(): number {
     return this.pending.total;
@@ -77,7 +94,7 @@ export class NbdClient {
     if (this._state !== 'created') throw new NbdError('EINVAL', `start: client is already ${this._state}`);
     this.transport = transport;
     this._state = 'negotiating';
-    this.phase = new OptionPhase(transport.stream, this.opts, this.conn);
+    this.phase = new OptionPhase(transport.stream, this.opts, this.conn, this.counters);
     try {
       const info = await this.phase.open();
       if (info === null) this._state = 'option-mode';
@@ -159,6 +176,7 @@ export class NbdClient {
         bigReadsPending: () => this.pending.bigReadsPending,
       },
       { structured: neg.structuredReplies, extended: neg.extendedHeaders, contexts: neg.contexts },
+      this.counters,
     );
     this.reader = reader;
     // We own the socket and nothing is layered on it: raw sends and direct reads are safe.
@@ -172,6 +190,7 @@ export class NbdClient {
         fail: (err) => void this.fail(err),
       },
       { extended: neg.extendedHeaders, rawSocket: rawSocket && !neg.tls, batch: Math.max(1, this.opts.requestBatch ?? 1) },
+      this.counters,
     );
     stream.on('data', this.onData);
     stream.on('end', this.onEnd);
@@ -299,6 +318,7 @@ export class NbdClient {
 
   private readonly onData = (chunk: Buffer): void => {
     if (this._state !== 'ready' && this._state !== 'closed') return;
+    this.counters.bytesReceived += chunk.length;
     try {
       this.reader!.feed(chunk);
     } catch (err) {

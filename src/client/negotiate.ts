@@ -85,6 +85,7 @@ export class Negotiator {
   /** Reads the greeting and answers with client flags. After this, options may be sent. */
   async greet(): Promise<void> {
     const prefix = await this.io.read(16);
+    this.io.stats.chunksReceived++;
     const style = decodeGreetingPrefix(prefix);
     if (style === 'oldstyle') {
       const rest = await this.io.read(OLDSTYLE_HANDSHAKE_SIZE - 16);
@@ -116,6 +117,7 @@ export class Negotiator {
 
   private async reply(option: number): Promise<OptionReply> {
     const h = decodeOptionReplyHeader(await this.io.read(OPTION_REPLY_HEADER_SIZE));
+    this.io.stats.chunksReceived++;
     if (h.option !== option) {
       throw new NbdError('EPROTO', `server answered ${optionName(h.option)} to ${optionName(option)}`);
     }
@@ -173,7 +175,7 @@ export class Negotiator {
     this.io.detach();
     const mod = (await import('../tls/client.js')) as { upgradeClientTls: ClientTlsUpgrade };
     const secure = await mod.upgradeClientTls(plain, options);
-    this.io = new HandshakeIO(secure, closedAfterHandshake(secure, options.pskFile !== undefined));
+    this.io = new HandshakeIO(secure, closedAfterHandshake(secure, options.pskFile !== undefined), this.io.stats);
     this.tls = true;
     debug(() => 'TLS handshake complete');
     return true;
@@ -288,6 +290,7 @@ export class Negotiator {
     let reply: Buffer;
     try {
       reply = await this.io.read(exportNameReplySize(this.noZeroes));
+      this.io.stats.chunksReceived++;
     } catch (err) {
       if (err instanceof NbdError && err.code === 'ECONNRESET') {
         throw new NbdError('ENOENT', `NBD_OPT_EXPORT_NAME: server closed the connection (no export '${exportName}'?)`);

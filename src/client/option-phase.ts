@@ -6,6 +6,7 @@ import type { ClientTlsOptions } from '../tls/types.js';
 import type { ClientOptions } from './client-options.js';
 import { debug } from './debug.js';
 import { HandshakeIO } from './handshake-io.js';
+import type { StatsCounter } from './stats.js';
 import { DEFAULT_META_CONTEXTS, Negotiator } from './negotiate.js';
 import type { ConnectionInfo, ExportInfo, ExportListing } from './types.js';
 
@@ -18,8 +19,10 @@ export class OptionPhase {
   readonly neg: Negotiator;
 
   /** `conn` is the client's ConnectionInfo, kept up to date with what each option negotiated. */
-  constructor(stream: Duplex, private readonly opts: ClientOptions, private readonly conn: ConnectionInfo) {
-    this.neg = new Negotiator(new HandshakeIO(stream));
+  constructor(
+    stream: Duplex, private readonly opts: ClientOptions, private readonly conn: ConnectionInfo, stats: StatsCounter,
+  ) {
+    this.neg = new Negotiator(new HandshakeIO(stream, undefined, stats));
   }
 
   /**

@@ -5,6 +5,7 @@
 // each command succeed once. Wraps NbdClient through its public commands only.
 import { NbdError } from '../protocol/errors.js';
 import type { NbdClient, ClientState } from './nbd-client.js';
+import { sumStats, type ConnectionStats } from './stats.js';
 import type {
   BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ReadFlags, ZeroFlags,
 } from './types.js';
@@ -55,6 +56,8 @@ export class ReconnectingClient {
   /** Connections opened again so far. */
   reconnections = 0;
   private readonly delayMs: number;
+  /** Counters of the connections lost so far. */
+  private earlierStats: ConnectionStats = sumStats([]);
 
   constructor(
     first: NbdClient,
@@ -75,6 +78,21 @@ export class ReconnectingClient {
 
   get connection(): ConnectionInfo {
     return this.current.connection;
+  }
+
+  /**
+   * Counters summed over every connection this client opened (lost ones included, so resent
+   * commands count each time they were sent).
+   *
+   * @example
+   * ```ts
+   * const c = await connect(uri, { retries: 5 });
+   * await c.pread(buf, 0);
+   * console.log(c.stats.bytesReceived, c.reconnections);
+   * ```
+   */
+  get stats(): ConnectionStats {
+    return sumStats([this.earlierStats, this.current.stats]);
   }
 
   get inFlight(): number {
@@ -223,6 +241,7 @@ export class ReconnectingClient {
         await next.close().catch(() => undefined);
         throw new NbdError('ESHUTDOWN', 'connection closed');
       }
+      this.earlierStats = sumStats([this.earlierStats, this.current.stats]);
       this.current = next;
       this.unproven = true;
       this.reconnections++;

@@ -12,6 +12,7 @@ import { decodeBlockStatus, decodeErrorChunk, decodeOffsetHole, type Hole } from
 import { decodeReplyHeader, newReplyHeader, replyHeaderSize } from '../protocol/replies.js';
 import { commandName, type Command } from './command.js';
 import { debug, debugEnabled } from './debug.js';
+import type { StatsCounter } from './stats.js';
 import type { Extent } from './types.js';
 
 export interface ReplySink {
@@ -93,7 +94,7 @@ export class ReplyReader {
   private scratchNeed = 0;
   private readonly hole: Hole = { offset: 0, size: 0 };
 
-  constructor(sink: ReplySink, mode: ReplyMode) {
+  constructor(sink: ReplySink, mode: ReplyMode, private readonly stats: StatsCounter) {
     this.sink = sink;
     this.mode = mode;
     this.hdrNeed = mode.extended ? EXTENDED_REPLY_SIZE : 4;
@@ -179,6 +180,7 @@ export class ReplyReader {
     const h = this.hdr;
     this.hdrHave = 0;
     this.hdrNeed = this.mode.extended ? EXTENDED_REPLY_SIZE : 4;
+    this.stats.chunksReceived++;
     const cmd = this.sink.find(h.cookie);
     if (!cmd) throw violation(`reply for unknown cookie ${h.cookie}`);
     this.cmd = cmd;

@@ -8,6 +8,7 @@ import { encodeCompactRequest, encodeExtendedRequest } from '../protocol/request
 import { Command, commandName } from './command.js';
 import { debug, debugEnabled } from './debug.js';
 import type { FileSender } from './file-sender.js';
+import type { StatsCounter } from './stats.js';
 
 export interface RequestSink {
   /** `cmd` has its cookie and is about to leave: from now on its reply can arrive. */
@@ -69,7 +70,10 @@ export class RequestWriter {
   /** Header of a raw-socket request: the kernel copies it at once, so one buffer serves all. */
   private readonly rawHeader = Buffer.alloc(EXTENDED_REQUEST_SIZE);
 
-  constructor(private readonly stream: Duplex, private readonly sink: RequestSink, private readonly mode: WriterMode) {}
+  constructor(
+    private readonly stream: Duplex, private readonly sink: RequestSink, private readonly mode: WriterMode,
+    private readonly stats: StatsCounter,
+  ) {}
 
   /** Every request passes here once: its cookie, then the socket now, at the end of the tick, or with its batch. */
   send(cmd: Command): void {
@@ -107,6 +111,8 @@ export class RequestWriter {
     const hdr = Buffer.allocUnsafe(EXTENDED_REQUEST_SIZE);
     const n = this.encodeHeader(hdr, cmd);
     debug(() => 'request: disconnect');
+    this.stats.bytesSent += n;
+    this.stats.chunksSent++;
     const stream = this.stream;
     return new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 1000);
@@ -169,13 +175,19 @@ export class RequestWriter {
     this.held = [];
     if (this.stopped) return;
     const stream = this.stream;
+    const stats = this.stats;
     stream.cork();
     for (const cmd of held) {
       const hdr = Buffer.allocUnsafe(EXTENDED_REQUEST_SIZE);
       const n = this.encodeHeader(hdr, cmd);
       stream.write(n === hdr.length ? hdr : hdr.subarray(0, n));
-      if (cmd.type === CMD_WRITE) this.writePayload(cmd, cmd.data!);
+      stats.bytesSent += n;
+      if (cmd.type === CMD_WRITE) {
+        this.writePayload(cmd, cmd.data!);
+        stats.bytesSent += cmd.length;
+      }
     }
+    stats.chunksSent += held.length;
     stream.uncork();
   };
 
@@ -225,12 +237,18 @@ export class RequestWriter {
         return true;
       }
       if (sent < 0) return false;
+      this.stats.chunksSent++;
+      this.stats.bytesSent += n + cmd.length;
       if (sent === n + cmd.length) {
         const cb = cmd.onSent;
         cmd.onSent = undefined;
         cb?.();
         return true;
       }
+    }
+    if (sender === null) {
+      this.stats.chunksSent++;
+      this.stats.bytesSent += n + cmd.length;
     }
     this.sendRestCopied(cmd, hdr, n, sent);
     return true;
