@@ -3,83 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { copyEndpoints as copy } from '../src/copy/copier.js';
 import { progressObserver } from '../src/copy/observers/progress.js';
-import type { Endpoint, SourceExtent } from '../src/copy/endpoint.js';
 import { DEFAULT_COPY_OPTIONS, type CopyOptions } from '../src/copy/options.js';
 import { NbdError } from '../src/protocol/errors.js';
-import { clipExtents, noise } from './helpers/files.js';
-
-interface Request { op: 'read' | 'write' | 'zero' | 'extents'; offset: number; length: number; conn: number; allocate?: boolean }
-
-class MemoryEndpoint implements Endpoint {
-  readonly name: string;
-  readonly opsName = 'file_ops';
-  readonly sequential = false;
-  preferredBlockSize = 4096;
-  minimumBlockSize = 1;
-  maximumBlockSize = 0xffffffff;
-  connections = 1;
-  maxConnections = Infinity;
-  canExtents = true;
-  isZero = false;
-  canZero = true;
-  readonly data: Buffer;
-  readonly log: Request[] = [];
-  inFlight = 0;
-  maxInFlight = 0;
-  failReadAt: number | undefined;
-  /** Extents of the source; undefined = all data. */
-  extentMap: SourceExtent[] | undefined;
-
-  /** Like a file: any connection index works. */
-  get local(): boolean {
-    return this.maxConnections === Infinity;
-  }
-
-  constructor(name: string, readonly size: number | undefined, data?: Buffer) {
-    this.name = name;
-    this.data = data ?? Buffer.alloc(size ?? 0);
-  }
-
-  private async track<T>(r: Request, body: () => T): Promise<T> {
-    this.log.push(r);
-    this.inFlight++;
-    this.maxInFlight = Math.max(this.maxInFlight, this.inFlight);
-    await new Promise((resolve) => setImmediate(resolve));
-    this.inFlight--;
-    if (r.conn >= Math.max(1, this.connections) && this.maxConnections !== Infinity) throw new Error(`bad conn ${r.conn}`);
-    return body();
-  }
-
-  read(buffer: Uint8Array, offset: number, conn: number): Promise<number> {
-    return this.track({ op: 'read', offset, length: buffer.length, conn }, () => {
-      if (this.failReadAt !== undefined && offset <= this.failReadAt && this.failReadAt < offset + buffer.length) {
-        throw new NbdError('EIO', `${this.name}: read at ${offset}: Input/output error`);
-      }
-      this.data.copy(buffer, 0, offset, offset + buffer.length);
-      return buffer.length;
-    });
-  }
-  write(buffer: Uint8Array, offset: number, conn: number): Promise<void> {
-    return this.track({ op: 'write', offset, length: buffer.length, conn }, () => {
-      Buffer.from(buffer.buffer, buffer.byteOffset, buffer.length).copy(this.data, offset);
-    });
-  }
-  zero(offset: number, length: number, allocate: boolean, conn: number): Promise<void> {
-    return this.track({ op: 'zero', offset, length, conn, allocate }, () => {
-      this.data.fill(0, offset, offset + length);
-    });
-  }
-  async extents(offset: number, length: number, conn: number): Promise<SourceExtent[]> {
-    this.log.push({ op: 'extents', offset, length, conn });
-    if (this.extentMap === undefined) return [{ offset, length, zero: false }];
-    return clipExtents(this.extentMap, offset, length);
-  }
-  async setConnections(n: number): Promise<void> {
-    if (this.maxConnections !== Infinity) this.connections = Math.min(n, this.maxConnections);
-  }
-  async flush(): Promise<void> { this.log.push({ op: 'extents', offset: -1, length: 0, conn: 0 }); }
-  async close(): Promise<void> {}
-}
+import { noise } from './helpers/files.js';
+import { MemoryEndpoint } from './helpers/memory-endpoint.js';
 
 const opts = (o: Partial<CopyOptions> = {}): CopyOptions => ({ ...DEFAULT_COPY_OPTIONS, ...o });
 const MiB = 1 << 20;
@@ -235,4 +162,80 @@ describe('copy engine', () => {
     const dst = new MemoryEndpoint('dst', 0);
     expect((await copy(src, dst, opts())).bytes).toBe(0);
   });
+});
+
+describe('how work is cut', () => {
+  const BLOCK = 64 * 1024;
+
+  /** Data and zero extents in 4 KiB steps that rarely meet a 64 KiB boundary; zero extents hold zeroes. */
+  function fineGrainedSource(size: number): MemoryEndpoint {
+    const data = noise(size, 9);
+    const extents = [];
+    const lengths = [4096, 69632, 12288, 135168, 8192, 65536, 200704, 4096, 331776];
+    for (let at = 0, i = 0; at < size; i++) {
+      const length = Math.min(lengths[i % lengths.length]!, size - at);
+      const zero = i % 2 === 1;
+      if (zero) data.fill(0, at, at + length);
+      extents.push({ offset: at, length, zero });
+      at += length;
+    }
+    const src = new MemoryEndpoint('src', size, data);
+    src.extentMap = extents;
+    return src;
+  }
+
+  it.each([4096, 0])('a destination with a 64 KiB minimum block (-S %i): whole blocks only, none written twice, all-zero blocks as zero requests', async (sparseSize) => {
+    const size = 6 * MiB + 8192;
+    const src = fineGrainedSource(size);
+    const dst = new MemoryEndpoint('dst', size, noise(size, 5));
+    dst.minimumBlockSize = BLOCK;
+    await copy(src, dst, opts({ sparseSize, requestSize: 256 * 1024 }));
+    expect(dst.data.equals(src.data)).toBe(true);
+    const requests = dst.log.filter((x) => x.op === 'write' || x.op === 'zero').sort((a, b) => a.offset - b.offset);
+    let end = 0;
+    for (const r of requests) {
+      expect(r.offset % BLOCK).toBe(0);
+      expect((r.offset + r.length) % BLOCK === 0 || r.offset + r.length === size).toBe(true);
+      expect(r.offset).toBeGreaterThanOrEqual(end);
+      end = r.offset + r.length;
+    }
+    expect(end).toBe(size);
+    // Every block the source has as zeroes is a zero request (from the extents, or found by
+    // -S); with -S 0, exactly the whole blocks inside zero extents.
+    const zeroed = new Set<number>();
+    for (const r of requests) if (r.op === 'zero') for (let b = r.offset; b < r.offset + r.length; b += BLOCK) zeroed.add(b);
+    const expected = new Set<number>();
+    for (let b = 0; b < size; b += BLOCK) {
+      const blockEnd = Math.min(b + BLOCK, size);
+      const inZeroExtent = src.extentMap!.some((e) => e.zero && e.offset <= b && blockEnd <= e.offset + e.length);
+      if (sparseSize === 0 ? inZeroExtent : src.data.subarray(b, blockEnd).every((x) => x === 0)) expected.add(b);
+    }
+    expect(expected.size).toBeGreaterThan(0);
+    expect([...zeroed].sort((a, b) => a - b)).toEqual([...expected].sort((a, b) => a - b));
+  });
+
+  it('no request crosses a 128 MiB slice: a long zero run is one zero request per slice', async () => {
+    // One connection: claims of 128 MiB (a quarter of the disk, rounded to whole slices).
+    const size = 520 * MiB;
+    const edge = 64 * 1024;
+    const data = Buffer.alloc(size);
+    noise(edge, 1).copy(data, 0);
+    noise(edge, 2).copy(data, size - edge);
+    const src = new MemoryEndpoint('src', size, data);
+    src.extentMap = [
+      { offset: 0, length: edge, zero: false },
+      { offset: edge, length: size - 2 * edge, zero: true },
+      { offset: size - edge, length: edge, zero: false },
+    ];
+    const dst = new MemoryEndpoint('dst', size, Buffer.alloc(size, 1));
+    await copy(src, dst, opts({ connections: 1, sparseSize: 0 }));
+    expect(dst.data.equals(src.data)).toBe(true);
+    const slice = 128 * MiB;
+    for (const r of [...src.log, ...dst.log].filter((x) => x.op === 'read' || x.op === 'write' || x.op === 'zero')) {
+      expect(Math.floor(r.offset / slice)).toBe(Math.floor((r.offset + r.length - 1) / slice));
+    }
+    expect(dst.log.filter((x) => x.op === 'zero').map((z) => [z.offset, z.length]).sort((a, b) => a[0]! - b[0]!)).toEqual([
+      [edge, slice - edge], [slice, slice], [2 * slice, slice], [3 * slice, slice], [4 * slice, size - 4 * slice - edge],
+    ]);
+   }, 240_000);
 });

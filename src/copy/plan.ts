@@ -18,8 +18,8 @@ export const SLICE_SIZE = 128 * MiB;
 export const EXTENT_WINDOW = 4 * GiB - 64 * MiB;
 /**
  * Most bytes one connection claims at a time. A claim only costs an extents call, so
- * mostly-empty disks want it big; four per connection keep the work balanced. One extent
- * window exactly, so a big empty claim is one block status round trip, not two.
+ * mostly-empty disks want it big; four per connection keep the work balanced. At most one
+ * extent window, so a big empty claim is one block status round trip, not two.
  */
 const MAX_CLAIM = EXTENT_WINDOW;
 /** Requests in flight when neither side is an NBD server (libuv's default thread pool size). */
@@ -112,12 +112,20 @@ export async function planCopy(source: Endpoint, destination: Endpoint, options:
     lanesPerConnection = Math.min(lanesPerConnection, LOCAL_IN_FLIGHT);
   }
   const size = source.size ?? 0;
-  const claimSize = sequential
-    ? Math.max(size, 1)
-    : Math.max(requestSize, alignDown(Math.min(MAX_CLAIM, Math.max(16 * MiB, Math.ceil(size / (connections * 4)))), requestSize));
+  const claimSize = sequential ? Math.max(size, 1) : claimFor(size, connections, requestSize);
   return {
     strategy, connections, lanesPerConnection, requestSize, blockSize, sparseSize, claimSize, sliceSize: SLICE_SIZE, sequential,
   };
+}
+
+/**
+ * About four claims per connection, and claims that tile the slices (whole slices, or a power
+ * of two that divides one), so only slice boundaries cut a long zero run on a big disk.
+ */
+function claimFor(size: number, connections: number, requestSize: number): number {
+  const wanted = Math.min(MAX_CLAIM, Math.max(16 * MiB, Math.ceil(size / (connections * 4))));
+  const claim = wanted >= SLICE_SIZE ? alignDown(wanted, SLICE_SIZE) : 2 ** Math.floor(Math.log2(wanted));
+  return Math.max(requestSize, claim);
 }
 
 function pickStrategy(source: Endpoint, destination: Endpoint, options: CopyOptions): Strategy {
