@@ -16,18 +16,9 @@ import { BlockHashObserver } from './observers/block-hash.js';
 import { VerifyObserver } from './observers/verify.js';
 import { CheckpointObserver } from './observers/checkpoint.js';
 import { tallyObserver } from './observers/tally.js';
+import type { IntegrityOptions } from './integrity-options.js';
 
-/** What a copy may ask for beyond copying (each one optional). */
-export interface IntegrityOptions {
-  /** Compute the block hash of the source (libnbd's --blkhash); the result carries it. */
-  blockHash?: BlockHashSpec;
-  /** After the copy (and flush), read the destination back and compare block by block. */
-  verify?: boolean;
-  /** Resumable copy: record the ranges done in this file; a later run copies only the rest. */
-  checkpoint?: string;
-  /** Incremental copy: only the ranges the source's qemu dirty bitmap of this name marks. */
-  dirtyBitmap?: string;
-}
+export type { IntegrityOptions };
 
 /** What a side is, before it is opened: a spec, or an endpoint the caller opened. */
 export type SideDescription = EndpointSpec | Endpoint;

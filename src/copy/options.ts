@@ -1,6 +1,6 @@
 // Tunables of one copy, with nbdcopy's defaults.
 import type { RangeSource } from './range-source.js';
-import type { IntegrityOptions } from './integrity.js';
+import type { IntegrityOptions } from './integrity-options.js';
 
 export interface CopyOptions extends IntegrityOptions {
   /** Maximum NBD connections (multi-conn) per side. */

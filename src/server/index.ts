@@ -13,7 +13,8 @@ export type { ServerTlsOptions } from '../tls/types.js';
 export { MAX_PAYLOAD } from './options.js';
 export {
   createBackend, BACKEND_NAMES, MemoryBackend, FileBackend, NullBackend, PatternBackend, SparseRandomBackend,
-  type Backend, type BackendName, type BlockSizeLimits, type Extent, type ZeroOptions,
+  type Backend, type BackendName, type BlockSizeLimits, type CreateOptions, type Extent, type ExportListing,
+  type ZeroOptions,
 } from './backends/index.js';
 export { parseErrorRate, parseDelay, FAULT_KINDS, type FaultOptions, type FaultKind, type ErrorRate } from './faults.js';
 export { parseSize } from './size.js';

@@ -44,12 +44,18 @@ function rejectUnknown(backend: string, p: Params, known: readonly string[]): vo
   }
 }
 
+/** How {@link createBackend} builds a backend, beyond its name and parameters. */
 export interface CreateOptions {
+  /** Refuse writes (nbdkit's -r). */
   readOnly?: boolean;
   /** Problems that do not stop the server (the nbd backend's upstream going away). */
   warn?: (message: string) => void;
 }
 
+/**
+ * Builds a backend by name from nbdkit-style parameters (`memory 1G`, `file file=disk.img`,
+ * `nbd socket=/tmp/up.sock`); bad or unknown parameters are an NbdError (EINVAL).
+ */
 export async function createBackend(name: string, args: readonly string[] = [], options: CreateOptions = {}): Promise<Backend> {
   switch (name) {
     case 'memory': {
