@@ -71,3 +71,14 @@ describe('checkpoint file', () => {
   });
 
 });
+
+describe('removing a checkpoint', () => {
+  it('also removes new versions a killed run left half written, and nothing else', async () => {
+    const { removeCheckpoint } = await import('../src/copy/checkpoint-journal.js');
+    const sub = path.join(dir, 'rm');
+    fs.mkdirSync(sub);
+    for (const name of ['x.ckpt', 'x.ckpt.123.4.tmp', 'x.ckpt.9.tmp', 'y.ckpt.1.2.tmp', 'xxckpt.1.2.tmp']) fs.writeFileSync(path.join(sub, name), '');
+    await removeCheckpoint(path.join(sub, 'x.ckpt'));
+    expect(fs.readdirSync(sub).sort()).toEqual(['x.ckpt.9.tmp', 'xxckpt.1.2.tmp', 'y.ckpt.1.2.tmp']);
+  });
+});

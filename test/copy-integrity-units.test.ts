@@ -148,3 +148,24 @@ describe('verification', () => {
       .toThrow('verify: stdout cannot be read back (a pipe or stream)');
   });
 });
+
+describe('restricting a window to wanted ranges', () => {
+  it('marks what lies outside as skip and keeps data and zero apart inside', async () => {
+    const { restrictExtents, widenToBlocks } = await import('../src/copy/restrict-extents.js');
+    const extents = [
+      { offset: 0, length: 100, zero: false },
+      { offset: 100, length: 50, zero: true },
+      { offset: 150, length: 50, zero: false },
+    ];
+    expect(restrictExtents(extents, [[20, 120], [160, 170]])).toEqual([
+      { offset: 0, length: 20, zero: false, skip: true },
+      { offset: 20, length: 80, zero: false },
+      { offset: 100, length: 20, zero: true },
+      { offset: 120, length: 40, zero: false, skip: true },
+      { offset: 160, length: 10, zero: false },
+      { offset: 170, length: 30, zero: false, skip: true },
+    ]);
+    expect(restrictExtents(extents, [])).toEqual([{ offset: 0, length: 200, zero: false, skip: true }]);
+    expect(widenToBlocks([[5, 10], [12, 20], [70, 71]], 16, 75)).toEqual([[0, 32], [64, 75]]);
+  });
+});

@@ -109,7 +109,13 @@ export async function writeCheckpoint(file: string, contents: CheckpointContents
   }
 }
 
-/** Removes FILE after a successful copy. */
+/** Removes FILE after a successful copy, and new versions a killed run left half written. */
 export async function removeCheckpoint(file: string): Promise<void> {
   await fs.rm(file, { force: true });
+  const dir = path.dirname(path.resolve(file));
+  const base = path.basename(file);
+  const stale = (name: string): boolean => name.startsWith(`${base}.`) && /^\.\d+\.\d+\.tmp$/.test(name.slice(base.length));
+  for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
+    if (stale(name)) await fs.rm(path.join(dir, name), { force: true });
+  }
 }
