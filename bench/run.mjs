@@ -117,7 +117,7 @@ async function runBench(options) {
       warmup: options.warmup,
       machine: { ...describeMachine(), loadAverageAtStart: loadAtStart, nodeStartup },
       measurement: {
-        wall: 'monotonic clock in the harness, from spawn to exit of the measured tool (and of wc -c for stdout)',
+        wall: 'monotonic clock in the harness, from spawn to exit of the measured tool (its stdout, when piped, read to the end)',
         cpu: haveGnuTime() ? `user+sys of the tool and its children, from ${GNU_TIME} (median of runs)` : null,
         rss: haveGnuTime() ? `peak resident set size, from ${GNU_TIME} (max of runs)` : null,
         serverCpu: 'user+sys of the server process(es) during the run, from /proc/PID/stat (median of runs)',

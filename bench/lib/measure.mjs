@@ -25,8 +25,8 @@ function collectTail(stream) {
 
 /**
  * Run argv once and measure it.
- * stdout: 'ignore' sends the tool's stdout to /dev/null; 'count' pipes it into `wc -c`
- * (a cheap reader, so the tool really streams through a pipe) and reports the count.
+ * stdout: 'ignore' sends the tool's stdout to /dev/null; 'count' reads it from a pipe here
+ * (chunk lengths added up, so the tool really streams through a pipe) and reports the count.
  */
 export async function runMeasured({ argv, env, cwd, tmpDir, stdout = 'ignore', timeoutMs }) {
   const timeFile = join(tmpDir, 'time.out');
@@ -42,26 +42,17 @@ export async function runMeasured({ argv, env, cwd, tmpDir, stdout = 'ignore', t
   });
   const stderrTail = collectTail(tool.child.stderr);
 
-  let reader = null;
-  let counted = '';
-  if (stdout === 'count') {
-    reader = spawnTracked('wc', ['-c'], { stdio: [tool.child.stdout, 'pipe', 'ignore'] });
-    reader.child.stdout.setEncoding('utf8');
-    reader.child.stdout.on('data', (chunk) => {
-      counted += chunk;
-    });
-  }
+  let counted = 0;
+  tool.child.stdout?.on('data', (chunk) => {
+    counted += chunk.length;
+  });
 
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
     void stopChild(tool);
-    if (reader) void stopChild(reader);
   }, timeoutMs);
   const exit = await tool.done;
-  // Our end of the pipe must close, or wc never sees EOF.
-  tool.child.stdout?.destroy();
-  if (reader) await reader.done;
   const wallMs = Number(process.hrtime.bigint() - start) / 1e6;
   clearTimeout(timer);
 
@@ -74,7 +65,7 @@ export async function runMeasured({ argv, env, cwd, tmpDir, stdout = 'ignore', t
     maxRssKb: figures ? figures.maxRssKb : null,
     exitCode: exit.code,
   };
-  if (stdout === 'count') result.stdoutBytes = Number(counted.trim()) || 0;
+  if (stdout === 'count') result.stdoutBytes = counted;
   if (timedOut) result.error = `timed out after ${timeoutMs / 1000} s`;
   else if (exit.error) result.error = `cannot start: ${exit.error.message}`;
   else if (!result.ok) result.error = reasonFromStderr(stderrTail()) || `exit status ${exit.code ?? exit.signal}`;

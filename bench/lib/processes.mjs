@@ -1,28 +1,30 @@
 // Every process the bench starts goes through here, so that an error, a timeout or ^C
 // can reap all of them: servers, measured tools and counting readers. Each child gets
 // its own process group (GNU time ignores SIGINT while it waits, and a tool may have
-// children of its own), and we signal the whole group.
+// children of its own), and we signal the whole group. Children are started by execa, whose
+// results name the command line (a tool that cannot start says which one and why).
 
-import { spawn } from 'node:child_process';
+import { execa } from 'execa';
 
 const live = new Set();
 
-/** Spawn a tracked child. Returns the ChildProcess and a promise of { code, signal }. */
+/**
+ * Spawn a tracked child. Returns the subprocess (a ChildProcess) and a promise of
+ * { code, signal } — with `error` (its message names the command) when it could not start.
+ */
 export function spawnTracked(command, args, options = {}) {
-  const child = spawn(command, args, { ...options, detached: true });
+  // detached: a group of its own. buffer: false: callers read the pipes they asked for.
+  // reject: false: an exit status is a figure to report, not an exception.
+  const child = execa(command, args, { ...options, detached: true, buffer: false, reject: false, stripFinalNewline: false });
   const entry = { child, exited: false };
   live.add(entry);
-  const done = new Promise((resolve) => {
-    child.once('error', (error) => {
-      entry.exited = true;
-      live.delete(entry);
-      resolve({ code: null, signal: null, error });
-    });
-    child.once('exit', (code, signal) => {
-      entry.exited = true;
-      live.delete(entry);
-      resolve({ code, signal });
-    });
+  const done = child.then((result) => {
+    entry.exited = true;
+    live.delete(entry);
+    const started = result.exitCode !== undefined || result.signal !== undefined;
+    return started
+      ? { code: result.exitCode ?? null, signal: result.signal ?? null }
+      : { code: null, signal: null, error: new Error(result.shortMessage) };
   });
   return { child, done };
 }
