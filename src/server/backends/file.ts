@@ -1,5 +1,7 @@
 // A local file (or block device) as the disk. Holes come from SEEK_DATA/SEEK_HOLE, trim and
-// zero punch holes with fallocate, FUA and flush are fdatasync.
+// zero punch holes with fallocate. Durability: FLUSH, and every request with FUA, is answered
+// only after fdatasync returned; a failed sync fails the request (the client then gets an
+// error reply, never a success).
 import { promises as fsp, constants as fsc } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { STATE_HOLE, STATE_ZERO } from '../../protocol/constants.js';
@@ -9,6 +11,14 @@ import { FallocateError, punchHole, zeroRange } from '../../sys/fallocate.js';
 import type { Backend, Extent, ZeroOptions } from './types.js';
 
 const ZERO_CHUNK = 1024 * 1024;
+
+export interface FileBackendOptions {
+  /**
+   * Replaces fdatasync (a test seam: make the sync fail, or record when it ran). It is given
+   * the real one so a recorder can still sync.
+   */
+  datasync?: (sync: () => Promise<void>) => Promise<void>;
+}
 
 export class FileBackend implements Backend {
   readonly kind = 'file';
@@ -24,15 +34,17 @@ export class FileBackend implements Backend {
   private punchWorks = true;
   private zeroRangeWorks = true;
   private zeroes: Buffer | undefined;
+  private syncFailed: NbdError | undefined;
 
   private constructor(
     private readonly handle: FileHandle,
     readonly size: number,
     readonly writable: boolean,
     readonly path: string,
+    private readonly options: FileBackendOptions,
   ) {}
 
-  static async open(path: string, readOnly = false): Promise<FileBackend> {
+  static async open(path: string, readOnly = false, options: FileBackendOptions = {}): Promise<FileBackend> {
     let handle: FileHandle;
     let writable = !readOnly;
     try {
@@ -48,7 +60,7 @@ export class FileBackend implements Backend {
     }
     const st = await handle.stat();
     const size = st.isBlockDevice() ? seekEnd(handle.fd) : st.size;
-    return new FileBackend(handle, size, writable, path);
+    return new FileBackend(handle, size, writable, path, options);
   }
 
   async read(into: Buffer, offset: number): Promise<void> {
@@ -70,24 +82,25 @@ export class FileBackend implements Backend {
       const { bytesWritten } = await this.handle.write(data, done, data.length - done, offset + done);
       done += bytesWritten;
     }
-    if (fua) await this.handle.datasync();
+    if (fua) await this.sync();
   }
 
   async trim(offset: number, length: number, fua: boolean): Promise<void> {
     // Trim is advisory: a filesystem that cannot punch holes simply keeps the data.
-    if (!this.punchWorks) return;
-    try {
-      punchHole(this.handle.fd, offset, length);
-    } catch (err) {
-      if (err instanceof FallocateError && err.unsupported) this.punchWorks = false;
-      else throw sysError(err, 'trim');
+    if (this.punchWorks) {
+      try {
+        punchHole(this.handle.fd, offset, length);
+      } catch (err) {
+        if (err instanceof FallocateError && err.unsupported) this.punchWorks = false;
+        else throw sysError(err, 'trim');
+      }
     }
-    if (fua) await this.handle.datasync();
+    if (fua) await this.sync();
   }
 
   async zero(offset: number, length: number, options: ZeroOptions): Promise<void> {
     if (this.tryFastZero(offset, length, options.noHole)) {
-      if (options.fua) await this.handle.datasync();
+      if (options.fua) await this.sync();
       return;
     }
     if (options.fast) throw new NbdError('ENOTSUP', 'this file cannot be zeroed faster than writing');
@@ -97,7 +110,7 @@ export class FileBackend implements Backend {
       await this.write(this.zeroes.subarray(0, n), offset + done, false);
       done += n;
     }
-    if (options.fua) await this.handle.datasync();
+    if (options.fua) await this.sync();
   }
 
   /** True when zeroing may be attempted without writing data; the `fast` check uses it. */
@@ -106,10 +119,24 @@ export class FileBackend implements Backend {
   }
 
   async flush(): Promise<void> {
-    await this.handle.datasync();
+    await this.sync();
   }
 
   cache(): void {}
+
+  /** Stable storage for everything written so far; throws (EIO, ENOSPC) when the disk says no. */
+  private async sync(): Promise<void> {
+    // After a failed fdatasync the kernel may have dropped the dirty pages it could not write,
+    // so a later sync that succeeds proves nothing about them: every later one fails too.
+    if (this.syncFailed) throw new NbdError(this.syncFailed.code, `an earlier fdatasync failed (${this.syncFailed.message}); data written before it may be lost`);
+    const real = (): Promise<void> => this.handle.datasync();
+    try {
+      await (this.options.datasync ? this.options.datasync(real) : real());
+    } catch (err) {
+      this.syncFailed = sysError(err, 'fdatasync');
+      throw this.syncFailed;
+    }
+  }
 
   extents(offset: number, length: number): Extent[] {
     const end = offset + length;
@@ -175,8 +202,10 @@ function errnoCode(err: unknown): ErrnoCode {
 
 function sysError(err: unknown, what: string): NbdError {
   if (err instanceof NbdError) return err;
-  const errno = (err as { errno?: number }).errno;
+  // Node's fs errors carry negative errnos and a code; the FFI's carry positive errnos.
+  const { errno, code: name } = err as { errno?: number; code?: string };
+  const n = Math.abs(errno ?? 0);
   // EDQUOT and EFBIG read as "no space" to the client, as the protocol asks.
-  const code: ErrnoCode = errno === 28 || errno === 122 || errno === 27 ? 'ENOSPC' : 'EIO';
+  const code: ErrnoCode = n === 28 || n === 122 || n === 27 || name === 'ENOSPC' || name === 'EDQUOT' || name === 'EFBIG' ? 'ENOSPC' : 'EIO';
   return new NbdError(code, `${what}: ${(err as Error).message}`, { cause: err });
 }
