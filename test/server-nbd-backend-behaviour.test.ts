@@ -2,7 +2,7 @@
 // protocol style on both sides (library startServer), shared mode with 8 writers at once,
 // retry= against a late server, the upstream dying mid-copy, and bad parameters.
 import { randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
@@ -202,6 +202,28 @@ describe.skipIf(!have)('nbdserve nbd: an upstream that is late or goes away', ()
     const lines = p.stderr().trim().split('\n').filter((l) => l !== '');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/^nbdserve: warning: nbd: the upstream server went away: /);
+  });
+});
+
+describe.skipIf(!have)('nbd backend: a command= server that dies', () => {
+  it('shared mode starts it again for the next client; stopping the proxy reaps it', async () => {
+    const p = await spawnNbdserve(['nbd', 'command=nbdkit', 'arg=pattern', 'arg=1M']);
+    cleanups.push(() => p.stop());
+    const childOf = (pid: number): number[] => {
+      const r = spawnSync('ps', ['-o', 'pid=', '--ppid', String(pid)], { encoding: 'utf8' });
+      return r.stdout.split('\n').map((l) => Number(l.trim())).filter((n) => n > 0);
+    };
+    const first = childOf(p.child.pid!);
+    expect(first).toHaveLength(1);
+    expect((await runTool('/usr/bin/nbdinfo', ['--size', p.uri])).stdout).toBe('1048576\n');
+    process.kill(first[0]!, 'SIGKILL');
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await runTool('/usr/bin/nbdinfo', ['--size', p.uri])).stdout).toBe('1048576\n');
+    const second = childOf(p.child.pid!);
+    expect(second).toHaveLength(1);
+    expect(second[0]).not.toBe(first[0]);
+    await p.stop();
+    expect(() => process.kill(second[0]!, 0)).toThrow();
   });
 });
 
