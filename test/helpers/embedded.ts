@@ -2,7 +2,6 @@
 // (spawnNbdserve), each on a private Unix socket in a fresh temp dir and always cleaned up;
 // plus RawNbd, a byte-level client built on the protocol codecs for tests that must send what
 // a well-behaved client never would.
-import { type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -16,7 +15,7 @@ import {
 import { startServer, type RunningServer, type ServerOptions } from '../../src/server/index.js';
 import { NBDSERVE, ensureBuilt } from './build.js';
 import type { Teardown } from './teardown.js';
-import { spawnSocketServer } from './servers.js';
+import { spawnSocketServer, type ServerChild } from './servers.js';
 
 
 export interface Embedded extends RunningServer {
@@ -65,7 +64,7 @@ export interface SpawnedNbdserve {
   uri: string;
   socket: string;
   dir: string;
-  child: ChildProcess;
+  child: ServerChild;
   stderr(): string;
   stop(): Promise<void>;
 }

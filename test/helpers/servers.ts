@@ -1,8 +1,11 @@
 // Start real NBD servers (nbdkit, qemu-nbd, nbd-server) for tests on private Unix sockets in
-// fresh temp dirs, and always reap them. Shared by every test file that needs a server.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+// fresh temp dirs, and always reap them. Shared by every test file that needs a server. Servers
+// run under execa: killed when the test process exits (its cleanup), SIGKILL 3 s after a
+// SIGTERM that was not obeyed, and a server that cannot start is named with its command line.
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
+import { execa, type Result } from 'execa';
 import { makeTempDir } from './temp.js';
 import { join } from 'node:path';
 
@@ -20,25 +23,24 @@ export interface RunningServer {
   stop(): Promise<void>;
 }
 
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const c of live) c.kill('SIGKILL');
-});
+/** What tests may do with a server process: see its pid and state, signal it. */
+export type ServerChild = Pick<ChildProcess, 'pid' | 'exitCode' | 'signalCode' | 'kill'>;
 
 function unixUri(socket: string, exportName = ''): string {
   return `nbd+unix:///${encodeURIComponent(exportName)}?socket=${socket}`;
 }
 
-async function waitFor(
-  cond: () => boolean | Promise<boolean>, child: ChildProcess, what: string, stderr: () => string, waitMs = 10_000,
-): Promise<void> {
+async function waitFor(cond: () => boolean | Promise<boolean>, server: SpawnedServer, what: string, waitMs = 10_000): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (;;) {
-    if (child.exitCode !== null || child.signalCode !== null) {
-      throw new Error(`${what} exited early (${child.signalCode ?? child.exitCode}): ${stderr().trim()}`);
+    const ended = server.ended();
+    if (ended !== undefined) {
+      // A server that could not start at all: execa's message names the command and the reason.
+      const why = ended.exitCode === undefined && ended.signal === undefined ? ended.shortMessage : ended.signal ?? ended.exitCode;
+      throw new Error(`${what} exited early (${why}): ${server.stderr().trim()}`);
     }
     if (await cond()) return;
-    if (Date.now() > deadline) throw new Error(`${what} did not start within ${waitMs / 1000} s: ${stderr().trim()}`);
+    if (Date.now() > deadline) throw new Error(`${what} did not start within ${waitMs / 1000} s: ${server.stderr().trim()}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -64,48 +66,46 @@ function canConnect(opts: net.NetConnectOpts): Promise<boolean> {
   });
 }
 
-function stopper(child: ChildProcess, dir: string): () => Promise<void> {
+function stopper(server: SpawnedServer, dir: string): () => Promise<void> {
   let done: Promise<void> | undefined;
   return () => {
-    done ??= new Promise<void>((resolve) => {
-      const finish = (): void => {
-        live.delete(child);
-        rmSync(dir, { recursive: true, force: true });
-        resolve();
-      };
-      if (child.exitCode !== null || child.signalCode !== null) return finish();
-      const timer = setTimeout(() => child.kill('SIGKILL'), 3000);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        finish();
-      });
-      child.kill('SIGTERM');
-    });
+    done ??= (async () => {
+      if (server.ended() === undefined) {
+        server.child.kill('SIGTERM'); // execa sends SIGKILL if it is still there after 3 s
+        await server.finished;
+      }
+      rmSync(dir, { recursive: true, force: true });
+    })();
     return done;
   };
 }
 
 interface SpawnedServer {
-  child: ChildProcess;
+  child: ServerChild;
+  /** Resolves once the process has exited and its stderr is read to the end. */
+  finished: Promise<Result>;
+  /** The result, once finished. */
+  ended(): Result | undefined;
   stderr: () => string;
 }
 
 function spawnServer(cmd: string, args: string[], env?: NodeJS.ProcessEnv): SpawnedServer {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'], env: env ?? process.env });
-  live.add(child);
+  const child = execa(cmd, args, {
+    stdin: 'ignore', stdout: 'ignore', stderr: 'pipe', env: env ?? process.env, extendEnv: false,
+    buffer: false, reject: false, forceKillAfterDelay: 3000,
+  });
   let err = '';
-  child.stderr!.setEncoding('utf8');
-  child.stderr!.on('data', (d: string) => {
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d: string) => {
     if (err.length < 65536) err += d;
   });
-  child.on('error', (e) => {
-    err += String(e);
-  });
-  return { child, stderr: () => err };
+  let result: Result | undefined;
+  const finished = child.then((r) => (result = r));
+  return { child, finished, ended: () => result, stderr: () => err };
 }
 
 export interface SocketServerProcess {
-  child: ChildProcess;
+  child: ServerChild;
   /** What the server wrote on stderr (the first 64 KiB). */
   stderr(): string;
   /** SIGTERM (SIGKILL after 3 s), waits until reaped, removes the server's temp dir. */
@@ -121,15 +121,15 @@ export interface SocketServerProcess {
 export async function spawnSocketServer(
   cmd: string, args: string[], socket: string, dir: string, what: string, waitMs = 10_000,
 ): Promise<SocketServerProcess> {
-  const { child, stderr } = spawnServer(cmd, args);
-  const stop = stopper(child, dir);
+  const server = spawnServer(cmd, args);
+  const stop = stopper(server, dir);
   try {
-    await waitFor(() => canConnectUnix(socket), child, what, stderr, waitMs);
+    await waitFor(() => canConnectUnix(socket), server, what, waitMs);
   } catch (e) {
     await stop();
     throw e;
   }
-  return { child, stderr, stop };
+  return { child: server.child, stderr: server.stderr, stop };
 }
 
 export interface StartOptions {
