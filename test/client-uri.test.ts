@@ -32,6 +32,11 @@ const bad: Array<[string, RegExp]> = [
   ['nbd://[::1/', /unterminated/],
   ['nbd://h/%zz', /percent-encoding/],
   ['nbd://h/?socket=/s', /only valid with nbd\+unix/],
+  // Found by the URI fuzz target: vsock URIs kept socket= (that formatNbdUri then dropped).
+  ['nbd+vsock://3/?socket=/s', /only valid with nbd\+unix/],
+  // Also from the fuzz target: a host with brackets inside, or an unbracketed IPv6 address.
+  ['nbd://A[::1]:1000/', /bad host/],
+  ['nbd://::1:10809/', /bad host/],
   ['nbd:relative', /expected '\/\/'/],
   ['nbds+unix:///?socket=s&tls-verify-peer=maybe', /boolean/],
   ['nbd+vsock://notanumber/', /numeric CID/],

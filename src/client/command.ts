@@ -42,6 +42,11 @@ export class Command {
   take: (() => Uint8Array) | undefined = undefined;
   /** Bytes of read data (or holes) the server has covered so far. */
   seen = 0;
+  /**
+   * READ whose chunks came out of order: the covered ranges of the request as sorted
+   * [start, end) pairs, so an overlap is caught (while chunks come in order, [0, seen) is all).
+   */
+  covered: number[] | null = null;
   /** First error the server reported for this request; later ones are ignored. */
   error: NbdError | null = null;
   extents: BlockStatusResult | null = null;

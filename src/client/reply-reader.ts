@@ -61,6 +61,26 @@ function readBuffer(cmd: Command): Uint8Array {
   return buf;
 }
 
+/**
+ * Counts [at, at+n) of a READ as answered. Chunks must not overlap (else a read could count
+ * as complete with a gap the caller never got data for), so one that does is a violation.
+ */
+function cover(cmd: Command, at: number, n: number): void {
+  if (cmd.covered === null && at === cmd.seen) {
+    cmd.seen += n;
+    return;
+  }
+  const r = (cmd.covered ??= cmd.seen > 0 ? [0, cmd.seen] : []);
+  const end = at + n;
+  let i = 0;
+  while (i < r.length && r[i + 1]! <= at) i += 2;
+  if (i < r.length && r[i]! < end) {
+    throw violation(`${commandName(cmd.type)} chunks overlap at [${at}, +${n}) of the request (cookie ${cmd.cookie})`);
+  }
+  r.splice(i, 0, at, end);
+  cmd.seen += n;
+}
+
 function violation(message: string): NbdError {
   return new NbdError('EPROTO', `protocol error: ${message}`);
 }
@@ -272,7 +292,7 @@ export class ReplyReader {
         if (offset < cmd.offset || offset + dlen > cmd.offset + cmd.length) {
           throw violation(`OFFSET_DATA [${offset}, +${dlen}) lies outside the request [${cmd.offset}, +${cmd.length})`);
         }
-        cmd.seen += dlen;
+        cover(cmd, offset - cmd.offset, dlen);
         this.startData(readBuffer(cmd), offset - cmd.offset, dlen);
         return;
       }
@@ -282,8 +302,8 @@ export class ReplyReader {
           throw violation(`OFFSET_HOLE [${hole.offset}, +${hole.size}) lies outside the request [${cmd.offset}, +${cmd.length})`);
         }
         const at = hole.offset - cmd.offset;
+        cover(cmd, at, hole.size);
         readBuffer(cmd).fill(0, at, at + hole.size);
-        cmd.seen += hole.size;
         break;
       }
       case REPLY_TYPE_BLOCK_STATUS:

@@ -119,6 +119,8 @@ export function parseNbdUri(uri: string): NbdUri {
       host = authority.slice(0, colon);
       portText = authority.slice(colon + 1);
     }
+    // ':', '[' and ']' only appear in a host as a bracketed IPv6 address (RFC 3986).
+    if (/[[\]:]/.test(host)) throw bad(uri, `bad host '${host}' (an IPv6 address goes in brackets)`);
   }
   host = decode(uri, host, 'host');
   if (portText !== undefined && portText !== '') {
@@ -150,11 +152,13 @@ export function parseNbdUri(uri: string): NbdUri {
     }
   }
 
+  if (kind.transport !== 'unix' && out.socket !== undefined) {
+    throw bad(uri, "'socket=' is only valid with nbd+unix or nbds+unix");
+  }
   if (kind.transport === 'tcp') {
     if (host === '') host = 'localhost';
     out.host = host;
     out.port ??= DEFAULT_PORT;
-    if (out.socket !== undefined) throw bad(uri, "'socket=' is only valid with nbd+unix or nbds+unix");
   } else if (kind.transport === 'unix') {
     if (out.socket === undefined || out.socket === '') throw bad(uri, `${scheme} needs a 'socket=' query parameter`);
     if (host !== '') throw bad(uri, `${scheme} takes no host ('${host}')`);
