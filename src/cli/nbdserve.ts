@@ -13,21 +13,19 @@ import { parseDelay, parseErrorRate, type FaultOptions } from '../server/faults.
 import { startServer, type RunningServer } from '../server/listener.js';
 import type { ServerOptions } from '../server/options.js';
 import type { ServerTlsOptions } from '../tls/types.js';
+import yargs from 'yargs';
 import { errorLine } from './report-error.js';
 
-const USAGE = `usage: nbdserve [-U SOCKET | -U - | --vsock] [-p PORT] [-i ADDR] [-s] [-r] [-e EXPORT]
-                [--description TEXT] [-o] [--no-sr] [--no-eh] [-f] [-P PIDFILE]
-                [--exit-with-parent] [--run CMD] [-v]
-                [--tls=off|on|require] [--tls-certificates DIR] [--tls-psk FILE] [--tls-verify-peer]
-                [--error-rate KIND=RATE[:ERRNO]] [--delay KIND=MS] [--disconnect-after N]
-                BACKEND [ARGS...]
-backends: memory SIZE | file PATH | null SIZE | pattern SIZE
+/** The backends and their parameters: the part of `--help` that yargs cannot derive. */
+const BACKENDS = `backends: memory SIZE | file PATH | null SIZE | pattern SIZE
           | sparse-random SIZE [percent=N] [seed=N] [runlength=SIZE]
           | nbd {command=CMD [arg=ARG]... | hostname=HOST [port=PORT] | vhost-cid=CID [port=PORT]
                 | socket=PATH | socket-fd=FD | [uri=]URI} [export=NAME] [dynamic-export=BOOL]
                 [retry=N] [shared=BOOL] [tls=off|on|require] [tls-certificates=DIR]
                 [tls-verify=BOOL] [tls-username=NAME] [tls-psk=FILE]
-SIZE takes suffixes like nbdkit (1M, 4G, 1T).`;
+Parameters are KEY=VALUE or nbdkit's magic first parameter (memory 1G = memory size=1G).
+SIZE takes suffixes like nbdkit (1M, 4G, 1T). Options may come anywhere before --;
+everything after -- belongs to the backend.`;
 
 export interface CliOptions {
   unixSocket?: string;
@@ -50,10 +48,70 @@ export interface CliOptions {
   faults?: FaultOptions;
   backend: string[];
   help: boolean;
+  /** The generated usage text, when --help was given. */
+  helpText?: string;
   version: boolean;
 }
 
 class UsageError extends Error {}
+
+/** nbdkit's option table, as yargs options: names, aliases and the help line of each. */
+const OPTIONS = {
+  unix: { alias: 'U', type: 'string', requiresArg: true, describe: 'listen on a Unix socket (- picks a private one)' },
+  port: { alias: 'p', type: 'string', requiresArg: true, describe: 'listen on this TCP (or --vsock) port' },
+  ipaddr: { alias: 'i', type: 'string', requiresArg: true, describe: 'listen on this address only' },
+  vsock: { type: 'boolean', describe: 'listen on AF_VSOCK' },
+  single: { alias: 's', type: 'boolean', describe: 'serve one client on stdin/stdout' },
+  readonly: { alias: ['r', 'read-only'], type: 'boolean', describe: 'refuse writes' },
+  exportname: { alias: ['e', 'export-name'], type: 'string', requiresArg: true, describe: 'the export name' },
+  description: { type: 'string', requiresArg: true, describe: 'the export description' },
+  oldstyle: { alias: 'o', type: 'boolean', describe: 'oldstyle handshake' },
+  'no-sr': { type: 'boolean', describe: 'no structured replies' },
+  'no-eh': { alias: 'no-extended-headers', type: 'boolean', describe: 'no extended headers' },
+  foreground: { alias: 'f', type: 'boolean', describe: 'stay in the foreground (always the case)' },
+  pidfile: { alias: 'P', type: 'string', requiresArg: true, describe: 'write our pid to this file' },
+  'exit-with-parent': { type: 'boolean', describe: 'exit when the parent process exits' },
+  run: { type: 'string', requiresArg: true, describe: 'run CMD with $uri etc. set, then exit with its status' },
+  verbose: { alias: 'v', type: 'boolean', describe: 'log connections and requests to stderr' },
+  tls: { type: 'string', requiresArg: true, describe: 'off, on or require' },
+  'tls-certificates': { type: 'string', requiresArg: true, describe: 'X.509 certificate directory' },
+  'tls-psk': { type: 'string', requiresArg: true, describe: 'PSK file (psktool format)' },
+  'tls-verify-peer': { type: 'boolean', describe: 'require a client certificate' },
+  'error-rate': { type: 'string', requiresArg: true, describe: 'inject errors: KIND=RATE[:ERRNO] (repeatable)' },
+  delay: { type: 'string', requiresArg: true, describe: 'delay requests: KIND=MS (repeatable)' },
+  'disconnect-after': { type: 'string', requiresArg: true, describe: 'drop each connection after N requests' },
+  help: { alias: 'h', type: 'boolean', describe: 'show this help' },
+  version: { alias: 'V', type: 'boolean', describe: 'show the version' },
+} as const;
+
+function parser() {
+  return yargs()
+    .scriptName('nbdserve')
+    .usage('usage: nbdserve [OPTIONS] BACKEND [PARAMS...] [-- PARAMS...]')
+    .parserConfiguration({
+      // Plugin parameters are words, never numbers; option names stay as nbdkit spells them.
+      'camel-case-expansion': false, 'boolean-negation': false, 'parse-positional-numbers': false,
+      'parse-numbers': false, 'populate--': true, 'strip-aliased': true,
+    })
+    // Ours, not yargs' built-in ones: -h and -V are options like the others.
+    .help(false)
+    .version(false)
+    .options(OPTIONS)
+    .epilogue(BACKENDS)
+    .strictOptions()
+    .exitProcess(false)
+    .wrap(100);
+}
+
+/** The last value of an option given more than once (getopt's rule); all of them for repeatable ones. */
+function last(v: unknown): string | undefined {
+  if (Array.isArray(v)) return last(v[v.length - 1]);
+  return v === undefined ? undefined : String(v);
+}
+function all(v: unknown): string[] {
+  if (v === undefined) return [];
+  return Array.isArray(v) ? v.map(String) : [String(v)];
+}
 
 /**
  * Options may come anywhere before `--`, as nbdkit's GNU getopt permutes them
@@ -61,85 +119,70 @@ class UsageError extends Error {}
  * backend and its parameters, and everything after `--` belongs to the backend untouched.
  */
 export function parseArgs(argv: readonly string[]): CliOptions {
+  let parsed: Record<string, unknown> = {};
+  let failure: Error | undefined;
+  parser().parse([...argv], {}, (err, args) => {
+    failure = err ?? undefined;
+    parsed = args as Record<string, unknown>;
+  });
+  if (failure !== undefined) throw new UsageError(failure.message.replace(/^Unknown arguments?: /, 'unknown option: '));
+  const flag = (name: string): boolean => parsed[name] === true || (Array.isArray(parsed[name]) && (parsed[name] as unknown[]).includes(true));
   const o: CliOptions = {
-    single: false, vsock: false, readOnly: false, oldstyle: false, structuredReplies: true, extendedHeaders: true,
-    exitWithParent: false, verbose: false, backend: [], help: false, version: false,
+    unixSocket: last(parsed.unix),
+    host: last(parsed.ipaddr),
+    vsock: flag('vsock'),
+    single: flag('single'),
+    readOnly: flag('readonly'),
+    exportName: last(parsed.exportname),
+    description: last(parsed.description),
+    oldstyle: flag('oldstyle'),
+    structuredReplies: !flag('no-sr'),
+    extendedHeaders: !flag('no-eh'),
+    pidFile: last(parsed.pidfile),
+    exitWithParent: flag('exit-with-parent'),
+    run: last(parsed.run),
+    verbose: flag('verbose'),
+    backend: [...all(parsed._), ...all(parsed['--'])],
+    help: flag('help'),
+    version: flag('version'),
   };
-  let tlsMode: ServerTlsOptions['mode'] | undefined;
-  const tls: Partial<ServerTlsOptions> = {};
-  let faults: FaultOptions | undefined;
-  let i = 0;
-  const value = (flag: string, inline: string | undefined): string => {
-    if (inline !== undefined) return inline;
-    const v = argv[++i];
-    if (v === undefined) throw new UsageError(`${flag} needs a value`);
-    return v;
-  };
-  const words: string[] = [];
-  for (; i < argv.length; i++) {
-    const arg = argv[i]!;
-    if (arg === '--') { i++; break; }
-    if (!arg.startsWith('-') || arg === '-') {
-      words.push(arg);
-      continue;
-    }
-    const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
-    const flag = eq > 0 ? arg.slice(0, eq) : arg;
-    const inline = eq > 0 ? arg.slice(eq + 1) : undefined;
-    switch (flag) {
-      case '-U': case '--unix': o.unixSocket = value(flag, inline); break;
-      case '-p': case '--port': {
-        const v = value(flag, inline);
-        const port = Number(v);
-        if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`bad port '${v}'`);
-        o.port = port;
-        break;
-      }
-      case '-i': case '--ipaddr': o.host = value(flag, inline); break;
-      case '-s': case '--single': o.single = true; break;
-      case '--vsock': o.vsock = true; break;
-      case '-r': case '--readonly': case '--read-only': o.readOnly = true; break;
-      case '-e': case '--exportname': case '--export-name': o.exportName = value(flag, inline); break;
-      case '--description': o.description = value(flag, inline); break;
-      case '-o': case '--oldstyle': o.oldstyle = true; break;
-      case '--no-sr': o.structuredReplies = false; break;
-      case '--no-eh': case '--no-extended-headers': o.extendedHeaders = false; break;
-      case '-f': case '--foreground': break;
-      case '-P': case '--pidfile': o.pidFile = value(flag, inline); break;
-      case '--exit-with-parent': o.exitWithParent = true; break;
-      case '--run': o.run = value(flag, inline); break;
-      case '-v': case '--verbose': o.verbose = true; break;
-      case '--tls': {
-        const v = value(flag, inline);
-        if (v !== 'off' && v !== 'on' && v !== 'require') throw new UsageError(`--tls must be off, on or require, got '${v}'`);
-        tlsMode = v;
-        break;
-      }
-      case '--tls-certificates': tls.certificates = value(flag, inline); break;
-      case '--tls-psk': tls.pskFile = value(flag, inline); break;
-      case '--tls-verify-peer': tls.verifyPeer = true; break;
-      case '--error-rate': faults = parseErrorRate(value(flag, inline), faults ?? {}); break;
-      case '--delay': faults = parseDelay(value(flag, inline), faults ?? {}); break;
-      case '--disconnect-after': {
-        const v = value(flag, inline);
-        const n = Number(v);
-        if (!Number.isInteger(n) || n < 0) throw new UsageError(`--disconnect-after needs a count, got '${v}'`);
-        (faults ??= {}).disconnectAfter = n;
-        break;
-      }
-      case '-h': case '--help': o.help = true; break;
-      case '-V': case '--version': o.version = true; break;
-      default: throw new UsageError(`unknown option '${arg}'`);
-    }
+  const port = last(parsed.port);
+  if (port !== undefined) {
+    const n = Number(port);
+    if (port === '' || !Number.isInteger(n) || n < 0 || n > 65535) throw new UsageError(`bad port '${port}'`);
+    o.port = n;
   }
-  o.backend = [...words, ...argv.slice(i)];
-  if (tlsMode !== undefined && tlsMode !== 'off') o.tls = { mode: tlsMode, ...tls };
+  const tlsMode = last(parsed.tls);
+  if (tlsMode !== undefined && tlsMode !== 'off' && tlsMode !== 'on' && tlsMode !== 'require') {
+    throw new UsageError(`--tls must be off, on or require, got '${tlsMode}'`);
+  }
+  if (tlsMode === 'on' || tlsMode === 'require') {
+    o.tls = { mode: tlsMode, certificates: last(parsed['tls-certificates']), pskFile: last(parsed['tls-psk']) };
+    if (flag('tls-verify-peer')) o.tls.verifyPeer = true;
+  }
+  let faults: FaultOptions | undefined;
+  for (const v of all(parsed['error-rate'])) faults = parseErrorRate(v, faults ?? {});
+  for (const v of all(parsed.delay)) faults = parseDelay(v, faults ?? {});
+  const after = last(parsed['disconnect-after']);
+  if (after !== undefined) {
+    const n = Number(after);
+    if (after === '' || !Number.isInteger(n) || n < 0) throw new UsageError(`--disconnect-after needs a count, got '${after}'`);
+    (faults ??= {}).disconnectAfter = n;
+  }
   o.faults = faults;
+  if (o.help) o.helpText = helpText();
   if (!o.help && !o.version && o.backend.length === 0) throw new UsageError('no backend given');
   if (o.single && (o.unixSocket !== undefined || o.port !== undefined)) throw new UsageError('-s cannot be combined with -U or -p');
   if (o.vsock && (o.single || o.unixSocket !== undefined)) throw new UsageError('--vsock cannot be combined with -s or -U');
   if (o.single && o.run !== undefined) throw new UsageError('-s cannot be combined with --run');
   return o;
+}
+
+/** The usage text yargs derives from the option table, with the backends after it. */
+function helpText(): string {
+  let text = '';
+  parser().showHelp((s: string) => { text = s; });
+  return text;
 }
 
 function socketActivationFd(): number | undefined {
@@ -198,7 +241,7 @@ function serverOptions(o: CliOptions, log: ((m: string) => void) | undefined): S
 export async function run(argv: readonly string[]): Promise<number> {
   const o = parseArgs(argv);
   if (o.help) {
-    process.stdout.write(USAGE + '\n');
+    process.stdout.write(o.helpText + '\n');
     return 0;
   }
   if (o.version) {
