@@ -217,16 +217,18 @@ export function duplexPair(): [Duplex, Duplex] {
   const make = (peer: () => Duplex): Duplex => new Duplex({
     read() {},
     write(chunk: Buffer, _enc, done) {
-      peer().push(Buffer.from(chunk));
+      const p = peer();
+      if (!p.destroyed && !p.readableEnded) p.push(Buffer.from(chunk));
       done();
     },
     final(done) {
-      peer().push(null);
+      const p = peer();
+      if (!p.destroyed && !p.readableEnded) p.push(null);
       done();
     },
     destroy(err, done) {
       const p = peer();
-      if (!p.readableEnded) p.push(null);
+      if (!p.destroyed && !p.readableEnded) p.push(null);
       done(err);
     },
   });
