@@ -14,6 +14,7 @@ export { MAX_PAYLOAD } from './options.js';
 export {
   createBackend, BACKEND_NAMES, MemoryBackend, FileBackend, NullBackend, PatternBackend, SparseRandomBackend,
   type Backend, type BackendName, type BlockSizeLimits, type CreateOptions, type Extent, type ExportListing,
+  type FileBackendOptions,
   type ZeroOptions,
 } from './backends/index.js';
 export { parseErrorRate, parseDelay, FAULT_KINDS, type FaultOptions, type FaultKind, type ErrorRate } from './faults.js';

@@ -1,6 +1,6 @@
 // Every backend, and the factory that builds one by name.
 export type { Backend, BlockSizeLimits, Extent, ExportListing, ZeroOptions } from './types.js';
-export { FileBackend } from './file.js';
+export { FileBackend, type FileBackendOptions } from './file.js';
 export { MemoryBackend } from './memory.js';
 export { NullBackend } from './null.js';
 export { PatternBackend } from './pattern.js';
