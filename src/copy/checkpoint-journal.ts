@@ -1,6 +1,7 @@
 // The checkpoint file of a resumable copy (--checkpoint): which copy it belongs to and which
-// ranges of it are done. Always replaced whole (new file, fsync, rename, fsync of the
-// directory), so a crash at any moment leaves the previous version or the new one.
+// ranges of it are done. Always replaced whole (a new file renamed over the old one), so a
+// crash at any moment leaves the previous version or the new one; `durable` adds the fsyncs
+// that make that hold across a power cut too.
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { NbdError } from '../protocol/errors.js';
@@ -80,14 +81,18 @@ export function identityMismatch(found: CopyIdentity, wanted: CopyIdentity): str
 
 let serial = 0;
 
-/** Replaces FILE atomically with these contents. */
-export async function writeCheckpoint(file: string, contents: CheckpointContents): Promise<void> {
+/**
+ * Replaces FILE atomically with these contents. `durable`: fsync the new file before the
+ * rename and the directory after it. Worth it only when the destination is flushed too
+ * (--flush): otherwise a power cut loses destination data the file would list anyway.
+ */
+export async function writeCheckpoint(file: string, contents: CheckpointContents, durable = true): Promise<void> {
   const text = JSON.stringify({ format: FORMAT, identity: contents.identity, done: contents.done }) + '\n';
   const tmp = `${file}.${process.pid}.${serial++}.tmp`;
   const handle = await fs.open(tmp, 'w', 0o644);
   try {
     await handle.writeFile(text);
-    await handle.sync();
+    if (durable) await handle.sync();
   } catch (err) {
     await handle.close().catch(() => undefined);
     await fs.rm(tmp, { force: true });
@@ -100,6 +105,7 @@ export async function writeCheckpoint(file: string, contents: CheckpointContents
     await fs.rm(tmp, { force: true });
     throw err;
   }
+  if (!durable) return;
   // The rename itself is only durable once the directory is.
   const dir = await fs.open(path.dirname(path.resolve(file)), 'r');
   try {

@@ -13,7 +13,10 @@ const SAVE_INTERVAL_MS = 2000;
 export interface CheckpointOptions {
   /** Save once this many new bytes are done (one queue of in-flight work keeps the loss small). */
   saveEvery: number;
-  /** Flush the destination before each save, so what the file lists survives a power cut too. */
+  /**
+   * Flush the destination before each save and make the save itself durable (fsync), so
+   * what the file lists survives a power cut too. Without it, it survives nbdcopy dying.
+   */
   flush: boolean;
   log?: (line: string) => void;
 }
@@ -107,7 +110,7 @@ export class CheckpointObserver implements CopyObserver {
     const ranges = this.completed.ranges();
     this.unsaved = 0;
     if (this.options.flush) await this.destination?.flush();
-    await writeCheckpoint(this.file, { identity: this.identity, done: ranges });
+    await writeCheckpoint(this.file, { identity: this.identity, done: ranges }, this.options.flush);
     this.saves++;
   }
 }
