@@ -1,2 +1,0 @@
-export declare function makeTempDir(prefix?: string): string;
-export declare function removeDir(dir: string | undefined): void;
