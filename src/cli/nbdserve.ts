@@ -14,6 +14,7 @@ import { startServer, type RunningServer } from '../server/listener.js';
 import type { ServerOptions } from '../server/options.js';
 import type { ServerTlsOptions } from '../tls/types.js';
 import yargs from 'yargs';
+import { parseDuration } from './duration.js';
 import { errorLine } from './report-error.js';
 
 /** The backends and their parameters: the part of `--help` that yargs cannot derive. */
@@ -46,6 +47,8 @@ export interface CliOptions {
   verbose: boolean;
   tls?: ServerTlsOptions;
   faults?: FaultOptions;
+  maxConnections?: number;
+  handshakeTimeoutMs?: number;
   backend: string[];
   help: boolean;
   /** The generated usage text, when --help was given. */
@@ -80,6 +83,8 @@ const OPTIONS = {
   'error-rate': { type: 'string', requiresArg: true, describe: 'inject errors: KIND=RATE[:ERRNO] (repeatable)' },
   delay: { type: 'string', requiresArg: true, describe: 'delay requests: KIND=MS (repeatable)' },
   'disconnect-after': { type: 'string', requiresArg: true, describe: 'drop each connection after N requests' },
+  'max-connections': { type: 'string', requiresArg: true, describe: 'clients served at once; more are closed on arrival (default 1024, 0: no limit)' },
+  'handshake-timeout': { type: 'string', requiresArg: true, describe: 'drop a client not in transmission after this long (default 10s, 0: none)' },
   help: { alias: 'h', type: 'boolean', describe: 'show this help' },
   version: { alias: 'V', type: 'boolean', describe: 'show the version' },
 } as const;
@@ -170,6 +175,21 @@ export function parseArgs(argv: readonly string[]): CliOptions {
     (faults ??= {}).disconnectAfter = n;
   }
   o.faults = faults;
+  const maxConnections = last(parsed['max-connections']);
+  if (maxConnections !== undefined) {
+    if (!/^\d+$/.test(maxConnections) || !Number.isSafeInteger(Number(maxConnections))) {
+      throw new UsageError(`--max-connections needs a count (0: no limit), got '${maxConnections}'`);
+    }
+    o.maxConnections = Number(maxConnections);
+  }
+  const handshakeTimeout = last(parsed['handshake-timeout']);
+  if (handshakeTimeout !== undefined) {
+    try {
+      o.handshakeTimeoutMs = parseDuration(handshakeTimeout, '--handshake-timeout');
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  }
   if (o.help) o.helpText = helpText();
   if (!o.help && !o.version && o.backend.length === 0) throw new UsageError('no backend given');
   if (o.single && (o.unixSocket !== undefined || o.port !== undefined)) throw new UsageError('-s cannot be combined with -U or -p');
@@ -232,6 +252,8 @@ function serverOptions(o: CliOptions, log: ((m: string) => void) | undefined): S
     structuredReplies: o.structuredReplies,
     extendedHeaders: o.extendedHeaders,
     faults: o.faults,
+    maxConnections: o.maxConnections,
+    handshakeTimeoutMs: o.handshakeTimeoutMs,
     tls: o.tls,
     log,
     warn: (m) => { process.stderr.write(`nbdserve: warning: ${m}\n`); },

@@ -8,7 +8,10 @@ import type { Duplex } from 'node:stream';
 import { NbdError, type ErrnoCode } from '../protocol/errors.js';
 import { createBackend } from './backends/factory.js';
 import type { Backend } from './backends/types.js';
-import type { BackendInput, ExportSpec, ResolvedExport, ServerOptions, SessionConfig } from './options.js';
+import {
+  DEFAULT_HANDSHAKE_TIMEOUT_MS, DEFAULT_MAX_CONNECTIONS, type BackendInput, type ExportSpec, type ResolvedExport,
+  type ServerOptions, type SessionConfig,
+} from './options.js';
 import { runSession, type Session } from './session.js';
 import type { ServerTlsOptions } from '../tls/types.js';
 
@@ -81,6 +84,7 @@ export function sessionConfig(options: ServerOptions, exports: SessionConfig['ex
     structuredReplies: structured,
     extendedHeaders: structured && (options.extendedHeaders ?? true),
     faults: options.faults,
+    handshakeTimeoutMs: options.handshakeTimeoutMs ?? DEFAULT_HANDSHAKE_TIMEOUT_MS,
     tls: options.tls,
     log: options.log,
   };
@@ -129,7 +133,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     sessions.add(session);
     return session.done.finally(() => sessions.delete(session));
   };
+  const maxConnections = options.maxConnections ?? DEFAULT_MAX_CONNECTIONS;
   server.on('connection', (socket) => {
+    if (maxConnections > 0 && sessions.size >= maxConnections) {
+      // Closed before the greeting: the client sees EOF at once instead of waiting.
+      options.log?.(`refusing a connection: ${maxConnections} already open (--max-connections)`);
+      socket.on('error', () => {});
+      socket.destroy();
+      return;
+    }
     socket.setNoDelay?.(true);
     void serve(socket);
   });

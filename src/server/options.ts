@@ -39,6 +39,17 @@ export interface ServerOptions {
   /** Offer extended headers (default true; needs structured replies). */
   extendedHeaders?: boolean;
   faults?: FaultOptions;
+  /**
+   * Connections served at once (nbdserve --max-connections); one more is closed as soon as it
+   * arrives, before the greeting. 0 = no limit. Default DEFAULT_MAX_CONNECTIONS.
+   */
+  maxConnections?: number;
+  /**
+   * Milliseconds a client has from connecting to entering transmission (greeting, options,
+   * STARTTLS and the TLS handshake); then it is dropped. 0 = no limit. Default
+   * DEFAULT_HANDSHAKE_TIMEOUT_MS.
+   */
+  handshakeTimeoutMs?: number;
   tls?: ServerTlsOptions;
   /** Debug log sink (the CLI's -v). */
   log?: (message: string) => void;
@@ -63,6 +74,8 @@ export interface SessionConfig {
   structuredReplies: boolean;
   extendedHeaders: boolean;
   faults: FaultOptions | undefined;
+  /** 0 = no limit. */
+  handshakeTimeoutMs: number;
   tls: ServerTlsOptions | undefined;
   log: ((message: string) => void) | undefined;
 }
@@ -76,3 +89,7 @@ export const MAX_IN_FLIGHT = 256;
 /** ...and the bytes of payload they may hold (writes received, reads being built). */
 export const MAX_IN_FLIGHT_BYTES = 64 * 1024 * 1024;
 export const PREFERRED_BLOCK = 4096;
+/** Enough for any real deployment of one process; a bound on what a flood of sockets costs. */
+export const DEFAULT_MAX_CONNECTIONS = 1024;
+/** As qemu-nbd's handshake limit: a real client negotiates in milliseconds, even over TLS. */
+export const DEFAULT_HANDSHAKE_TIMEOUT_MS = 10_000;

@@ -19,9 +19,17 @@ export function runSession(stream: Duplex, config: SessionConfig): Session {
   let n: Negotiated | undefined;
   // Unhandled 'error' events would crash the process; the session reports them instead.
   stream.on('error', () => {});
+  // A client that never finishes the handshake must not hold a connection (and its slot under
+  // --max-connections) for ever.
+  const timer = config.handshakeTimeoutMs > 0 ? setTimeout(() => {
+    config.log?.(`closing connection: no export chosen within ${config.handshakeTimeoutMs} ms (handshake timeout)`);
+    current.destroy();
+    stream.destroy();
+  }, config.handshakeTimeoutMs) : undefined;
+  timer?.unref();
   const done = (async () => {
     try {
-      n = await negotiate(stream, config);
+      n = await negotiate(stream, config).finally(() => clearTimeout(timer));
       current = n.stream;
       if (current !== stream) current.on('error', () => {});
       config.log?.(`client entered transmission on export '${n.export.name}' (${['simple', 'structured', 'extended'][n.style]} replies)`);
@@ -32,6 +40,7 @@ export function runSession(stream: Duplex, config: SessionConfig): Session {
       const why = err instanceof EndSession ? err.message : `handshake failed: ${(err as Error).message}`;
       config.log?.(`closing connection: ${why}`);
     } finally {
+      clearTimeout(timer);
       current.destroy();
       if (current !== stream) stream.destroy();
       // A backend opened for this connection alone (the nbd backend's upstream) goes with it.
