@@ -2,7 +2,7 @@
 // for 10 simulated seconds; the bytes read must average within 5% of the cap and no window
 // of one second may go above 125% of it. Holes (work that never asks for room) are free.
 import { describe, expect, it } from 'vitest';
-import { RateLimiter, requestSizeForRate, type RateClock } from '../src/copy/rate-limit.js';
+import { RateLimiter, requestSizeForRate, type RateClock } from '../src/copy/observers/rate-limit.js';
 
 /** A clock whose timers fire only when the test runs them, in time order. */
 class FakeClock implements RateClock {

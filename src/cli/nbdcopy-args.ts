@@ -6,6 +6,8 @@ import { parseCount, parseSize } from './size-suffix.js';
 import { MAX_REQUEST_SIZE, MIN_REQUEST_SIZE } from '../copy/options.js';
 import { parseBlkhash } from './blkhash-arg.js';
 import type { BlockHashSpec } from '../copy/block-digests.js';
+import { parseDuration } from './duration.js';
+import { parseShard, type Shard } from './nbdcopy-batch-file.js';
 
 export type Operand = string | string[];
 
@@ -38,6 +40,20 @@ export interface NbdcopyArgs {
   verify: boolean;
   checkpoint: string | undefined;
   dirtyBitmap: string | undefined;
+  /** --request-size was given (--rate may lower the default). */
+  requestSizeExplicit: boolean;
+  /** Attempts in a row to reopen a lost NBD connection (0: fail as libnbd does). */
+  retries: number;
+  retryDelayMs: number;
+  /** Bytes per second read from the source, at most. */
+  rate: number | undefined;
+  /** JSON lines of progress and a summary on this descriptor. */
+  progressJson: false | { fd: number };
+  /** --batch=FILE ('-': stdin): the copies come from the file, not SOURCE and DESTINATION. */
+  batch: string | undefined;
+  jobs: number;
+  failFast: boolean;
+  shard: Shard | undefined;
 }
 
 type Kind = 'flag' | 'value' | 'optional';
@@ -73,6 +89,25 @@ const OPTIONS: OptionDef[] = [
   { long: 'verify', kind: 'flag', key: 'verify', ours: true },
   { long: 'version', short: 'V', kind: 'flag', key: 'version' },
 ];
+
+/**
+ * Ours, beyond libnbd's table: matched only when no libnbd option matches (so abbreviations
+ * libnbd accepts mean the same here), and left out of --long-options/--short-options, which
+ * list libnbd's table for its bash completion.
+ */
+const EXTENSIONS: OptionDef[] = [
+  { long: 'batch', kind: 'value', key: 'batch' },
+  { long: 'fail-fast', kind: 'flag', key: 'failFast' },
+  { long: 'jobs', short: 'j', kind: 'value', key: 'jobs' },
+  { long: 'progress-json', kind: 'optional', key: 'progressJson' },
+  { long: 'rate', kind: 'value', key: 'rate' },
+  { long: 'retries', kind: 'value', key: 'retries' },
+  { long: 'retry-delay', kind: 'value', key: 'retryDelay' },
+  { long: 'shard', kind: 'value', key: 'shard' },
+];
+
+/** Options only the whole batch takes, not one of its copies. */
+export const BATCH_ONLY_KEYS = new Set(['batch', 'jobs', 'failFast', 'shard', 'progressJson', 'progress', 'verbose']);
 
 /** What `nbdcopy --long-options` prints, one a line. */
 export function longOptionsText(): string {
@@ -116,10 +151,16 @@ export function liftCommandGroups(argv: readonly string[]): Operand[] {
  * `word` is the argument as typed (with any =VALUE), as glibc quotes it.
  */
 function findLong(name: string, word: string): OptionDef {
-  const exact = OPTIONS.find((o) => o.long === name);
+  return findIn(OPTIONS, name, word) ?? findIn(EXTENSIONS, name, word) ?? (() => {
+    throw usageError(`unrecognized option '${word}'`);
+  })();
+}
+
+function findIn(table: OptionDef[], name: string, word: string): OptionDef | undefined {
+  const exact = table.find((o) => o.long === name);
   if (exact !== undefined) return exact;
-  const matches = OPTIONS.filter((o) => o.long.startsWith(name));
-  if (matches.length === 0) throw usageError(`unrecognized option '${word}'`);
+  const matches = table.filter((o) => o.long.startsWith(name));
+  if (matches.length === 0) return undefined;
   const first = matches[0]!;
   const differing = matches.filter((o) => o.key !== first.key || o.kind !== first.kind);
   if (differing.length > 0) {
@@ -134,13 +175,19 @@ function isPowerOf2(n: number): boolean {
   return Number.isSafeInteger(n) && n > 0 && 2 ** Math.round(Math.log2(n)) === n;
 }
 
-export function parseNbdcopyArgs(argv: readonly string[]): NbdcopyArgs {
-  const args: NbdcopyArgs = {
+/**
+ * `base`: start from these instead of the defaults (a --batch line's options on top of the
+ * command line's).
+ */
+export function parseNbdcopyArgs(argv: readonly string[], base?: NbdcopyArgs): NbdcopyArgs {
+  const args: NbdcopyArgs = base !== undefined ? { ...base, action: 'copy', source: '', destination: '' } : {
     action: 'copy', source: '', destination: '',
     allocated: false, connections: undefined, destinationIsZero: false, flush: false, noExtents: false,
     progress: false, queueSize: 16 * 1024 * 1024, requestSize: 256 * 1024, requests: 64, sparse: 4096, sparseExplicit: false,
     synchronous: false, threads: 0, verbose: false,
     blkhash: undefined, blkhashFile: undefined, verify: false, checkpoint: undefined, dirtyBitmap: undefined,
+    requestSizeExplicit: false,
+    retries: 0, retryDelayMs: 1000, rate: undefined, progressJson: false, batch: undefined, jobs: 1, failFast: false, shard: undefined,
   };
   const raw: Record<string, string | true> = {};
   const seen: Array<[OptionDef, string | true]> = [];
@@ -174,7 +221,7 @@ export function parseNbdcopyArgs(argv: readonly string[]): NbdcopyArgs {
     }
     // Short options, possibly clustered: -pv, -C4, -C 4.
     for (let k = 1; k < w.length; k++) {
-      const def = OPTIONS.find((o) => o.short === w[k]);
+      const def = OPTIONS.find((o) => o.short === w[k]) ?? EXTENSIONS.find((o) => o.short === w[k]);
       if (def === undefined) throw usageError(`invalid option -- '${w[k]}'`);
       if (def.kind !== 'value') {
         seen.push([def, true]);
@@ -211,7 +258,24 @@ export function parseNbdcopyArgs(argv: readonly string[]): NbdcopyArgs {
       case 'requests': args.requests = parseCount(text, what); break;
       case 'threads': args.threads = parseCount(text, what); break;
       case 'queueSize': args.queueSize = parseSize(text, what); break;
-      case 'requestSize': args.requestSize = parseSize(text, what); break;
+      case 'requestSize': args.requestSize = parseSize(text, what); args.requestSizeExplicit = true; break;
+      case 'retries': args.retries = parseCount(text, what); break;
+      case 'retryDelay': args.retryDelayMs = parseDuration(text, what); break;
+      case 'rate':
+        args.rate = parseSize(text, what);
+        if (args.rate < 1) throw usageError('--rate: must be at least 1 byte per second');
+        break;
+      case 'progressJson': args.progressJson = { fd: value === true ? 2 : parseCount(text, what) }; break;
+      case 'batch':
+        if (text === '') throw usageError('--batch: expected a file name (or - for stdin)');
+        args.batch = text;
+        break;
+      case 'jobs':
+        args.jobs = parseCount(text, what);
+        if (args.jobs < 1) throw usageError('--jobs: must be at least 1');
+        break;
+      case 'failFast': args.failFast = true; break;
+      case 'shard': args.shard = parseShard(text); break;
       case 'sparse': args.sparse = parseSize(text, what); args.sparseExplicit = true; break;
       case 'blkhash': args.blkhash = parseBlkhash(value === true ? undefined : text); break;
       case 'blkhashFile': args.blkhashFile = nonEmpty(text, what); break;
@@ -232,6 +296,23 @@ export function parseNbdcopyArgs(argv: readonly string[]): NbdcopyArgs {
     throw usageError('--sparse: must be a power of 2 and >= 512');
   }
 
+  if (base === undefined && args.batch === undefined) {
+    for (const [def] of seen) {
+      if (def.key === 'jobs' || def.key === 'failFast' || def.key === 'shard') throw usageError(`--${def.long}: only with --batch`);
+    }
+  }
+  if (args.batch !== undefined && base === undefined) {
+    if (operands.length !== 0) {
+      throw usageError(`--batch: SOURCE and DESTINATION come from the file (got ${operands.length} more argument${operands.length === 1 ? '' : 's'})`);
+    }
+    if (args.progress !== false) throw usageError('--batch: -p/--progress shows one copy; use --progress-json for a batch');
+    return args;
+  }
+  if (base !== undefined) {
+    for (const [def] of seen) {
+      if (BATCH_ONLY_KEYS.has(def.key)) throw usageError(`--${def.long} applies to the whole batch, not to one copy`);
+    }
+  }
   if (operands.length !== 2) {
     throw usageError(operands.length < 2
       ? 'expected SOURCE and DESTINATION (try --help)'

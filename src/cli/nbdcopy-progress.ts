@@ -1,5 +1,6 @@
-// Progress reporting for nbdcopy: a bar on stderr (-p, cli-progress loaded only then) or
-// nbdcopy's machine-readable "N/100\n" lines on a file descriptor (--progress=FD).
+// Progress reporting for nbdcopy: -p (a bar in a terminal, plain lines otherwise: see
+// nbdcopy-progress-bar.ts, loaded only then) or libnbd's machine-readable "N/100\n" lines on
+// a file descriptor (--progress=FD).
 import fs from 'node:fs';
 import { NbdError } from '../protocol/errors.js';
 
@@ -7,7 +8,8 @@ export interface ProgressSink {
   /** Called often (per finished request): must be cheap. */
   update(done: number): void;
   finish(): void;
-  stop(): void;
+  /** Ends the display; `failed`: an error line follows, so a bar is wiped, not kept. */
+  stop(failed?: boolean): void;
 }
 
 /**
@@ -30,7 +32,7 @@ export function takeClosedFds(): ReadonlySet<number> {
  * lost without a word, and one Node opened for itself would get our lines. Checked before any
  * connection is made. (libnbd 1.14's nbdcopy ignores the write errors and exits 0.)
  */
-export function checkProgressFd(fd: number, closedAtStart: ReadonlySet<number>): void {
+export function checkProgressFd(fd: number, closedAtStart: ReadonlySet<number>, option = '--progress'): void {
   let open = !closedAtStart.has(fd);
   if (open) {
     try {
@@ -39,14 +41,14 @@ export function checkProgressFd(fd: number, closedAtStart: ReadonlySet<number>):
       open = false;
     }
   }
-  if (!open) throw new NbdError('EINVAL', `--progress=${fd}: file descriptor ${fd} is not open`);
+  if (!open) throw new NbdError('EINVAL', `${option}=${fd}: file descriptor ${fd} is not open`);
 }
 
 const silent: ProgressSink = { update() {}, finish() {}, stop() {} };
 
 export async function makeProgress(mode: false | 'bar' | { fd: number }, total: number | undefined): Promise<ProgressSink> {
   if (mode === false) return silent;
-  if (mode === 'bar') return makeBar(total);
+  if (mode === 'bar') return (await import('./nbdcopy-progress-bar.js')).makeBar(total);
   return makeFdProgress(mode.fd, total);
 }
 
@@ -72,41 +74,5 @@ function makeFdProgress(fd: number, total: number | undefined): ProgressSink {
       emit(100);
     },
     stop() {},
-  };
-}
-
-async function makeBar(total: number | undefined): Promise<ProgressSink> {
-  const { default: cliProgress } = await import('cli-progress');
-  const MiB = 1024 * 1024;
-  const bar = new cliProgress.SingleBar({
-    stream: process.stderr,
-    format: total === undefined ? ' {value} MiB copied' : ' [{bar}] {percentage}% | {value}/{total} MiB',
-    hideCursor: false,
-    clearOnComplete: false,
-    fps: 10,
-    // Not a terminal (a log file, CI): still report, one line now and then.
-    noTTYOutput: true,
-    notTTYSchedule: 1000,
-  }, cliProgress.Presets.shades_classic);
-  const totalMiB = total === undefined ? 0 : Math.ceil(total / MiB);
-  bar.start(totalMiB, 0);
-  let lastMiB = -1;
-  let stopped = false;
-  return {
-    update(done) {
-      const v = Math.floor(done / MiB);
-      if (v !== lastMiB) {
-        lastMiB = v;
-        bar.update(v);
-      }
-    },
-    finish() {
-      if (total !== undefined) bar.update(totalMiB);
-    },
-    stop() {
-      if (stopped) return;
-      stopped = true;
-      bar.stop();
-    },
   };
 }

@@ -10,6 +10,7 @@ import { parseEndpointSpec } from '../copy/spec.js';
 import { endpointLines, runLine, runShape } from './nbdcopy-summary.js';
 import { DEFAULT_COPY_OPTIONS } from '../copy/options.js';
 import { writeFile } from 'node:fs/promises';
+import { copyOps } from './nbdcopy-ops.js';
 
 /** After ^C, how long requests in flight may take to finish before we exit anyway. */
 const DRAIN_TIMEOUT_MS = 5000;
@@ -38,10 +39,12 @@ async function run(argv: string[]): Promise<number> {
     return 0;
   }
   if (typeof args.progress === 'object') checkProgressFd(args.progress.fd, closedFds);
+  if (args.progressJson !== false) checkProgressFd(args.progressJson.fd, closedFds, '--progress-json');
+  if (args.batch !== undefined) return (await import('./nbdcopy-batch.js')).batchCommand(args);
   return copyCommand(args);
 }
 
-function copyOptions(args: NbdcopyArgs): CopyRequest & { connections: number; requests: number; synchronous: boolean } {
+export function copyOptions(args: NbdcopyArgs): CopyRequest & { connections: number; requests: number; synchronous: boolean } {
   // libnbd's nbdcopy opens no more connections than threads (-T, default: the cores), since
   // each of its threads serves one connection. Ours serves every connection from one event
   // loop, where more connections keep more server threads busy (pattern 4G -> null: on
@@ -79,6 +82,8 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
     // is nothing worth waiting for; otherwise in-flight requests get a few seconds to drain
     // and the copy's own clean-up runs. Either way subprocess servers are stopped and reaped
     // before we end by the signal.
+    // The bar goes first, so the line saying why starts on a clean line.
+    progress?.stop(true);
     if (!copying || signals > 1) void endBySignal('nbdcopy', signal);
     else setTimeout(() => void endBySignal('nbdcopy', signal), DRAIN_TIMEOUT_MS).unref();
   };
@@ -94,10 +99,13 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
   const sourceSpec = parseEndpointSpec(args.source);
   const destinationSpec = parseEndpointSpec(args.destination);
   let done = 0;
+  const ops = copyOps(args, log);
+  let ok = false;
   try {
     const started = performance.now();
     const result = await copy(sourceSpec, destinationSpec, {
       ...options,
+      ...ops.request,
       log: copyLog,
       signal: controller.signal,
       observers: [{
@@ -115,17 +123,21 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
           done += length;
           progress!.update(done);
         },
-      }],
+      }, ...ops.observers],
     });
     progress?.finish();
     log?.(`copied ${result.bytes} bytes in ${((performance.now() - started) / 1000).toFixed(3)} s`);
     if (result.blockHash !== undefined) await writeBlockHash(result.blockHash, args.blkhashFile);
+    ok = true;
+    ops.succeeded(result, result.blockHash);
   } catch (err) {
     // Whatever the abort made fail, the signal is what ended the copy.
-    throw controller.signal.reason instanceof Interrupted ? controller.signal.reason : err;
+    const reason = controller.signal.reason instanceof Interrupted ? controller.signal.reason : err;
+    ops.failed(reason);
+    throw reason;
   } finally {
     release();
-    progress?.stop();
+    progress?.stop(!ok);
     removeSignalHandlers();
   }
   return 0;

@@ -6,9 +6,10 @@ import type { CopyObserver } from './observer.js';
 import { DEFAULT_COPY_OPTIONS, type CopyOptions } from './options.js';
 import { copyEndpoints, type CopyResult } from './copier.js';
 import { openDestination, openSource } from './open.js';
-import { parseEndpointSpec, type EndpointSpec } from './spec.js';
+import { describeSpec, parseEndpointSpec, type EndpointSpec } from './spec.js';
 import { progressObserver } from './observers/progress.js';
 import { checkIntegrityRequest, IntegrityPlan, type SideDescription } from './integrity.js';
+import type { RetryEvent, RetryOptions } from '../client/reconnect.js';
 
 /**
  * One side of a copy: a file or device path, '-' (stdin or stdout), an NBD URI, 'null:'
@@ -31,15 +32,26 @@ export interface CopyRequest extends Partial<Omit<CopyOptions, 'sparseSize'>> {
   sparseSize?: number;
   /** Called after each finished range with the bytes done so far (and the total, when known). */
   onProgress?: (done: number, total: number | undefined) => void;
+  /**
+   * NBD sides: attempts in a row to reopen a lost connection, whose unanswered requests are
+   * then sent again (default 0: a lost connection fails the copy). See connect()'s retries.
+   */
+  retries?: number;
+  /** Pause before the first attempt, doubling after each failure (default 1000 ms). */
+  retryDelayMs?: number;
+  /** Told before each attempt, with the side's name. */
+  onRetry?: (event: RetryEvent & { endpoint: string }) => void;
 }
 
 /** Copies `source` to `destination` as nbdcopy does; resolves with the plan and bytes copied. */
 export async function copy(source: CopyEndpoint, destination: CopyEndpoint, request: CopyRequest = {}): Promise<CopyResult> {
-  const { onProgress, sparseSize, observers: given, ...rest } = request;
+  const { onProgress, sparseSize, observers: given, retries, retryDelayMs, onRetry, ...rest } = request;
   const log = request.log;
   const sourceSide = describeSide(source);
   const destinationSide = describeSide(destination);
   checkIntegrityRequest(sourceSide, destinationSide, request);
+  const retry = (spec: EndpointSpec): RetryOptions | undefined => retries === undefined || retries <= 0 ? undefined
+    : { retries, retryDelayMs, onRetry: onRetry === undefined ? undefined : (e) => onRetry({ ...e, endpoint: describeSpec(spec) }) };
   let src: Endpoint | undefined;
   let dst: Endpoint | undefined;
   let integrity: IntegrityPlan | undefined;
@@ -47,7 +59,7 @@ export async function copy(source: CopyEndpoint, destination: CopyEndpoint, requ
   const opened: Endpoint[] = [];
   try {
     const metaContexts = IntegrityPlan.sourceContexts(request);
-    src = await resolve(source, (spec) => openSource(spec, { log, metaContexts }), opened);
+    src = await resolve(source, (spec) => openSource(spec, { log, metaContexts, retry: retry(spec) }), opened);
     log?.(`source: ${src.name} size=${src.size ?? 'stream'} connections=${src.connections} `
       + `max=${src.maxConnections} extents=${src.canExtents}`);
     const sourceSize = src.size;
@@ -57,7 +69,7 @@ export async function copy(source: CopyEndpoint, destination: CopyEndpoint, requ
       destinationIsZero: request.destinationIsZero ?? DEFAULT_COPY_OPTIONS.destinationIsZero,
     }, log);
     const hints = { sourceSize, ...integrity.destinationHints() };
-    dst = await resolve(destination, (spec) => openDestination(spec, hints, { log }), opened);
+    dst = await resolve(destination, (spec) => openDestination(spec, hints, { log, retry: retry(spec) }), opened);
     log?.(`destination: ${dst.name} size=${dst.size ?? 'any'} zero=${dst.isZero} canZero=${dst.canZero}`);
     const signal = request.signal;
     if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new NbdError('EINTR', String(signal.reason ?? 'interrupted'));

@@ -6,7 +6,7 @@ import type { CopyOptions } from './options.js';
 import type { CopyObserver } from './observer.js';
 import { planCopy, EXTENT_WINDOW, type CopyPlan } from './plan.js';
 import { ClaimDealer, ConnectionPlanner } from './planner.js';
-import { CopyRun } from './copy-run.js';
+import { CopyRun, type CopyStats } from './copy-run.js';
 import { wrapError } from './errors.js';
 import { copyInParallel } from './strategies/parallel.js';
 import { copyInOrder } from './strategies/in-order.js';
@@ -17,6 +17,8 @@ export interface CopyResult extends CopyPlan {
   bytes: number;
   /** The block hash (lowercase hex), when one was asked for. */
   blockHash?: string;
+  /** Of those: written as data, sent as zero requests, or needing nothing. */
+  stats: CopyStats;
 }
 
 /**
@@ -43,7 +45,7 @@ export async function copyEndpoints(
   }
   if (options.flush) await destination.flush();
   await run.observers.end({ source, destination, bytes });
-  return { ...plan, bytes };
+  return { ...plan, bytes, stats: { ...run.stats } };
 }
 
 /** A source of known size, walked through its extents by one planner per connection. */

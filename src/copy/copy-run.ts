@@ -18,10 +18,22 @@ import { SendWindow } from './send-window.js';
  */
 const SEND_WINDOW = 1024 * 1024;
 
+/** Bytes of the source by what was done with them. */
+export interface CopyStats {
+  /** Sent as data (writes). */
+  written: number;
+  /** Sent as zero requests (zero extents, and all-zero blocks found in data). */
+  zeroed: number;
+  /** Zero extents that needed nothing: the destination already read as zeroes. */
+  skipped: number;
+}
+
 export class CopyRun {
   error: unknown;
   /** Bytes of the source done (written and acknowledged, or needing nothing). */
   done = 0;
+  /** Where the bytes went, counted as requests are issued (exact once the copy succeeded). */
+  readonly stats: CopyStats = { written: 0, zeroed: 0, skipped: 0 };
   readonly planners: ConnectionPlanner[] = [];
   readonly pool: BufferPool;
   readonly observers: ObserverList;
@@ -63,6 +75,7 @@ export class CopyRun {
     this.error = err;
     for (const p of this.planners) p.stopped = true;
     for (const w of this.windows) w.openAll();
+    this.observers.failed(err);
   }
 
   /** A range the source's extents say is zero: tell the observers, then zero it if needed. */
@@ -78,7 +91,11 @@ export class CopyRun {
   }
 
   private zeroOut(offset: number, length: number, conn: number): Promise<void> | undefined {
-    if (this.skipZero) return undefined;
+    if (this.skipZero) {
+      this.stats.skipped += length;
+      return undefined;
+    }
+    this.stats.zeroed += length;
     return this.destination.zero(offset, length, this.options.allocated, conn);
   }
 
@@ -88,8 +105,12 @@ export class CopyRun {
    * buffer is free once that one is sent), or called at once when the last run is zeroes.
    */
   async writeData(view: Buffer, offset: number, conn: number, onSent?: () => void): Promise<void> {
-    if (this.plan.sparseSize === 0) return this.destination.write(view, offset, conn, onSent);
+    if (this.plan.sparseSize === 0) {
+      this.stats.written += view.length;
+      return this.destination.write(view, offset, conn, onSent);
+    }
     return this.writeRuns(this.zeroRuns(view), offset, conn, onSent, (from, to, sent) => {
+      this.stats.written += to - from;
       const part = from === 0 && to === view.length ? view : view.subarray(from, to);
       return this.destination.write(part, offset + from, conn, sent);
     });
@@ -104,12 +125,15 @@ export class CopyRun {
     const sink = this.destination.fileSink!;
     if (mapped === undefined || this.plan.sparseSize === 0) {
       if (mapped !== undefined) this.source.fileSource!.releaseMappedBytes(offset, length);
+      this.stats.written += length;
       return sink.writeFromFile(fd, offset, length, conn, onSent);
     }
     const runs = this.zeroRuns(mapped);
     this.source.fileSource!.releaseMappedBytes(offset, length);
-    return this.writeRuns(runs, offset, conn, onSent,
-      (from, to, sent) => sink.writeFromFile(fd, offset + from, to - from, conn, sent));
+    return this.writeRuns(runs, offset, conn, onSent, (from, to, sent) => {
+      this.stats.written += to - from;
+      return sink.writeFromFile(fd, offset + from, to - from, conn, sent);
+    });
   }
 
   /**

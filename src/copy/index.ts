@@ -9,12 +9,14 @@
 export { copy, type CopyEndpoint, type CopyRequest } from './api.js';
 export { copyMany, type CopyJob, type CopyManyOptions, type CopyOutcome } from './copy-many.js';
 export { copyEndpoints, type CopyResult } from './copier.js';
+export type { CopyStats } from './copy-run.js';
 export { planCopy, SLICE_SIZE, type CopyPlan, type Strategy } from './plan.js';
 export { openSource, openDestination, type OpenOptions } from './open.js';
 export { parseEndpointSpec, describeSpec, type EndpointSpec } from './spec.js';
 export type { Endpoint, SourceExtent, ContextExtent, DestinationHints, FileSource, FileSink, OpsName } from './endpoint.js';
 export type { CopyObserver, CopyStart, CopyEnd } from './observer.js';
 export { progressObserver } from './observers/progress.js';
+export { rateLimit, RateLimiter, requestSizeForRate } from './observers/rate-limit.js';
 export { DEFAULT_COPY_OPTIONS, MAX_REQUEST_SIZE, MIN_REQUEST_SIZE, type CopyOptions } from './options.js';
 export type { BlockHashSpec, HashAlgorithm } from './block-digests.js';
 export type { RangeSource } from './range-source.js';

@@ -76,6 +76,12 @@ export interface CopyObserver {
    * both sides back here, and a rejection fails the copy.
    */
   end?(copy: CopyEnd): void | Promise<void>;
+  /**
+   * The copy failed (or was interrupted): no new work starts and what is in flight drains.
+   * Let go of anything that holds reads back (a rate limit's waiting reads), so the drain
+   * is quick. Called once, at the first error; `end` will not come.
+   */
+  failed?(error: unknown): void;
 }
 
 /** The registered observers, with each hook gathered once so calling none costs nothing. */
@@ -86,6 +92,7 @@ export class ObserverList {
   private readonly zeroes: CopyObserver[];
   private readonly dones: CopyObserver[];
   private readonly ends: CopyObserver[];
+  private readonly fails: CopyObserver[];
   /** Some observer wants the bytes of data ranges (see `data`). */
   readonly wantsData: boolean;
 
@@ -96,6 +103,7 @@ export class ObserverList {
     this.zeroes = observers.filter((o) => o.zero !== undefined);
     this.dones = observers.filter((o) => o.done !== undefined);
     this.ends = observers.filter((o) => o.end !== undefined);
+    this.fails = observers.filter((o) => o.failed !== undefined);
     this.wantsData = this.datas.length > 0;
   }
 
@@ -129,5 +137,9 @@ export class ObserverList {
 
   async end(copy: CopyEnd): Promise<void> {
     for (const o of this.ends) await o.end!(copy);
+  }
+
+  failed(error: unknown): void {
+    for (const o of this.fails) o.failed!(error);
   }
 }

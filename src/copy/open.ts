@@ -4,6 +4,7 @@ import type { DestinationHints, Endpoint } from './endpoint.js';
 import type { EndpointSpec } from './spec.js';
 import { NullEndpoint } from './endpoints/null.js';
 import { NbdError } from '../protocol/errors.js';
+import type { RetryOptions } from '../client/reconnect.js';
 
 export interface OpenOptions {
   /** Debug lines (-v). */
@@ -12,6 +13,8 @@ export interface OpenOptions {
   metaContexts?: readonly string[];
   /** Destination: nothing will be written (used to open NBD read-write or read-only). */
   readOnly?: boolean;
+  /** NBD: reopen lost connections and send their unanswered requests again. */
+  retry?: RetryOptions;
 }
 
 export async function openSource(spec: EndpointSpec, options: OpenOptions = {}): Promise<Endpoint> {

@@ -4,7 +4,7 @@ import { readSync } from 'node:fs';
 import type { ContextExtent, Endpoint, FileSink, SourceExtent } from '../endpoint.js';
 import type { EndpointSpec } from '../spec.js';
 import { NbdError } from '../../protocol/errors.js';
-import { connect, NbdClient, type ExportInfo } from '../../client/index.js';
+import { connect, NbdClient, type ExportInfo, type ReconnectingClient, type RetryOptions } from '../../client/index.js';
 import { wrapError } from '../errors.js';
 import { zeroBuffer } from '../zero-buffer.js';
 import { startServerProcess, type ServerProcess } from './subprocess.js';
@@ -14,7 +14,12 @@ export interface NbdOpenOptions {
   /** Meta contexts to ask for besides base:allocation (a source's dirty bitmap). */
   metaContexts?: readonly string[];
   log?: (line: string) => void;
+  /** Reopen lost connections and send their unanswered requests again (see connect()). */
+  retry?: RetryOptions;
 }
+
+/** One connection; with retries, one that reopens itself when lost. */
+type Connection = NbdClient | ReconnectingClient;
 
 const BASE_ALLOCATION = 'base:allocation';
 const STATE_ZERO = 2;
@@ -43,17 +48,24 @@ const DESTINATION_SEND_BUFFER = 4 << 20;
  */
 const REQUEST_BATCH = 8;
 
-/** One more connection, to the URI or to our server process. */
-async function open(spec: NbdSpec, server: ServerProcess | undefined, writable: boolean, contexts: readonly string[]): Promise<NbdClient> {
+/**
+ * One more connection, to the URI or to our server process. With retries, a lost connection
+ * is opened again to the same URI or socket (a `[ CMD ]` server is not started again).
+ */
+async function open(
+  spec: NbdSpec, server: ServerProcess | undefined, writable: boolean, contexts: readonly string[], retry?: RetryOptions,
+): Promise<Connection> {
   const options = {
     metaContexts: [BASE_ALLOCATION, ...contexts],
     maxInFlight: CLIENT_IN_FLIGHT,
     requestBatch: REQUEST_BATCH,
     sendBufferSize: writable ? DESTINATION_SEND_BUFFER : undefined,
   };
+  const target = server === undefined ? (spec.kind === 'uri' ? spec.uri : '') : { unixSocket: server.socketPath };
+  const connecting = retry !== undefined && retry.retries > 0 ? connect(target, { ...options, ...retry }) : connect(target, options);
   try {
-    if (server === undefined) return await connect(spec.kind === 'uri' ? spec.uri : '', options);
-    return await Promise.race([connect({ unixSocket: server.socketPath }, options), server.exited]);
+    if (server === undefined) return await connecting;
+    return await Promise.race([connecting, server.exited]);
   } catch (err) {
     // A server that died says more (command not found, exit status) than the refused connect.
     const died = server && (await Promise.race([server.exited.catch((e: unknown) => e), sleep(200)]));
@@ -63,16 +75,16 @@ async function open(spec: NbdSpec, server: ServerProcess | undefined, writable: 
 
 export async function openNbdEndpoint(spec: NbdSpec, options: NbdOpenOptions): Promise<Endpoint> {
   const server = spec.kind === 'command' ? await startServerProcess(spec.argv) : undefined;
-  let first: NbdClient;
+  let first: Connection;
   try {
-    first = await open(spec, server, options.writable, options.metaContexts ?? []);
+    first = await open(spec, server, options.writable, options.metaContexts ?? [], options.retry);
   } catch (err) {
     await server?.stop();
     throw err;
   }
   // Destinations may be fed from a file by sendfile; its FFI comes with the send buffer's anyway.
   if (options.writable) await NbdClient.loadFileSupport().catch(() => undefined);
-  const endpoint = new NbdEndpoint(spec, first, server, options.writable, options.log, options.metaContexts ?? []);
+  const endpoint = new NbdEndpoint(spec, first, server, options.writable, options.log, options.metaContexts ?? [], options.retry);
   if (options.writable && first.export.readOnly) {
     await endpoint.close();
     throw new NbdError('EPERM', `${endpoint.name}: the destination is read-only`);
@@ -103,7 +115,7 @@ export class NbdEndpoint implements Endpoint {
   readonly canZero: boolean;
   readonly releasesEarly = true;
   readonly fileSink: FileSink | undefined;
-  private readonly clients: NbdClient[];
+  private readonly clients: Connection[];
   private readonly info: ExportInfo;
   /** Cleared when the server refuses FAST_ZERO: plain WRITE_ZEROES from then on. */
   private tryFastZero: boolean;
@@ -113,11 +125,12 @@ export class NbdEndpoint implements Endpoint {
 
   constructor(
     private readonly spec: NbdSpec,
-    first: NbdClient,
+    first: Connection,
     private readonly server: ServerProcess | undefined,
     private readonly writable: boolean,
     private readonly log?: (line: string) => void,
     private readonly askedContexts: readonly string[] = [],
+    private readonly retry?: RetryOptions,
   ) {
     this.clients = [first];
     this.info = first.export;
@@ -150,8 +163,8 @@ export class NbdEndpoint implements Endpoint {
   async setConnections(count: number): Promise<void> {
     const want = Math.min(count, this.maxConnections);
     // Handshakes are several round trips each: do them side by side, not one after another.
-    const opening: Promise<NbdClient>[] = [];
-    for (let i = this.clients.length; i < want; i++) opening.push(open(this.spec, this.server, this.writable, this.askedContexts));
+    const opening: Promise<Connection>[] = [];
+    for (let i = this.clients.length; i < want; i++) opening.push(open(this.spec, this.server, this.writable, this.askedContexts, this.retry));
     const results = await Promise.allSettled(opening);
     let failure: unknown;
     for (const r of results) {
@@ -279,7 +292,7 @@ export class NbdEndpoint implements Endpoint {
     }
   }
 
-  private async zeroOnce(client: NbdClient, offset: number, length: number, allocate: boolean): Promise<void> {
+  private async zeroOnce(client: Connection, offset: number, length: number, allocate: boolean): Promise<void> {
     if (this.tryFastZero) {
       try {
         await client.zero(length, offset, { noHole: allocate, fastZero: true });

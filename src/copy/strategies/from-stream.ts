@@ -37,7 +37,10 @@ export async function copyFromStream(run: CopyRun): Promise<number> {
       if (run.options.synchronous) await writes.below(1);
       if (run.error !== undefined) break;
       const wait = run.observers.beforeRead(offset, pool.bufferSize);
-      if (wait !== undefined) await wait;
+      if (wait !== undefined) {
+        await wait;
+        if (run.error !== undefined) break;
+      }
       const buffer = pool.take();
       const n = await source.read(buffer, offset, 0);
       if (n === 0 || run.error !== undefined) {

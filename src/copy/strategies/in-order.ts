@@ -33,7 +33,10 @@ class Slot implements WorkItem {
     const { source, pool } = this.run;
     try {
       const wait = this.run.observers.beforeRead(this.offset, this.length);
-      if (wait !== undefined) await wait;
+      if (wait !== undefined) {
+        await wait;
+        if (this.run.error !== undefined) throw this.run.error;
+      }
       if (source.readTake !== undefined) {
         this.view = await source.readTake(this.offset, this.length, conn, this.take);
       } else {

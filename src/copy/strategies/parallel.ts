@@ -35,7 +35,11 @@ async function lane(run: CopyRun, planner: ConnectionPlanner, conn: number): Pro
  */
 async function copyData(run: CopyRun, offset: number, length: number, conn: number): Promise<void> {
   const wait = run.observers.beforeRead(offset, length);
-  if (wait !== undefined) await wait;
+  if (wait !== undefined) {
+    await wait;
+    // Released because the copy failed: this range is not done and must not be reported so.
+    if (run.error !== undefined) throw run.error;
+  }
   const window = run.windows[conn];
   if (window !== undefined) {
     const room = window.acquire(length);

@@ -1,6 +1,7 @@
 // --rate: holds data reads back so the bytes read from the source stay under a cap. Only
 // reads ask for room (holes and zero extents are never read, so they pass freely), and the
 // copier never learns why a read waited: the limit is one observer among others.
+import type { CopyObserver } from '../observer.js';
 
 /** Time and timers, injectable so the arithmetic can be tested without waiting. */
 export interface RateClock {
@@ -81,4 +82,17 @@ export class RateLimiter {
       w.resolve();
     }
   }
+}
+
+/**
+ * The observer for a copy: each data read waits for its share of `bytesPerSecond`; when the
+ * copy fails, waiting reads are let go at once so the drain is quick.
+ */
+export function rateLimit(bytesPerSecond: number, clock: RateClock = realClock): CopyObserver & { limiter: RateLimiter } {
+  const limiter = new RateLimiter(bytesPerSecond, clock);
+  return {
+    limiter,
+    beforeRead: (_offset, length) => limiter.take(length),
+    failed: () => limiter.release(),
+  };
 }

@@ -1,0 +1,87 @@
+// nbdcopy -p: in a terminal, a bar redrawn in place (cli-progress) with percent, bytes, rate
+// and time left, fitted to the width on every redraw (so a resize is followed) and wiped
+// before an error line; when stderr is not a terminal, plain lines instead (never \r frames),
+// at most one a second and only when the percent moved, and one at the end.
+import { barLine, plainLine, RateMeter, percent, type ProgressState } from './progress-format.js';
+import type { ProgressSink } from './nbdcopy-progress.js';
+
+export interface BarOptions {
+  stream?: NodeJS.WriteStream;
+  /** Milliseconds, for tests. */
+  now?: () => number;
+}
+
+export async function makeBar(total: number | undefined, options: BarOptions = {}): Promise<ProgressSink> {
+  const stream = options.stream ?? process.stderr;
+  const now = options.now ?? (() => performance.now());
+  return stream.isTTY ? makeTerminalBar(total, stream, now) : makePlainLines(total, stream, now);
+}
+
+async function makeTerminalBar(total: number | undefined, stream: NodeJS.WriteStream, now: () => number): Promise<ProgressSink> {
+  const { default: cliProgress } = await import('cli-progress');
+  const meter = new RateMeter();
+  const state: ProgressState = { done: 0, total, rate: 0 };
+  const bar = new cliProgress.SingleBar({
+    stream,
+    // Drawn by us at the width of the moment: cli-progress only places it and redraws it.
+    format: () => barLine(state, stream.columns || 80),
+    hideCursor: false,
+    clearOnComplete: true,
+    linewrap: false,
+    fps: 5,
+  });
+  bar.start(total ?? 1, 0);
+  meter.sample(now(), 0);
+  // The rate is measured twice a second, not per request.
+  const tick = setInterval(() => {
+    state.rate = meter.sample(now(), state.done);
+  }, 500).unref();
+  let stopped = false;
+  return {
+    update(done) {
+      state.done = done;
+    },
+    finish() {
+      if (total !== undefined) state.done = total;
+    },
+    stop(failed = false) {
+      if (stopped) return;
+      stopped = true;
+      clearInterval(tick);
+      state.rate = meter.sample(now(), state.done) || state.rate;
+      // cli-progress wipes the line on stop (clearOnComplete): after a failure that is all,
+      // so the error line starts on a clean line; after success the last state stays.
+      bar.stop();
+      if (!failed) stream.write(`${barLine(state, stream.columns || 80)}\n`);
+    },
+  };
+}
+
+function makePlainLines(total: number | undefined, stream: NodeJS.WriteStream, now: () => number): ProgressSink {
+  const meter = new RateMeter();
+  const state: ProgressState = { done: 0, total, rate: 0 };
+  let lastAt = now();
+  let lastPercent = -1;
+  meter.sample(lastAt, 0);
+  const write = () => {
+    stream.write(`nbdcopy: ${plainLine(state)}\n`);
+    lastPercent = percent(state);
+  };
+  return {
+    update(done) {
+      state.done = done;
+      const t = now();
+      if (t - lastAt < 1000) return;
+      state.rate = meter.sample(t, done);
+      if (total !== undefined && percent(state) === lastPercent) return;
+      lastAt = t;
+      write();
+    },
+    finish() {
+      if (total !== undefined) state.done = total;
+      state.rate = meter.sample(now(), state.done);
+      write();
+    },
+    stop() {},
+  };
+}
