@@ -1,0 +1,276 @@
+// nbdcopy's operational options end to end: --retries with nbdkit killed and restarted
+// mid-copy (and a cutting proxy), --rate on a short real copy, -p and --progress-json output,
+// --batch with --shard run as N processes, and one line + exit 1 for every bad value.
+import { execFile, spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, OUR_NBDCOPY } from './helpers/build.js';
+import { makeTempDir } from './helpers/temp.js';
+import { requireBinaries } from './helpers/binaries.js';
+import { crashRepeatedly, RestartableServer, startCuttingProxy, type CuttingProxy } from './helpers/restartable-server.js';
+
+const have = requireBinaries('nbdkit');
+const MiB = 1 << 20;
+
+interface Run { status: number | null; stdout: string; stderr: string; ms: number }
+
+/** Runs our nbdcopy; `copying` resolves once -v says the copy started (its plan line). */
+function nbdcopy(args: string[], input?: string): Promise<Run> & { copying: Promise<void> } {
+  const started = Date.now();
+  let seen: () => void = () => {};
+  const copying = new Promise<void>((resolve) => {
+    seen = resolve;
+  });
+  const run = new Promise<Run>((resolve) => {
+    const child = execFile(OUR_NBDCOPY, args, { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
+      seen();
+      resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr, ms: Date.now() - started });
+    });
+    let err = '';
+    child.stderr!.on('data', (d: string) => {
+      err += d;
+      if (err.includes('copy plan')) seen();
+    });
+    if (input !== undefined) child.stdin!.end(input);
+  });
+  return Object.assign(run, { copying });
+}
+
+/** The lines of stderr that report a failure (-v adds lines of its own). */
+const errors = (r: Run) => r.stderr.split('\n').filter((l) => /gave up|error|failed|refused/i.test(l) && !/reconnecting/.test(l));
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+let dir: string;
+let src: string;
+const servers: RestartableServer[] = [];
+const proxies: CuttingProxy[] = [];
+beforeAll(() => {
+  ensureBuilt();
+  dir = makeTempDir('nbdcopy-ops-');
+  src = join(dir, 'src.img');
+  fs.writeFileSync(src, crypto.randomBytes(8 * MiB));
+  return () => fs.rmSync(dir, { recursive: true, force: true });
+});
+afterEach(async () => {
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+  await Promise.all(proxies.splice(0).map((p) => p.close()));
+});
+
+const same = (a: string, b: string) => fs.readFileSync(a).equals(fs.readFileSync(b));
+
+function oneLine(r: Run, pattern: RegExp): void {
+  expect(r.status).toBe(1);
+  const lines = r.stderr.split('\n').filter((l) => l !== '');
+  expect(lines).toHaveLength(1);
+  expect(lines[0]).toMatch(pattern);
+}
+
+describe('bad values: one line naming the option or the batch line, exit 1, nothing written', () => {
+  const cases: Array<[string[], RegExp]> = [
+    [['--rate=0'], /^nbdcopy: --rate: must be at least 1/],
+    [['--rate=fast'], /^nbdcopy: --rate: could not parse size/],
+    [['--retries=-1'], /^nbdcopy: --retries: expected a number/],
+    [['--retry-delay=soon'], /^nbdcopy: --retry-delay: could not parse duration/],
+    [['--progress-json=97'], /^nbdcopy: --progress-json=97: file descriptor 97 is not open/],
+    [['--jobs=2'], /^nbdcopy: --jobs: only with --batch/],
+    [['--shard=3/2'], /^nbdcopy: --shard: I must be between 0 and N-1/],
+  ];
+  for (const [opts, message] of cases) {
+    it(opts.join(' '), async () => {
+      const out = join(dir, `bad-${opts[0]!.replace(/\W/g, '')}.img`);
+      oneLine(await nbdcopy([...opts, src, out]), message);
+      expect(fs.existsSync(out)).toBe(false);
+    });
+  }
+
+  const batches: Array<[string, string[], RegExp]> = [
+    ['not JSON', ['{"source": "a", "destination":'], /^nbdcopy: batch line 2: not JSON/],
+    ['a missing field', ['{"source": "SRC"}'], /^nbdcopy: batch line 2: missing "destination"/],
+    ['a bad option value', ['{"source": "SRC", "destination": "OUT2", "options": {"rate": 0}}'], /^nbdcopy: batch line 2: --rate: must be at least 1/],
+    ['a batch-only option', ['{"source": "SRC", "destination": "OUT2", "options": {"jobs": 2}}'], /^nbdcopy: batch line 2: --jobs applies to the whole batch/],
+  ];
+  for (const [what, lines, message] of batches) {
+    it(`a batch line with ${what}: no copy starts, not even line 1's`, async () => {
+      const out1 = join(dir, `batch-${what.length}-1.img`);
+      const text = [`{"source": "${src}", "destination": "${out1}"}`, ...lines]
+        .map((l) => l.replace('SRC', src).replace('OUT2', join(dir, 'never.img'))).join('\n');
+      oneLine(await nbdcopy(['--batch=-'], text), message);
+      expect(fs.existsSync(out1)).toBe(false);
+    });
+  }
+
+  it('--batch with SOURCE and DESTINATION too, and a missing batch file', async () => {
+    oneLine(await nbdcopy(['--batch=x.jsonl', src, join(dir, 'x.img')]), /^nbdcopy: --batch: SOURCE and DESTINATION come from the file/);
+    oneLine(await nbdcopy([`--batch=${join(dir, 'missing.jsonl')}`]), /^nbdcopy: --batch=.*missing\.jsonl: ENOENT/);
+  });
+});
+
+describe.skipIf(!have)('--retries', () => {
+  function fileServer(name: string): { server: RestartableServer; file: string } {
+    const file = join(dir, `${name}.img`);
+    fs.copyFileSync(src, file);
+    // Slow reads, so the copy lasts long enough to be interrupted several times.
+    const server = new RestartableServer(join(dir, `${name}.sock`), ['--filter=delay', 'file', file, 'delay-read=10ms']);
+    servers.push(server);
+    return { server, file };
+  }
+
+  for (const seed of [1, 2]) {
+    it(`nbdkit killed and restarted 3 times mid-copy (seed ${seed}): the copy is exact`, async () => {
+      const { server } = fileServer(`kill${seed}`);
+      await server.start();
+      const out = join(dir, `kill${seed}.out`);
+      const copying = nbdcopy(['-v', '--retries=8', '--retry-delay=20ms', '--request-size=64K', '-R', '4', server.uri, out, '--progress-json=1']);
+      // Once the copy runs (every connection open): a crash before would fail the open.
+      await copying.copying;
+      await crashRepeatedly(server, 3, 250, 30, rng(seed));
+      const r = await copying;
+      expect(errors(r)).toEqual([]);
+      expect(r.status).toBe(0);
+      expect(same(out, src)).toBe(true);
+      const done = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { event: string; retries: number };
+      expect(done.event).toBe('done');
+      // The last crash may come after the copy ended; the first one cannot.
+      expect(done.retries).toBeGreaterThanOrEqual(1);
+    });
+  }
+
+  it('a proxy in front of nbdserve cutting every 2 MiB: the copy is exact', async () => {
+    const file = join(dir, 'proxied.img');
+    fs.copyFileSync(src, file);
+    const server = new RestartableServer(join(dir, 'nbdserve.sock'), ['file', file], 'nbdserve');
+    servers.push(server);
+    await server.start();
+    const proxy = await startCuttingProxy(server.socket, join(dir, 'proxy.sock'), 2 * MiB, 10);
+    proxies.push(proxy);
+    const out = join(dir, 'proxied.out');
+    const r = await nbdcopy(['--retries=4', '--retry-delay=10ms', `nbd+unix:///?socket=${join(dir, 'proxy.sock')}`, out]);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(same(out, src)).toBe(true);
+    expect(proxy.cuts).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a server that stays down with too few retries: one line, exit 1', async () => {
+    const { server } = fileServer('down');
+    await server.start();
+    const out = join(dir, 'down.out');
+    const copying = nbdcopy(['-v', '--retries=2', '--retry-delay=10ms', '--request-size=64K', '-R', '2', server.uri, out]);
+    await copying.copying;
+    await server.kill();
+    const r = await copying;
+    expect(r.status).toBe(1);
+    // -v adds its own lines (and the stack); the error line is among them.
+    expect(r.stderr).toMatch(/^nbdcopy: .*gave up after 2 reconnection attempts/m);
+  });
+
+  it('without --retries a lost connection fails the copy as before', async () => {
+    const { server } = fileServer('plain');
+    await server.start();
+    const copying = nbdcopy(['-v', '--request-size=64K', '-R', '2', server.uri, join(dir, 'plain.out')]);
+    await copying.copying;
+    await server.kill();
+    const r = await copying;
+    expect(r.status).toBe(1);
+    expect(r.stderr).not.toMatch(/reconnect/);
+  });
+});
+
+describe('--rate and progress', () => {
+  it('--rate=2M on 4 MiB takes about 2 s (generous bounds), bytes exact, JSON names the limit', async () => {
+    const part = join(dir, 'part.img');
+    fs.writeFileSync(part, fs.readFileSync(src).subarray(0, 4 * MiB));
+    const out = join(dir, 'rated.out');
+    const r = await nbdcopy(['--rate=2M', '--progress-json=1', part, out]);
+    expect(r.status).toBe(0);
+    expect(same(out, part)).toBe(true);
+    // The first request goes at once: 4 MiB at 2 MiB/s is at least 1.75 s of waiting.
+    expect(r.ms).toBeGreaterThan(1600);
+    expect(r.ms).toBeLessThan(15_000);
+    const events = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const done = events.at(-1)!;
+    expect(done).toMatchObject({ event: 'done', bytes: 4 * MiB, bytes_read: 4 * MiB, bytes_written: 4 * MiB, rate_limit: 2 * MiB, status: 0 });
+    for (const e of events.slice(0, -1)) expect(e['event']).toBe('progress');
+  });
+
+  it('--progress-json: a failed copy ends with an error event, and stderr has the line', async () => {
+    const r = await nbdcopy(['--progress-json=1', join(dir, 'nope.img'), join(dir, 'nope.out')]);
+    expect(r.status).toBe(1);
+    const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
+    expect(last['event']).toBe('error');
+    expect(String(last['message'])).toMatch(/nope\.img/);
+    oneLine(r, /^nbdcopy: .*nope\.img/);
+  });
+
+  it('-p when stderr is not a terminal: plain lines, never \\r', async () => {
+    const out = join(dir, 'plain-p.out');
+    const r = await nbdcopy(['-p', '--rate=4M', src, out]);
+    expect(r.status).toBe(0);
+    expect(r.stderr).not.toContain('\r');
+    const lines = r.stderr.trim().split('\n');
+    expect(lines.at(-1)).toMatch(/^nbdcopy: 100% 8\.0 MiB\/8\.0 MiB \S+ \S+\/s/);
+    for (const l of lines) expect(l).toMatch(/^nbdcopy: \d+% /);
+  });
+
+  const haveScript = spawnSync('script', ['--version']).status === 0;
+  it.skipIf(!haveScript)('-p in a 40-column terminal (script gives a pty): no frame wider than 39 columns', () => {
+    const out = join(dir, 'tty.out');
+    const r = spawnSync('script', ['-q', '-e', '-c', `stty cols 40; "${OUR_NBDCOPY}" -p --rate=8M "${src}" "${out}"`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.status).toBe(0);
+    expect(same(out, src)).toBe(true);
+    // Frames are separated by carriage returns and escape sequences.
+    const frames = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '\r').split(/[\r\n]/).filter((f) => f.trim() !== '');
+    expect(frames.length).toBeGreaterThan(0);
+    for (const f of frames) expect(f.length).toBeLessThanOrEqual(39);
+    expect(frames.at(-1)).toMatch(/100%/);
+  });
+});
+
+describe('--batch and --shard', () => {
+  it('3 shards as 3 processes: every copy happens exactly once and is exact', async () => {
+    const lines: string[] = [];
+    for (let i = 0; i < 7; i++) lines.push(JSON.stringify({ source: src, destination: join(dir, `batch${i}.out`), options: { 'request-size': '64K' } }));
+    const file = join(dir, 'jobs.jsonl');
+    fs.writeFileSync(file, lines.join('\n') + '\n');
+    const runs = await Promise.all([0, 1, 2].map((i) => nbdcopy([`--batch=${file}`, `--shard=${i}/3`, '-j', '2', '--progress-json=1'])));
+    const seen: number[] = [];
+    for (const r of runs) {
+      expect(r.status).toBe(0);
+      for (const l of r.stdout.trim().split('\n').filter((x) => x !== '')) {
+        const e = JSON.parse(l) as { event: string; line: number };
+        if (e.event === 'done') seen.push(e.line);
+      }
+    }
+    expect(seen.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+    for (let i = 0; i < 7; i++) expect(same(join(dir, `batch${i}.out`), src)).toBe(true);
+  });
+
+  it('a failed copy is reported, the others go on, exit 1; --fail-fast starts no more', async () => {
+    const text = [
+      JSON.stringify({ source: join(dir, 'missing.img'), destination: join(dir, 'f1.out') }),
+      JSON.stringify({ source: src, destination: join(dir, 'f2.out') }),
+    ].join('\n');
+    const r = await nbdcopy(['--batch=-'], text);
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(/batch line 1: .*missing\.img/);
+    expect(r.stderr).toMatch(/batch line 2: .* copied 8\.0 MiB/);
+    expect(r.stderr).toMatch(/nbdcopy: 1 of 2 copies did not succeed\n$/);
+    expect(same(join(dir, 'f2.out'), src)).toBe(true);
+    const ff = await nbdcopy(['--batch=-', '--fail-fast'], text.replace('f2.out', 'f3.out'));
+    expect(ff.status).toBe(1);
+    expect(ff.stderr).toMatch(/batch line 2: not started \(--fail-fast\)/);
+    expect(fs.existsSync(join(dir, 'f3.out'))).toBe(false);
+  });
+});
