@@ -1,7 +1,16 @@
 // Digests of an image cut into fixed-size blocks, fed ranges in any order and handed on in
 // block order. The block hash (--blkhash) and verification (--verify) both build on it.
-import crypto from 'node:crypto';
+import type * as Crypto from 'node:crypto';
 import { isZeroRange } from './zero-buffer.js';
+
+/**
+ * node:crypto, loaded on first use: every nbdcopy imports this file for its option defaults,
+ * and loading crypto is a large share of the start-up of a copy that hashes nothing.
+ */
+let cryptoModule: typeof Crypto | undefined;
+function crypto(): typeof Crypto {
+  return (cryptoModule ??= process.getBuiltinModule('node:crypto'));
+}
 
 export type HashAlgorithm = 'md5' | 'sha1' | 'sha256' | 'sha512';
 export const HASH_ALGORITHMS: readonly HashAlgorithm[] = ['md5', 'sha1', 'sha256', 'sha512'];
@@ -17,9 +26,10 @@ export const DEFAULT_BLOCK_HASH: BlockHashSpec = { algorithm: 'sha256', blockSiz
 
 /** One-shot digest; crypto.hash skips creating a Hash object per block where Node has it. */
 export function digestOf(algorithm: HashAlgorithm, data: Uint8Array): Buffer {
-  return crypto.hash !== undefined
-    ? crypto.hash(algorithm, data, 'buffer') as unknown as Buffer
-    : crypto.createHash(algorithm).update(data).digest();
+  const { hash, createHash } = crypto();
+  return hash !== undefined
+    ? hash(algorithm, data, 'buffer') as unknown as Buffer
+    : createHash(algorithm).update(data).digest();
 }
 
 /**
@@ -182,12 +192,12 @@ export class BlockDigests {
 
 /** The block hash itself: H(H(block_0) ‖ … ‖ H(block_n-1) ‖ le64(size)), as lowercase hex. */
 export class CombinedHash implements DigestSink {
-  private readonly outer: crypto.Hash;
+  private readonly outer: Crypto.Hash;
   /** Many copies of H(zero block) back to back, so a run of holes is a few update() calls. */
   private zeroRun: Buffer | undefined;
 
   constructor(readonly spec: BlockHashSpec, private readonly zeroDigest: Buffer) {
-    this.outer = crypto.createHash(spec.algorithm);
+    this.outer = crypto().createHash(spec.algorithm);
   }
 
   blocks(_first: number, count: number, digests: Buffer | null): void {

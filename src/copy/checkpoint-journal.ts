@@ -2,12 +2,20 @@
 // ranges of it are done. Always replaced whole (a new file renamed over the old one), so a
 // crash at any moment leaves the previous version or the new one; `durable` adds the fsyncs
 // that make that hold across a power cut too.
-import fs from 'node:fs/promises';
+import type * as FsPromises from 'node:fs/promises';
 import path from 'node:path';
 import { NbdError } from '../protocol/errors.js';
 import type { RangeList } from './done-ranges.js';
 
 const FORMAT = 'nbd-toolkit checkpoint 1';
+
+/**
+ * node:fs/promises, loaded on first use: every nbdcopy imports this file, most never touch a
+ * checkpoint, and loading the module (it pulls in readline) is start-up time for nothing.
+ */
+function fs(): typeof FsPromises {
+  return process.getBuiltinModule('node:fs/promises');
+}
 
 /**
  * What makes two runs the same copy: both sides (names and sizes) and the options that change
@@ -29,7 +37,7 @@ export interface CheckpointContents {
 export async function readCheckpoint(file: string): Promise<CheckpointContents | undefined> {
   let text: string;
   try {
-    text = await fs.readFile(file, 'utf8');
+    text = await fs().readFile(file, 'utf8');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new NbdError('EIO', `${file}: cannot read the checkpoint: ${(err as Error).message}`);
@@ -89,25 +97,25 @@ let serial = 0;
 export async function writeCheckpoint(file: string, contents: CheckpointContents, durable = true): Promise<void> {
   const text = JSON.stringify({ format: FORMAT, identity: contents.identity, done: contents.done }) + '\n';
   const tmp = `${file}.${process.pid}.${serial++}.tmp`;
-  const handle = await fs.open(tmp, 'w', 0o644);
+  const handle = await fs().open(tmp, 'w', 0o644);
   try {
     await handle.writeFile(text);
     if (durable) await handle.sync();
   } catch (err) {
     await handle.close().catch(() => undefined);
-    await fs.rm(tmp, { force: true });
+    await fs().rm(tmp, { force: true });
     throw err;
   }
   await handle.close();
   try {
-    await fs.rename(tmp, file);
+    await fs().rename(tmp, file);
   } catch (err) {
-    await fs.rm(tmp, { force: true });
+    await fs().rm(tmp, { force: true });
     throw err;
   }
   if (!durable) return;
   // The rename itself is only durable once the directory is.
-  const dir = await fs.open(path.dirname(path.resolve(file)), 'r');
+  const dir = await fs().open(path.dirname(path.resolve(file)), 'r');
   try {
     await dir.sync();
   } finally {
@@ -117,11 +125,11 @@ export async function writeCheckpoint(file: string, contents: CheckpointContents
 
 /** Removes FILE after a successful copy, and new versions a killed run left half written. */
 export async function removeCheckpoint(file: string): Promise<void> {
-  await fs.rm(file, { force: true });
+  await fs().rm(file, { force: true });
   const dir = path.dirname(path.resolve(file));
   const base = path.basename(file);
   const stale = (name: string): boolean => name.startsWith(`${base}.`) && /^\.\d+\.\d+\.tmp$/.test(name.slice(base.length));
-  for (const name of await fs.readdir(dir).catch(() => [] as string[])) {
-    if (stale(name)) await fs.rm(path.join(dir, name), { force: true });
+  for (const name of await fs().readdir(dir).catch(() => [] as string[])) {
+    if (stale(name)) await fs().rm(path.join(dir, name), { force: true });
   }
 }
