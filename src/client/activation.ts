@@ -2,7 +2,8 @@
 // we make the listening Unix socket in a private directory and hand it to the child as fd 3
 // with LISTEN_FDS=1 and LISTEN_PID set to the child's own pid. Used by the client's
 // `{ activation }` transport and by nbdcopy, which owns its servers for multi-conn.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from '../sys/spawn.js';
 import { accessSync, closeSync, constants, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

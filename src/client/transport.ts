@@ -1,6 +1,7 @@
 // Opening the byte stream a connection runs over: TCP, Unix socket, an existing socket or fd,
 // a subprocess on a socketpair (nbd_connect_command), or systemd socket activation.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { spawn } from '../sys/spawn.js';
 import { closeSync } from 'node:fs';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
