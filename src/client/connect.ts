@@ -9,6 +9,7 @@ import {
 } from './transport.js';
 import { parseNbdUri, type NbdUri } from './uri.js';
 import { ReconnectingClient, type RetryOptions } from './reconnect.js';
+import { resolvePort } from './service-port.js';
 
 export interface ConnectOptions extends ClientOptions {
   /**
@@ -81,11 +82,7 @@ export async function openTransport(target: ConnectTarget, plainOnly = false): P
   if (typeof target === 'string') return openUriTransport(parseNbdUri(target), plainOnly);
   if ('unixSocket' in target) return openUnix(target.unixSocket, plainOnly);
   if ('host' in target) {
-    const port = target.port === undefined ? 10809 : Number(target.port);
-    if (!Number.isInteger(port) || port <= 0 || port > 65535) {
-      throw new NbdError('EINVAL', `connect: invalid port '${target.port}'`);
-    }
-    return openTcp(target.host, port, plainOnly);
+    return openTcp(target.host, resolvePort(target.port), plainOnly);
   }
   if ('vsock' in target) return openVsock(target.vsock.cid, target.vsock.port ?? DEFAULT_PORT);
   if ('command' in target) return openCommand(target.command);

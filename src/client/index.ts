@@ -8,3 +8,7 @@ export * from './types.js';
 export { MultiConn, type MultiConnOptions } from './multi-conn.js';
 export { ReconnectingClient, isConnectionLost, type RetryOptions, type RetryEvent } from './reconnect.js';
 export { sumStats, type ConnectionStats } from './stats.js';
+export { lookupService, resolvePort } from './service-port.js';
+export type { StrictMode, HandshakeFlags } from './strict-mode.js';
+export type { Logger } from './logger.js';
+export type { CloseOptions } from './close-options.js';

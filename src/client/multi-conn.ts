@@ -10,6 +10,7 @@ import type {
 } from './types.js';
 import { parseNbdUri } from './uri.js';
 import { sumStats, type ConnectionStats } from './stats.js';
+import type { CloseOptions } from './close-options.js';
 
 /** connect()'s options, plus how many connections to open. */
 export interface MultiConnOptions extends ConnectOptions {
@@ -144,11 +145,11 @@ export class MultiConn {
     await Promise.all(this.clients.map((c) => c.flush()));
   }
 
-  /** Closes every connection; the first one last, since it owns any subprocess. */
-  async close(): Promise<void> {
+  /** Closes every connection (`options` as NbdClient.close); the first one last, since it owns any subprocess. */
+  async close(options?: CloseOptions): Promise<void> {
     const [first, ...rest] = this.clients;
-    await Promise.all(rest.map((c) => c.close()));
-    await first?.close();
+    await Promise.all(rest.map((c) => c.close(options)));
+    await first?.close(options);
   }
 }
 

@@ -9,11 +9,14 @@ import type { ClientTlsOptions } from '../tls/types.js';
 import type { ClientOptions } from './client-options.js';
 import { Command, commandName } from './command.js';
 import { checkCommand, checkFileSource, fitBlockStatusLength } from './command-check.js';
-import { debug } from './debug.js';
+import { waitForInFlight, type CloseOptions } from './close-options.js';
+import { ConnectionLog } from './logger.js';
+import { strictChecks, type StrictChecks } from './strict-mode.js';
 import { OptionPhase, isOptionRefusal } from './option-phase.js';
 import { PendingRequests } from './pending-requests.js';
-import { ReplyReader } from './reply-reader.js';
-import { RequestWriter, fileSupport, loadFileSupport } from './request-writer.js';
+import { buildPipeline } from './pipeline.js';
+import type { ReplyReader } from './reply-reader.js';
+import { type RequestWriter, fileSupport, loadFileSupport } from './request-writer.js';
 import { StatsCounter, type ConnectionStats } from './stats.js';
 import type { Transport } from './transport.js';
 import type {
@@ -42,6 +45,11 @@ export class NbdClient {
   private deadError: NbdError | null = null;
   private closing: Promise<void> | null = null;
   private readonly counters = new StatsCounter();
+  private readonly log: ConnectionLog;
+  private readonly strict: StrictChecks;
+  /** Ends a close() that waits for commands in flight (a later close with abandonPending). */
+  private abandonWait: () => void = () => undefined;
+  private readonly abandoned = new Promise<void>((resolve) => (this.abandonWait = resolve));
 
   /** Loads what pwriteFromFile needs; until then sendsFromFile is false. */
   static loadFileSupport(): Promise<void> {
@@ -51,10 +59,29 @@ export class NbdClient {
   constructor(options: ClientOptions = {}) {
     this.opts = options;
     this.pending = new PendingRequests(Math.max(1, options.maxInFlight ?? 64));
+    this.log = new ConnectionLog(options.logger, options.name);
+    this.strict = strictChecks(options.strict);
   }
 
+  /**
+   * Where the connection is (libnbd's aio_is_* queries): 'ready' takes commands; 'dead'
+   * means the transport failed or the server broke the protocol, and `error` says why.
+   */
   get state(): ClientState {
     return this._state;
+  }
+
+  /**
+   * Why the connection ended, without sending anything (undefined while it lives; ESHUTDOWN
+   * after close()). Example: `if (c.state === 'dead') console.error(c.error?.message)`.
+   */
+  get error(): NbdError | undefined {
+    return this._state === 'dead' || this._state === 'closed' ? this.deadError ?? undefined : undefined;
+  }
+
+  /** The connection's name in its debug messages (ClientOptions.name, default nbdN). */
+  get name(): string {
+    return this.log.name;
   }
 
   /** Facts about the open export; throws before NBD_OPT_GO / EXPORT_NAME finished. */
@@ -67,17 +94,7 @@ export class NbdClient {
     return this.conn;
   }
 
-  /**
-   * Bytes and chunks sent and received so far, handshake included (libnbd's nbd_stats_*):
-   * a copy taken now. See ConnectionStats for what counts as a chunk.
-   *
-   * @example
-   * ```ts
-   * const before = client.stats.bytesReceived;
-   * await client.pread(buf, 0);
-   * console.log(client.stats.bytesReceived - before); // buf.length plus the reply headers
-   * ```
-   */
+  /** Bytes and chunks sent and received so far (libnbd's nbd_stats_*), as a copy: see ConnectionStats. */
   get stats(): ConnectionStats {
     return this.counters.snapshot();
   }
@@ -94,7 +111,7 @@ export class NbdClient {
     if (this._state !== 'created') throw new NbdError('EINVAL', `start: client is already ${this._state}`);
     this.transport = transport;
     this._state = 'negotiating';
-    this.phase = new OptionPhase(transport.stream, this.opts, this.conn, this.counters);
+    this.phase = new OptionPhase(transport.stream, this.opts, this.conn, this.counters, this.log);
     try {
       const info = await this.phase.open();
       if (info === null) this._state = 'option-mode';
@@ -124,32 +141,25 @@ export class NbdClient {
   optList(): Promise<ExportListing[]> {
     return this.option('optList', (p) => p.list());
   }
-
   /** NBD_OPT_INFO for `exportName` (default: the connect option's). */
   optInfo(exportName = this.opts.exportName ?? ''): Promise<ExportInfo> {
     return this.option('optInfo', (p) => p.info(exportName));
   }
-
   optListMetaContext(queries: string[] = [], exportName = this.opts.exportName ?? ''): Promise<string[]> {
     return this.option('optListMetaContext', (p) => p.listMetaContext(queries, exportName));
   }
-
   optSetMetaContext(queries: string[], exportName = this.opts.exportName ?? ''): Promise<string[]> {
     return this.option('optSetMetaContext', (p) => p.setMetaContext(queries, exportName));
   }
-
   optStructuredReply(): Promise<boolean> {
     return this.option('optStructuredReply', (p) => p.structuredReply());
   }
-
   optExtendedHeaders(): Promise<boolean> {
     return this.option('optExtendedHeaders', (p) => p.extendedHeaders());
   }
-
   optStartTls(options: ClientTlsOptions = this.opts.tls ?? { mode: 'require' }): Promise<boolean> {
     return this.option('optStartTls', (p) => p.startTls(options));
   }
-
   /** Ends option mode: opens `exportName` (default: the connect option's) for transmission. */
   async optGo(exportName = this.opts.exportName ?? ''): Promise<void> {
     const info = await this.option('optGo', (p) => p.go(exportName));
@@ -165,33 +175,18 @@ export class NbdClient {
   private enterTransmission(info: ExportInfo): void {
     const neg = this.phase!.neg;
     this.info = info;
-    if (this.transport) this.conn.uri = connectionUri(this.transport.address, info.exportName, neg.tls);
+    if (this.transport) this.conn.uri = connectionUri(this.transport.address, info.exportName, neg.tls, this.opts.tls);
     const leftover = neg.io.detach();
     const stream = neg.io.stream;
     this.stream = stream;
-    const reader = new ReplyReader(
-      {
-        find: (cookie) => this.pending.find(cookie),
-        finish: (cmd) => this.finish(cmd),
-        bigReadsPending: () => this.pending.bigReadsPending,
-      },
-      { structured: neg.structuredReplies, extended: neg.extendedHeaders, contexts: neg.contexts },
-      this.counters,
-    );
-    this.reader = reader;
     // We own the socket and nothing is layered on it: raw sends and direct reads are safe.
     const rawSocket = this.transport !== null && stream === this.transport.stream;
-    this.writer = new RequestWriter(
-      stream,
-      {
-        track: (cmd) => this.pending.track(cmd),
-        pending: () => this.pending.onWire,
-        finish: (cmd) => this.finish(cmd),
-        fail: (err) => void this.fail(err),
-      },
-      { extended: neg.extendedHeaders, rawSocket: rawSocket && !neg.tls, batch: Math.max(1, this.opts.requestBatch ?? 1) },
-      this.counters,
-    );
+    const { reader, writer } = buildPipeline(neg, stream, rawSocket && !neg.tls, this.opts, {
+      pending: this.pending, counters: this.counters, log: this.log,
+      finish: (cmd) => this.finish(cmd), fail: (err) => void this.fail(err),
+    });
+    this.reader = reader;
+    this.writer = writer;
     stream.on('data', this.onData);
     stream.on('end', this.onEnd);
     stream.on('close', this.onEnd);
@@ -200,7 +195,7 @@ export class NbdClient {
     // libnbd's recv into the user buffer).
     if (rawSocket) this.transport!.setReadTarget?.(() => reader.directTarget());
     this._state = 'ready';
-    debug(() => `ready: export '${info.exportName}' size ${info.size} flags 0x${info.transmissionFlags.toString(16)}, ` +
+    this.log.debug(() => `ready: export '${info.exportName}' size ${info.size} flags 0x${info.transmissionFlags.toString(16)}, ` +
       `structured ${neg.structuredReplies}, extended ${neg.extendedHeaders}, contexts [${[...neg.contexts.values()].join(', ')}]`);
     for (const chunk of leftover) this.onData(chunk);
     stream.resume();
@@ -294,7 +289,7 @@ export class NbdClient {
   private submit(cmd: Command): Promise<unknown> {
     const err = this._state !== 'ready'
       ? this.deadError ?? new NbdError('ENOTCONN', `${commandName(cmd.type)}: connection is ${this._state}`)
-      : checkCommand(cmd, this.info!, this.conn);
+      : checkCommand(cmd, this.info!, this.conn, this.strict);
     if (err) return Promise.reject(err);
     return new Promise((resolve, reject) => {
       cmd.resolve = resolve;
@@ -342,7 +337,7 @@ export class NbdClient {
     if (this._state === 'dead' || this._state === 'closed') return;
     const err = reason instanceof NbdError ? reason
       : new NbdError('EIO', reason instanceof Error ? reason.message : String(reason), { cause: reason });
-    debug(() => `connection dead: ${err.message}`);
+    this.log.debug(() => `connection dead: ${err.message}`);
     this.deadError = err;
     await this.shutdown('dead');
   }
@@ -361,21 +356,32 @@ export class NbdClient {
   }
 
   /**
-   * Waits for commands in flight, sends NBD_CMD_DISC, closes the stream and reaps any
-   * subprocess. Safe to call in any state and more than once.
+   * Waits for commands in flight (without limit unless `options` says otherwise), sends
+   * NBD_CMD_DISC, closes the stream and reaps any subprocess. Safe to call in any state and
+   * more than once; a later call with `abandonPending` ends an earlier one's wait.
+   * Example: `await client.close({ timeoutMs: 2000 })` (a stuck server cannot hold us longer).
    */
-  close(): Promise<void> {
-    this.closing ??= this.closeInternal();
+  close(options: CloseOptions = {}): Promise<void> {
+    if (options.abandonPending) this.abandonWait();
+    this.closing ??= this.closeInternal(options);
     return this.closing;
   }
 
   /** Alias of close(), named as libnbd names it. */
-  disconnect(): Promise<void> {
-    return this.close();
+  disconnect(options?: CloseOptions): Promise<void> {
+    return this.close(options);
   }
 
-  private async closeInternal(): Promise<void> {
-    if (this._state === 'ready' && this.pending.onWire > 0) await this.pending.drained();
+  private async closeInternal(options: CloseOptions): Promise<void> {
+    if (this._state === 'ready' && !(await waitForInFlight(this.pending, options, this.abandoned))) {
+      if (this._state === 'ready') {
+        const n = this.pending.total;
+        this.deadError = new NbdError('ESHUTDOWN', `connection closed with ${n} command${n === 1 ? '' : 's'} in flight abandoned`);
+        this.log.debug(() => this.deadError!.message);
+        await this.shutdown('closed');
+        return;
+      }
+    }
     if (this._state === 'ready') {
       this._state = 'closed';
       await this.writer!.disconnect();

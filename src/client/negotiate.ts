@@ -20,7 +20,7 @@ import {
 } from '../protocol/options.js';
 import { closedAfterHandshake } from '../tls/handshake-errors.js';
 import type { ClientTlsOptions, ClientTlsUpgrade } from '../tls/types.js';
-import { debug } from './debug.js';
+import { processLog, type ConnectionLog } from './logger.js';
 import { makeExportInfo, type BlockSizes } from './export-info.js';
 import { HandshakeIO } from './handshake-io.js';
 import type { ExportInfo, ExportListing, Protocol } from './types.js';
@@ -75,6 +75,13 @@ export class Negotiator {
   extendedHeaders = false;
   /** Negotiated meta contexts: wire id -> name. */
   contexts = new Map<number, string>();
+  /** Where this connection's debug messages go. */
+  log: ConnectionLog = processLog;
+  /** Handshake flags the client may answer with (ClientOptions.handshakeFlags). */
+  allowFixedNewstyle = true;
+  allowNoZeroes = true;
+  /** Ask for NBD_INFO_BLOCK_SIZE with GO / INFO (ClientOptions.requestBlockSize). */
+  requestBlockSize = true;
   /** Set by oldstyle servers, which send the export facts with the greeting. */
   oldstyleExport: ExportInfo | undefined;
 
@@ -93,17 +100,17 @@ export class Negotiator {
       const h = decodeOldstyleHandshake(full);
       this.protocol = 'oldstyle';
       this.oldstyleExport = makeExportInfo({ exportName: '', size: h.size, exactSize: h.exactSize, transmissionFlags: h.flags & 0xffff });
-      debug(() => `oldstyle server: size ${h.size}, flags 0x${h.flags.toString(16)}`);
+      this.log.debug(() => `oldstyle server: size ${h.size}, flags 0x${h.flags.toString(16)}`);
       return;
     }
     const hflags = (await this.io.read(2)).readUInt16BE(0);
-    this.protocol = hflags & FLAG_FIXED_NEWSTYLE ? 'newstyle-fixed' : 'newstyle';
-    this.noZeroes = (hflags & FLAG_NO_ZEROES) !== 0;
-    const cflags = (hflags & FLAG_FIXED_NEWSTYLE ? FLAG_C_FIXED_NEWSTYLE : 0) | (this.noZeroes ? FLAG_C_NO_ZEROES : 0);
+    this.protocol = hflags & FLAG_FIXED_NEWSTYLE && this.allowFixedNewstyle ? 'newstyle-fixed' : 'newstyle';
+    this.noZeroes = (hflags & FLAG_NO_ZEROES) !== 0 && this.allowNoZeroes;
+    const cflags = (this.protocol === 'newstyle-fixed' ? FLAG_C_FIXED_NEWSTYLE : 0) | (this.noZeroes ? FLAG_C_NO_ZEROES : 0);
     const b = Buffer.alloc(4);
     encodeClientFlags(b, 0, cflags);
     this.io.write(b);
-    debug(() => `${this.protocol} server, handshake flags 0x${hflags.toString(16)}, sent client flags 0x${cflags.toString(16)}`);
+    this.log.debug(() => `${this.protocol} server, handshake flags 0x${hflags.toString(16)}, sent client flags 0x${cflags.toString(16)}`);
   }
 
   get canHaggle(): boolean {
@@ -111,7 +118,7 @@ export class Negotiator {
   }
 
   private send(option: number, payload?: Uint8Array): void {
-    debug(() => `sending ${optionName(option)}${payload?.length ? ` (${payload.length} bytes)` : ''}`);
+    this.log.debug(() => `sending ${optionName(option)}${payload?.length ? ` (${payload.length} bytes)` : ''}`);
     this.io.write(buildOption(option, payload));
   }
 
@@ -125,7 +132,7 @@ export class Negotiator {
       throw new NbdError('EPROTO', `${optionName(option)}: reply payload of ${h.length} bytes is too large`);
     }
     const payload = h.length > 0 ? await this.io.read(h.length) : Buffer.alloc(0);
-    debug(() => `${optionName(option)}: ${optionReplyName(h.type)} (${h.length} bytes)`);
+    this.log.debug(() => `${optionName(option)}: ${optionReplyName(h.type)} (${h.length} bytes)`);
     return { type: h.type, payload };
   }
 
@@ -150,7 +157,7 @@ export class Negotiator {
     const r = await this.reply(option);
     if (r.type === REP_ACK) return true;
     if (isErrorReply(r.type)) {
-      debug(() => this.refuse(option, r).message);
+      this.log.debug(() => this.refuse(option, r).message);
       return false;
     }
     throw this.unexpected(option, r);
@@ -166,7 +173,7 @@ export class Negotiator {
     this.send(OPT_STARTTLS);
     const r = await this.reply(OPT_STARTTLS);
     if (isErrorReply(r.type)) {
-      debug(() => this.refuse(OPT_STARTTLS, r).message);
+      this.log.debug(() => this.refuse(OPT_STARTTLS, r).message);
       return false;
     }
     if (r.type !== REP_ACK) throw this.unexpected(OPT_STARTTLS, r);
@@ -177,7 +184,7 @@ export class Negotiator {
     const secure = await mod.upgradeClientTls(plain, options);
     this.io = new HandshakeIO(secure, closedAfterHandshake(secure, options.pskFile !== undefined), this.io.stats);
     this.tls = true;
-    debug(() => 'TLS handshake complete');
+    this.log.debug(() => 'TLS handshake complete');
     return true;
   }
 
@@ -247,7 +254,7 @@ export class Negotiator {
       if (!go) throw new NbdError('ENOTSUP', `NBD_OPT_INFO: server does not support it (${this.protocol})`);
       return this.exportNameOption(exportName);
     }
-    const wanted = requestNames ? [INFO_NAME, INFO_DESCRIPTION, INFO_BLOCK_SIZE] : [INFO_BLOCK_SIZE];
+    const wanted = [...(requestNames ? [INFO_NAME, INFO_DESCRIPTION] : []), ...(this.requestBlockSize ? [INFO_BLOCK_SIZE] : [])];
     this.send(option, encodeInfoRequestPayload(exportName, wanted));
     let size: number | undefined;
     let exactSize: bigint | undefined;
@@ -274,7 +281,7 @@ export class Negotiator {
         return makeExportInfo(facts);
       } else if (isErrorReply(r.type)) {
         if (r.type === REP_ERR_UNSUP && go) {
-          debug(() => 'server lacks NBD_OPT_GO, falling back to NBD_OPT_EXPORT_NAME');
+          this.log.debug(() => 'server lacks NBD_OPT_GO, falling back to NBD_OPT_EXPORT_NAME');
           return this.exportNameOption(exportName);
         }
         throw this.refuse(option, r);

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { NbdError } from '../protocol/errors.js';
 import type { ClientTlsOptions } from '../tls/types.js';
 import type { ClientOptions } from './client-options.js';
-import { debug } from './debug.js';
+import type { ConnectionLog } from './logger.js';
 import { HandshakeIO } from './handshake-io.js';
 import type { StatsCounter } from './stats.js';
 import { DEFAULT_META_CONTEXTS, Negotiator } from './negotiate.js';
@@ -21,8 +21,13 @@ export class OptionPhase {
   /** `conn` is the client's ConnectionInfo, kept up to date with what each option negotiated. */
   constructor(
     stream: Duplex, private readonly opts: ClientOptions, private readonly conn: ConnectionInfo, stats: StatsCounter,
+    log: ConnectionLog,
   ) {
     this.neg = new Negotiator(new HandshakeIO(stream, undefined, stats));
+    this.neg.allowFixedNewstyle = opts.handshakeFlags?.fixedNewstyle ?? true;
+    this.neg.allowNoZeroes = opts.handshakeFlags?.noZeroes ?? true;
+    this.neg.requestBlockSize = opts.requestBlockSize ?? true;
+    this.neg.log = log;
   }
 
   /**
@@ -86,7 +91,7 @@ export class OptionPhase {
       } catch (err) {
         // A server without meta contexts still serves data; block status will say ENOTSUP.
         if (!(err instanceof NbdError) || err.code === 'EPROTO' || err.code === 'ECONNRESET') throw err;
-        debug(() => `SET_META_CONTEXT refused: ${(err as Error).message}`);
+        neg.log.debug(() => `SET_META_CONTEXT refused: ${(err as Error).message}`);
       }
     }
     const info = await neg.infoOrGo(true, exportName, this.opts.fullInfo ?? true);

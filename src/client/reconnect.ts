@@ -6,6 +6,7 @@
 import { NbdError } from '../protocol/errors.js';
 import type { NbdClient, ClientState } from './nbd-client.js';
 import { sumStats, type ConnectionStats } from './stats.js';
+import type { CloseOptions } from './close-options.js';
 import type {
   BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ReadFlags, ZeroFlags,
 } from './types.js';
@@ -70,6 +71,16 @@ export class ReconnectingClient {
 
   get state(): ClientState {
     return this.finalError !== undefined ? 'dead' : this.closed ? 'closed' : this.current.state;
+  }
+
+  /** The error it gave up with, else the current connection's (see NbdClient.error). */
+  get error(): NbdError | undefined {
+    return this.finalError ?? this.current.error;
+  }
+
+  /** The current connection's name in debug messages (every connection it opens shares the options). */
+  get name(): string {
+    return this.current.name;
   }
 
   get export(): ExportInfo {
@@ -159,19 +170,26 @@ export class ReconnectingClient {
     return this.run((c) => c.blockStatus(length, offset, flags));
   }
 
-  /** Stops any attempt in progress, then closes the connection as NbdClient.close() does. */
-  close(): Promise<void> {
+  /**
+   * Stops any attempt in progress, then closes the connection as NbdClient.close() does
+   * (`options` as there: a timeout, or abandoning commands in flight, which are not resent).
+   */
+  close(options?: CloseOptions): Promise<void> {
+    if (options?.abandonPending) {
+      this.closed = true;
+      void this.current.close(options);
+    }
     this.closing ??= (async () => {
       this.closed = true;
       this.wakeSleeper?.();
       await this.recovering?.catch(() => undefined);
-      await this.current.close();
+      await this.current.close(options);
     })();
     return this.closing;
   }
 
-  disconnect(): Promise<void> {
-    return this.close();
+  disconnect(options?: CloseOptions): Promise<void> {
+    return this.close(options);
   }
 
   private async run<T>(command: (c: NbdClient) => Promise<T>): Promise<T> {

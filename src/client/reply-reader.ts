@@ -11,7 +11,7 @@ import { readU64 } from '../protocol/bytes.js';
 import { decodeBlockStatus, decodeErrorChunk, decodeOffsetHole, type Hole } from '../protocol/chunks.js';
 import { decodeReplyHeader, newReplyHeader, replyHeaderSize } from '../protocol/replies.js';
 import { commandName, type Command } from './command.js';
-import { debug, debugEnabled } from './debug.js';
+import type { ConnectionLog } from './logger.js';
 import type { StatsCounter } from './stats.js';
 import type { Extent } from './types.js';
 
@@ -114,7 +114,9 @@ export class ReplyReader {
   private scratchNeed = 0;
   private readonly hole: Hole = { offset: 0, size: 0 };
 
-  constructor(sink: ReplySink, mode: ReplyMode, private readonly stats: StatsCounter) {
+  constructor(
+    sink: ReplySink, mode: ReplyMode, private readonly stats: StatsCounter, private readonly log: ConnectionLog,
+  ) {
     this.sink = sink;
     this.mode = mode;
     this.hdrNeed = mode.extended ? EXTENDED_REPLY_SIZE : 4;
@@ -207,7 +209,7 @@ export class ReplyReader {
     if (h.kind === 'simple') {
       if (this.mode.extended) throw violation('simple reply after extended headers were negotiated');
       this.simple = true;
-      if (debugEnabled) debug(() => `reply: ${commandName(cmd.type)} cookie ${h.cookie} error ${h.error}`);
+      if (this.log.enabled) this.log.debug(() => `reply: ${commandName(cmd.type)} cookie ${h.cookie} error ${h.error}`);
       if (h.error !== 0) {
         cmd.error ??= new NbdError(codeFromWire(h.error), `${commandName(cmd.type)}: server replied ${codeFromWire(h.error)}`);
         this.endChunk();
@@ -227,7 +229,7 @@ export class ReplyReader {
     this.chunkFlags = h.flags;
     const len = h.length;
     this.chunkLength = len;
-    if (debugEnabled) debug(() => `chunk: ${commandName(cmd.type)} cookie ${h.cookie} type ${h.type} flags ${h.flags} length ${len}`);
+    if (this.log.enabled) this.log.debug(() => `chunk: ${commandName(cmd.type)} cookie ${h.cookie} type ${h.type} flags ${h.flags} length ${len}`);
     switch (h.type) {
       case REPLY_TYPE_OFFSET_DATA:
         this.expectCommand(cmd, CMD_READ, 'OFFSET_DATA');

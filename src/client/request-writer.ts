@@ -6,7 +6,7 @@ import { CMD_WRITE, EXTENDED_REQUEST_SIZE } from '../protocol/constants.js';
 import { NbdError } from '../protocol/errors.js';
 import { encodeCompactRequest, encodeExtendedRequest } from '../protocol/requests.js';
 import { Command, commandName } from './command.js';
-import { debug, debugEnabled } from './debug.js';
+import type { ConnectionLog } from './logger.js';
 import type { FileSender } from './file-sender.js';
 import type { StatsCounter } from './stats.js';
 
@@ -72,7 +72,7 @@ export class RequestWriter {
 
   constructor(
     private readonly stream: Duplex, private readonly sink: RequestSink, private readonly mode: WriterMode,
-    private readonly stats: StatsCounter,
+    private readonly stats: StatsCounter, private readonly log: ConnectionLog,
   ) {}
 
   /** Every request passes here once: its cookie, then the socket now, at the end of the tick, or with its batch. */
@@ -81,7 +81,7 @@ export class RequestWriter {
     const cookie = this.nextCookie++;
     cmd.cookie = cookie;
     this.sink.track(cmd);
-    if (debugEnabled) debug(() => `request: ${commandName(cmd.type)} cookie ${cookie} offset ${cmd.offset} length ${cmd.length} flags 0x${cmd.flags.toString(16)}`);
+    if (this.log.enabled) this.log.debug(() => `request: ${commandName(cmd.type)} cookie ${cookie} offset ${cmd.offset} length ${cmd.length} flags 0x${cmd.flags.toString(16)}`);
     if (cmd.fileFd !== undefined) {
       // Later file WRITEs wait behind earlier ones, so they leave in the order they came.
       if (this.fileBacklogHead < this.fileBacklog.length || !this.trySendFromFile(cmd)) this.fileBacklog.push(cmd);
@@ -110,7 +110,7 @@ export class RequestWriter {
     cmd.cookie = this.nextCookie++;
     const hdr = Buffer.allocUnsafe(EXTENDED_REQUEST_SIZE);
     const n = this.encodeHeader(hdr, cmd);
-    debug(() => 'request: disconnect');
+    this.log.debug(() => 'request: disconnect');
     this.stats.bytesSent += n;
     this.stats.chunksSent++;
     const stream = this.stream;

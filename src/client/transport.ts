@@ -20,6 +20,7 @@ import { debug } from './debug.js';
 export type ConnectTarget =
   | string
   | { unixSocket: string }
+  /** `port`: a number, digits, or a service name from /etc/services ('nbd'); default 10809. */
   | { host: string; port?: number | string }
   | { vsock: { cid: number; port?: number } }
   | { command: string[] }
@@ -176,8 +177,10 @@ export async function openActivation(argv: string[], reuseBuffer = false): Promi
   try {
     // The socket is already listening, so connect succeeds while the server is still starting.
     const stream = await Promise.race([connectNet({ path }, path, reuseBuffer), spawnFailure(child, argv)]);
-    const reconnect = async (): Promise<Transport> => ({ ...(await openUnix(path, reuseBuffer)), address: {} });
-    return { stream, address: {}, cleanup, reconnect, serverExit, setReadTarget: readTargets.get(stream) };
+    // The activated server listens on `path` until the first connection closes: its URI
+    // reaches the same server meanwhile, as libnbd's get_uri does for socket activation.
+    const reconnect = (): Promise<Transport> => openUnix(path, reuseBuffer);
+    return { stream, address: { unixSocket: path }, cleanup, reconnect, serverExit, setReadTarget: readTargets.get(stream) };
   } catch (err) {
     const why = await serverExitWithin(serverExit, err);
     await cleanup();

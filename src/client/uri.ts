@@ -2,6 +2,7 @@
 // and format back. Export names come from the path, percent-decoded; TLS settings from the query.
 import { DEFAULT_PORT } from '../protocol/constants.js';
 import { NbdError } from '../protocol/errors.js';
+import type { ClientTlsOptions } from '../tls/types.js';
 
 /** How an NBD URI reaches its server. */
 export type NbdUriTransport = 'tcp' | 'unix' | 'vsock';
@@ -200,13 +201,25 @@ export function formatNbdUri(u: Omit<NbdUri, 'extra'> & { extra?: Array<[string,
   return `${scheme}://${authority}/${encodePathPart(u.exportName)}${params.length ? '?' + params.join('&') : ''}`;
 }
 
-/** The URI a connection describes itself with, in the shape libnbd's nbd_get_uri prints. */
-export function connectionUri(target: { unixSocket?: string; host?: string; port?: number }, exportName: string, tls: boolean): string | undefined {
+/**
+ * The URI a connection describes itself with, in the shape libnbd's nbd_get_uri prints:
+ * with TLS, the settings it was opened with (certificates, PSK file, user name, peer
+ * verification) are in the query, so connect(uri) opens the same kind of connection.
+ */
+export function connectionUri(
+  target: { unixSocket?: string; host?: string; port?: number }, exportName: string, tls: boolean,
+  tlsOptions?: ClientTlsOptions,
+): string | undefined {
+  const t = tls && tlsOptions ? tlsOptions : undefined;
+  const settings = {
+    tls, exportName, username: t?.username, tlsCertificates: t?.certificates, tlsPskFile: t?.pskFile,
+    tlsVerifyPeer: t?.verifyPeer === false ? false : undefined,
+  };
   if (target.unixSocket !== undefined) {
-    return formatNbdUri({ tls, transport: 'unix', socket: target.unixSocket, exportName });
+    return formatNbdUri({ ...settings, transport: 'unix', socket: target.unixSocket });
   }
   if (target.host !== undefined) {
-    return formatNbdUri({ tls, transport: 'tcp', host: target.host, port: target.port ?? DEFAULT_PORT, exportName });
+    return formatNbdUri({ ...settings, transport: 'tcp', host: target.host, port: target.port ?? DEFAULT_PORT });
   }
   return undefined;
 }

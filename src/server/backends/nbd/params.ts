@@ -1,10 +1,10 @@
 // The nbd backend's parameters, nbdkit-nbd-plugin's names and meanings: where the upstream
 // server is (exactly one of command, hostname, vhost-cid, socket, socket-fd, uri), which
 // export, how to share and retry the connection, and TLS towards the upstream.
-import { readFileSync } from 'node:fs';
 import { DEFAULT_PORT } from '../../../protocol/constants.js';
 import { NbdError } from '../../../protocol/errors.js';
 import type { ClientTlsOptions } from '../../../tls/types.js';
+import { lookupService } from '../../../client/service-port.js';
 
 export type UpstreamAddress =
   | { kind: 'command'; argv: string[] }
@@ -56,18 +56,8 @@ export function resolvePort(text: string, servicesFile = '/etc/services'): numbe
     if (n < 1 || n > 65535) throw bad(`port must be from 1 to 65535, got '${text}'`);
     return n;
   }
-  let table = '';
-  try {
-    table = readFileSync(servicesFile, 'utf8');
-  } catch {
-    // No services database: every name is unknown.
-  }
-  for (const line of table.split('\n')) {
-    const [fields] = line.split('#');
-    const words = (fields ?? '').trim().split(/\s+/);
-    const m = /^(\d+)\/tcp$/.exec(words[1] ?? '');
-    if (m && (words[0] === text || words.slice(2).includes(text))) return Number(m[1]);
-  }
+  const port = lookupService(text, servicesFile);
+  if (port !== undefined) return port;
   throw bad(`unknown port or service name '${text}'`);
 }
 
