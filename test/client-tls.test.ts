@@ -23,7 +23,7 @@ describe.skipIf(!have)('TLS-PSK with nbdkit', () => {
     const c = await connect(`nbds+unix:///?socket=${s.socket}&tls-psk-file=${psk}&tls-username=alice`);
     clients.push(c);
     expect(c.connection.tls).toBe(true);
-    expect(c.connection.uri).toBe(`nbds+unix:///?socket=${s.socket}`);
+    expect(c.connection.uri).toBe(`nbds+unix:///?socket=${s.socket}&tls-username=alice&tls-psk-file=${psk}`);
     const w = Buffer.alloc(256 * 1024);
     for (let i = 0; i < w.length; i++) w[i] = (i * 11) & 0xff;
     await c.pwrite(w, 4096);

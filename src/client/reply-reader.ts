@@ -11,7 +11,7 @@ import { readU64 } from '../protocol/bytes.js';
 import { decodeBlockStatus, decodeErrorChunk, decodeOffsetHole, type Hole } from '../protocol/chunks.js';
 import { decodeReplyHeader, newReplyHeader, replyHeaderSize } from '../protocol/replies.js';
 import { commandName, type Command } from './command.js';
-import type { ConnectionLog } from './logger.js';
+import { processLog, type ConnectionLog } from './logger.js';
 import type { StatsCounter } from './stats.js';
 import type { Extent } from './types.js';
 
@@ -115,7 +115,8 @@ export class ReplyReader {
   private readonly hole: Hole = { offset: 0, size: 0 };
 
   constructor(
-    sink: ReplySink, mode: ReplyMode, private readonly stats: StatsCounter, private readonly log: ConnectionLog,
+    sink: ReplySink, mode: ReplyMode, private readonly stats: StatsCounter,
+    private readonly log: ConnectionLog = processLog,
   ) {
     this.sink = sink;
     this.mode = mode;

@@ -6,7 +6,7 @@ import { CMD_WRITE, EXTENDED_REQUEST_SIZE } from '../protocol/constants.js';
 import { NbdError } from '../protocol/errors.js';
 import { encodeCompactRequest, encodeExtendedRequest } from '../protocol/requests.js';
 import { Command, commandName } from './command.js';
-import type { ConnectionLog } from './logger.js';
+import { processLog, type ConnectionLog } from './logger.js';
 import type { FileSender } from './file-sender.js';
 import type { StatsCounter } from './stats.js';
 
@@ -72,7 +72,8 @@ export class RequestWriter {
 
   constructor(
     private readonly stream: Duplex, private readonly sink: RequestSink, private readonly mode: WriterMode,
-    private readonly stats: StatsCounter, private readonly log: ConnectionLog,
+    private readonly stats: StatsCounter,
+    private readonly log: ConnectionLog = processLog,
   ) {}
 
   /** Every request passes here once: its cookie, then the socket now, at the end of the tick, or with its batch. */
