@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { NbdError } from '../protocol/errors.js';
 import type { ClientTlsOptions } from '../tls/types.js';
 import type { ClientOptions } from './client-options.js';
-import type { ConnectionLog } from './logger.js';
+import { processLog, type ConnectionLog } from './logger.js';
 import { HandshakeIO } from './handshake-io.js';
 import type { StatsCounter } from './stats.js';
 import { DEFAULT_META_CONTEXTS, Negotiator } from './negotiate.js';
@@ -21,7 +21,7 @@ export class OptionPhase {
   /** `conn` is the client's ConnectionInfo, kept up to date with what each option negotiated. */
   constructor(
     stream: Duplex, private readonly opts: ClientOptions, private readonly conn: ConnectionInfo, stats: StatsCounter,
-    log: ConnectionLog,
+    log: ConnectionLog = processLog,
   ) {
     this.neg = new Negotiator(new HandshakeIO(stream, undefined, stats));
     this.neg.allowFixedNewstyle = opts.handshakeFlags?.fixedNewstyle ?? true;
