@@ -9,7 +9,7 @@ import { copyMany } from '../copy/copy-many.js';
 import { describeSpec, parseEndpointSpec } from '../copy/spec.js';
 import { parseNbdcopyArgs, type NbdcopyArgs } from './nbdcopy-args.js';
 import { parseBatchFile, selectShard, type BatchJob, type BatchOperand } from './nbdcopy-batch-file.js';
-import { copyOptions } from './nbdcopy.js';
+import { copyOptions } from './nbdcopy-copy-options.js';
 import { copyOps } from './nbdcopy-ops.js';
 import { humanSize } from './progress-format.js';
 import { errorLine } from './report-error.js';

@@ -3,7 +3,7 @@
 // before an error line; when stderr is not a terminal, plain lines instead (never \r frames),
 // at most one a second and only when the percent moved, and one at the end.
 import { barLine, plainLine, RateMeter, percent, type ProgressState } from './progress-format.js';
-import type { ProgressSink } from './nbdcopy-progress.js';
+import type { ProgressSink } from './progress-sink.js';
 
 export interface BarOptions {
   stream?: NodeJS.WriteStream;

@@ -3,14 +3,10 @@
 // a file descriptor (--progress=FD).
 import fs from 'node:fs';
 import { NbdError } from '../protocol/errors.js';
+import type { ProgressSink } from './progress-sink.js';
 
-export interface ProgressSink {
-  /** Called often (per finished request): must be cheap. */
-  update(done: number): void;
-  finish(): void;
-  /** Ends the display; `failed`: an error line follows, so a bar is wiped, not kept. */
-  stop(failed?: boolean): void;
-}
+export type { ProgressSink } from './progress-sink.js';
+
 
 /**
  * Set by bin/nbdcopy's shell part: the --progress descriptors the caller had not opened. Node

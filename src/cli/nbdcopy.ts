@@ -5,10 +5,10 @@ import { endBySignal, Interrupted, onStopSignals, type StopSignal } from './sign
 import { longOptionsText, parseNbdcopyArgs, shortOptionsText, type NbdcopyArgs } from './nbdcopy-args.js';
 import { NBDCOPY_USAGE, nbdcopyVersion } from './nbdcopy-help.js';
 import { checkProgressFd, makeProgress, takeClosedFds, type ProgressSink } from './nbdcopy-progress.js';
-import { copy, type CopyRequest } from '../copy/api.js';
+import { copy } from '../copy/api.js';
 import { parseEndpointSpec } from '../copy/spec.js';
 import { endpointLines, runLine, runShape } from './nbdcopy-summary.js';
-import { DEFAULT_COPY_OPTIONS } from '../copy/options.js';
+import { copyOptions } from './nbdcopy-copy-options.js';
 import { copyOps } from './nbdcopy-ops.js';
 
 /** After ^C, how long requests in flight may take to finish before we exit anyway. */
@@ -41,31 +41,6 @@ async function run(argv: string[]): Promise<number> {
   if (args.progressJson !== false) checkProgressFd(args.progressJson.fd, closedFds, '--progress-json');
   if (args.batch !== undefined) return (await import('./nbdcopy-batch.js')).batchCommand(args);
   return copyCommand(args);
-}
-
-export function copyOptions(args: NbdcopyArgs): CopyRequest & { connections: number; requests: number; synchronous: boolean } {
-  // libnbd's nbdcopy opens no more connections than threads (-T, default: the cores), since
-  // each of its threads serves one connection. Ours serves every connection from one event
-  // loop, where more connections keep more server threads busy (pattern 4G -> null: on
-  // 2 cores, 1.83 s with 2 connections, 1.68 s with 4): -T caps them only when given.
-  const connections = Math.min(args.connections ?? DEFAULT_COPY_OPTIONS.connections, args.threads > 0 ? args.threads : Infinity);
-  return {
-    connections,
-    requests: args.requests,
-    requestSize: args.requestSize,
-    queueSize: args.queueSize,
-    // Unless -S was given, the library picks nbdcopy's default for the destination.
-    sparseSize: args.sparseExplicit ? args.sparse : undefined,
-    allocated: args.allocated,
-    destinationIsZero: args.destinationIsZero,
-    noExtents: args.noExtents,
-    flush: args.flush,
-    synchronous: args.synchronous,
-    blockHash: args.blkhash,
-    verify: args.verify,
-    checkpoint: args.checkpoint,
-    dirtyBitmap: args.dirtyBitmap,
-  };
 }
 
 async function copyCommand(args: NbdcopyArgs): Promise<number> {
