@@ -16,7 +16,7 @@ export { parseEndpointSpec, describeSpec, type EndpointSpec } from './spec.js';
 export type { Endpoint, SourceExtent, ContextExtent, DestinationHints, FileSource, FileSink, OpsName } from './endpoint.js';
 export type { CopyObserver, CopyStart, CopyEnd } from './observer.js';
 export { progressObserver } from './observers/progress.js';
-export { rateLimit, RateLimiter, requestSizeForRate } from './observers/rate-limit.js';
+export { rateLimit, RateLimiter, requestSizeForRate, type RateClock } from './observers/rate-limit.js';
 export { DEFAULT_COPY_OPTIONS, MAX_REQUEST_SIZE, MIN_REQUEST_SIZE, type CopyOptions } from './options.js';
 export type { BlockHashSpec, HashAlgorithm } from './block-digests.js';
 export type { RangeSource } from './range-source.js';
