@@ -6,28 +6,20 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, NbdError, type ReconnectingClient, type RetryEvent } from '../src/index.js';
+import { connect, MultiConn, NbdError, type ReconnectingClient, type RetryEvent } from '../src/index.js';
 import { makePskFile } from './helpers/tls-fixtures.js';
-import { crashRepeatedly, RestartableServer, startCuttingProxy, type CuttingProxy } from './helpers/restartable-server.js';
+import {
+  crashRepeatedly, RestartableServer, startCuttingProxy, startHangUpProxy, type CuttingProxy, type HangUpProxy,
+} from './helpers/restartable-server.js';
 import { makeTempDir } from './helpers/temp.js';
 import { requireBinaries } from './helpers/binaries.js';
+import { rng } from './helpers/random.js';
 
 const have = requireBinaries('nbdkit', 'psktool');
 const MiB = 1 << 20;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const servers: RestartableServer[] = [];
-const proxies: CuttingProxy[] = [];
+const proxies: Array<CuttingProxy | HangUpProxy> = [];
 const dirs: string[] = [];
 afterEach(async () => {
   await Promise.all(servers.splice(0).map((s) => s.stop()));
@@ -52,7 +44,7 @@ function setUp(size: number, extra: string[] = [], delay = true): { dir: string;
 }
 
 /** Reads the whole export in `chunk`-byte reads, `depth` at a time. */
-async function readAll(c: ReconnectingClient, size: number, chunk: number, depth: number): Promise<Buffer> {
+async function readAll(c: Pick<ReconnectingClient, 'pread'>, size: number, chunk: number, depth: number): Promise<Buffer> {
   const out = Buffer.alloc(size);
   let next = 0;
   const worker = async () => {
@@ -193,10 +185,81 @@ describe.skipIf(!have)('connect() with retries', () => {
     await c.close();
   });
 
+  it('the first connection waits for a server that starts late', async () => {
+    const size = MiB;
+    const { data, server } = setUp(size);
+    const events: RetryEvent[] = [];
+    const connecting = connect(server.uri, { retries: 8, retryDelayMs: 50, onRetry: (e) => events.push(e) });
+    await new Promise((r) => setTimeout(r, 300));
+    await server.start();
+    const c = await connecting;
+    const out = await readAll(c, size, 64 * 1024, 4);
+    expect(out.equals(data)).toBe(true);
+    // Refused or missing socket while it was down: attempts in the open phase, none since.
+    expect(events.length).toBeGreaterThanOrEqual(1);
+    expect(events.every((e) => e.phase === 'open')).toBe(true);
+    expect(events[0]!.error.message).toMatch(/no such file|refused/i);
+    expect(c.reconnections).toBe(0);
+    await c.close();
+  });
+
+  it('a server that hangs up during the handshake: tried again; too few retries name the attempts', async () => {
+    const { dir, data, server } = setUp(MiB, [], false);
+    await server.start();
+    const door = join(dir, 'door.sock');
+    const proxy = await startHangUpProxy(server.socket, door, 2);
+    proxies.push(proxy);
+    const uri = `nbd+unix:///?socket=${door}`;
+    // Without retries the hang-up is the error, at once.
+    await expect(connect(uri)).rejects.toMatchObject({ code: 'ECONNRESET' });
+    // One hang-up left: one retry is enough.
+    const c = await connect(uri, { retries: 1, retryDelayMs: 10 });
+    const out = Buffer.alloc(MiB);
+    await c.pread(out, 0);
+    expect(out.equals(data)).toBe(true);
+    expect(proxy.hungUp).toBe(2);
+    await c.close();
+  });
+
+  it('a server that never comes: the last error names the attempts; an unknown export is not retried', async () => {
+    const { dir, server } = setUp(MiB);
+    const started = Date.now();
+    const err = await connect(server.uri, { retries: 3, retryDelayMs: 10 }).then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(NbdError);
+    expect((err as NbdError).message).toMatch(/no such file.*\(gave up after 3 connection attempts\)$/i);
+    expect(Date.now() - started).toBeLessThan(5000);
+    const strict = new RestartableServer(join(dir, 'strict.sock'), ['--filter=exportname', 'memory', '1M', 'exportname=a', 'exportname-strict=true']);
+    servers.push(strict);
+    await strict.start();
+    const events: RetryEvent[] = [];
+    await expect(connect(`nbd+unix:///b?socket=${strict.socket}`, { retries: 3, retryDelayMs: 10, onRetry: (e) => events.push(e) }))
+      .rejects.toBeInstanceOf(NbdError);
+    expect(events).toEqual([]);
+  });
+
+  it('MultiConn with retries: four connections, each reopened on its own while nbdkit restarts', async () => {
+    const size = 8 * MiB;
+    const { data, server } = setUp(size);
+    const connecting = MultiConn.open(server.uri, { connections: 4, retries: 8, retryDelayMs: 20 });
+    await new Promise((r) => setTimeout(r, 100));
+    await server.start();
+    const m = await connecting;
+    expect(m.connections).toBe(4);
+    const crashes = crashRepeatedly(server, 2, 120, 30, rng(11));
+    const out = await readAll(m, size, 64 * 1024, 8);
+    await crashes;
+    for (let i = 0; i < 4; i++) await m.pread(Buffer.alloc(4096), 0, undefined, i);
+    expect(out.equals(data)).toBe(true);
+    // Every connection saw at least the first crash and came back by itself.
+    for (const c of m.clients) expect(c.reconnections).toBeGreaterThanOrEqual(1);
+    await m.close();
+  });
+
   it('bad options are refused at once', async () => {
     await expect(connect('nbd+unix:///?socket=/nonexistent', { retries: -1 })).rejects.toThrow('retries must be a whole number of at least 0');
     await expect(connect('nbd+unix:///?socket=/nonexistent', { retries: 1.5 })).rejects.toThrow('retries must be');
     await expect(connect({ command: ['nbdkit', '-s', 'memory', '1M'] }, { retries: 1 })).rejects.toThrow('retries need a target that can be connected to again');
     await expect(connect('nbd+unix:///?socket=/nonexistent', { retries: 1, optMode: true })).rejects.toThrow('cannot be combined with optMode');
+    await expect(MultiConn.open({ command: ['nbdkit', '-s', 'memory', '1M'] }, { retries: 1 })).rejects.toThrow('retries need a target');
   });
 });

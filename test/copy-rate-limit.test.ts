@@ -3,6 +3,7 @@
 // of one second may go above 125% of it. Holes (work that never asks for room) are free.
 import { describe, expect, it } from 'vitest';
 import { RateLimiter, requestSizeForRate, type RateClock } from '../src/copy/observers/rate-limit.js';
+import { rng } from './helpers/random.js';
 
 /** A clock whose timers fire only when the test runs them, in time order. */
 class FakeClock implements RateClock {
@@ -43,18 +44,6 @@ class FakeClock implements RateClock {
 }
 
 const flush = () => new Promise<void>((resolve) => setImmediate(resolve));
-
-/** Mulberry32: the same cases on every run. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Simulation {
   rate: number;

@@ -1,7 +1,7 @@
 // nbdcopy's operational options end to end: --retries with nbdkit killed and restarted
 // mid-copy (and a cutting proxy), --rate on a short real copy, -p and --progress-json output,
 // --batch with --shard run as N processes, and one line + exit 1 for every bad value.
-import { execFile, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { join } from 'node:path';
@@ -10,47 +10,11 @@ import { ensureBuilt, OUR_NBDCOPY } from './helpers/build.js';
 import { makeTempDir } from './helpers/temp.js';
 import { requireBinaries } from './helpers/binaries.js';
 import { crashRepeatedly, RestartableServer, startCuttingProxy, type CuttingProxy } from './helpers/restartable-server.js';
+import { rng } from './helpers/random.js';
+import { errorLines, expectOneLine, nbdcopy } from './helpers/nbdcopy-process.js';
 
 const have = requireBinaries('nbdkit');
 const MiB = 1 << 20;
-
-interface Run { status: number | null; stdout: string; stderr: string; ms: number }
-
-/** Runs our nbdcopy; `copying` resolves once -v says the copy started (its plan line). */
-function nbdcopy(args: string[], input?: string): Promise<Run> & { copying: Promise<void> } {
-  const started = Date.now();
-  let seen: () => void = () => {};
-  const copying = new Promise<void>((resolve) => {
-    seen = resolve;
-  });
-  const run = new Promise<Run>((resolve) => {
-    const child = execFile(OUR_NBDCOPY, args, { encoding: 'utf8', timeout: 60_000 }, (err, stdout, stderr) => {
-      seen();
-      resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, stdout, stderr, ms: Date.now() - started });
-    });
-    let err = '';
-    child.stderr!.on('data', (d: string) => {
-      err += d;
-      if (err.includes('copy plan')) seen();
-    });
-    if (input !== undefined) child.stdin!.end(input);
-  });
-  return Object.assign(run, { copying });
-}
-
-/** The lines of stderr that report a failure (-v adds lines of its own). */
-const errors = (r: Run) => r.stderr.split('\n').filter((l) => /gave up|error|failed|refused/i.test(l) && !/reconnecting/.test(l));
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let dir: string;
 let src: string;
@@ -70,13 +34,6 @@ afterEach(async () => {
 
 const same = (a: string, b: string) => fs.readFileSync(a).equals(fs.readFileSync(b));
 
-function oneLine(r: Run, pattern: RegExp): void {
-  expect(r.status).toBe(1);
-  const lines = r.stderr.split('\n').filter((l) => l !== '');
-  expect(lines).toHaveLength(1);
-  expect(lines[0]).toMatch(pattern);
-}
-
 describe('bad values: one line naming the option or the batch line, exit 1, nothing written', () => {
   const cases: Array<[string[], RegExp]> = [
     [['--rate=0'], /^nbdcopy: --rate: must be at least 1/],
@@ -90,7 +47,7 @@ describe('bad values: one line naming the option or the batch line, exit 1, noth
   for (const [opts, message] of cases) {
     it(opts.join(' '), async () => {
       const out = join(dir, `bad-${opts[0]!.replace(/\W/g, '')}.img`);
-      oneLine(await nbdcopy([...opts, src, out]), message);
+      expectOneLine(await nbdcopy([...opts, src, out]), message);
       expect(fs.existsSync(out)).toBe(false);
     });
   }
@@ -106,14 +63,14 @@ describe('bad values: one line naming the option or the batch line, exit 1, noth
       const out1 = join(dir, `batch-${what.length}-1.img`);
       const text = [`{"source": "${src}", "destination": "${out1}"}`, ...lines]
         .map((l) => l.replace('SRC', src).replace('OUT2', join(dir, 'never.img'))).join('\n');
-      oneLine(await nbdcopy(['--batch=-'], text), message);
+      expectOneLine(await nbdcopy(['--batch=-'], text), message);
       expect(fs.existsSync(out1)).toBe(false);
     });
   }
 
   it('--batch with SOURCE and DESTINATION too, and a missing batch file', async () => {
-    oneLine(await nbdcopy(['--batch=x.jsonl', src, join(dir, 'x.img')]), /^nbdcopy: --batch: SOURCE and DESTINATION come from the file/);
-    oneLine(await nbdcopy([`--batch=${join(dir, 'missing.jsonl')}`]), /^nbdcopy: --batch=.*missing\.jsonl: ENOENT/);
+    expectOneLine(await nbdcopy(['--batch=x.jsonl', src, join(dir, 'x.img')]), /^nbdcopy: --batch: SOURCE and DESTINATION come from the file/);
+    expectOneLine(await nbdcopy([`--batch=${join(dir, 'missing.jsonl')}`]), /^nbdcopy: --batch=.*missing\.jsonl: ENOENT/);
   });
 });
 
@@ -137,7 +94,7 @@ describe.skipIf(!have)('--retries', () => {
       await copying.copying;
       await crashRepeatedly(server, 3, 250, 30, rng(seed));
       const r = await copying;
-      expect(errors(r)).toEqual([]);
+      expect(errorLines(r)).toEqual([]);
       expect(r.status).toBe(0);
       expect(same(out, src)).toBe(true);
       const done = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { event: string; retries: number };
@@ -211,7 +168,7 @@ describe('--rate and progress', () => {
     const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
     expect(last['event']).toBe('error');
     expect(String(last['message'])).toMatch(/nope\.img/);
-    oneLine(r, /^nbdcopy: .*nope\.img/);
+    expectOneLine(r, /^nbdcopy: .*nope\.img/);
   });
 
   it('-p when stderr is not a terminal: plain lines, never \\r', async () => {

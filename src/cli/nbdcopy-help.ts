@@ -35,8 +35,8 @@ Options:
   -V, --version               print the version and exit
       --help                  print this help and exit
       --rate=SIZE             read at most SIZE bytes per second from the source (e.g. 100M)
-      --retries=N             reopen a lost NBD connection up to N times in a row and resend
-                              what had no reply (default 0: a lost connection fails the copy)
+      --retries=N             open a lost (or not yet served) NBD connection up to N times
+                              in a row and resend what had no reply (default 0: no retries)
       --retry-delay=DURATION  pause before the first attempt, doubling (default 1s; 500ms, 2m)
 
 Many copies:

@@ -30,7 +30,7 @@ export function copyOps(args: NbdcopyArgs, log?: (line: string) => void, tags?: 
     request.retryDelayMs = args.retryDelayMs;
     request.onRetry = (e) => {
       retries++;
-      log?.(`${e.endpoint}: ${e.error.message}; reconnecting in ${e.delayMs} ms (attempt ${e.attempt} of ${args.retries})`);
+      log?.(`${e.endpoint}: ${e.error.message}; ${e.phase === 'open' ? 'connecting again' : 'reconnecting'} in ${e.delayMs} ms (attempt ${e.attempt} of ${args.retries})`);
     };
   }
   if (args.rate !== undefined) {

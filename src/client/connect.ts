@@ -8,7 +8,8 @@ import {
   openActivation, openCommand, openFd, openTcp, openUnix, serverExitWithin, type ConnectTarget, type Transport,
 } from './transport.js';
 import { parseNbdUri, type NbdUri } from './uri.js';
-import { ReconnectingClient, type RetryOptions } from './reconnect.js';
+import { ReconnectingClient } from './reconnect.js';
+import { openWithRetries, type RetryOptions } from './retry-policy.js';
 import { resolvePort } from './service-port.js';
 
 export interface ConnectOptions extends ClientOptions {
@@ -98,10 +99,13 @@ export async function openTransport(target: ConnectTarget, plainOnly = false): P
  *
  * With `retries` (see RetryOptions) the connection is opened again when it is lost, and the
  * commands that had no reply are sent again: reads, writes, zeroes, trims, caches, flushes
- * and block status, all of which give the same result when repeated. Not retried: the first
- * connection (a wrong address fails at once), commands the server answered with an error
- * other than ESHUTDOWN, protocol violations, and a reopened export that is not the same (its
- * size or read-only flag changed). Writes the server acknowledged before it died are taken
+ * and block status, all of which give the same result when repeated. The first connection is
+ * retried the same way when its server is not there (yet): the socket refused or missing, or
+ * the connection dropped during the handshake (a TLS server that hangs up on a wrong PSK key
+ * looks the same, so that also waits for the retries). Not retried: other failures to open
+ * (a bad address, an unknown export, TLS refused or untrusted), commands the server answered
+ * with an error other than ESHUTDOWN, protocol violations, and a reopened export that is not
+ * the same (its size or read-only flag changed). Writes the server acknowledged before it died are taken
  * as done: a server that loses acknowledged writes on a crash needs a flush to keep them.
  * Only for targets that can be connected to again: a URI, `{ unixSocket }` or `{ host }`.
  */
@@ -122,8 +126,9 @@ export async function connect(
   if (typeof target !== 'string' && !('unixSocket' in target) && !('host' in target)) {
     throw new NbdError('EINVAL', 'connect: retries need a target that can be connected to again (a URI, unixSocket or host)');
   }
-  const first = await connectOnce(target, rest);
-  return new ReconnectingClient(first, () => connectOnce(target, rest), { retries, retryDelayMs, onRetry });
+  const policy = { retries, retryDelayMs, onRetry };
+  const first = await openWithRetries(() => connectOnce(target, rest), policy);
+  return new ReconnectingClient(first, () => connectOnce(target, rest), policy);
 }
 
 async function connectOnce(target: ConnectTarget, options: ConnectOptions): Promise<NbdClient> {

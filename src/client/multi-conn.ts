@@ -1,9 +1,11 @@
 // Several connections to one export, when the server allows it (NBD_FLAG_CAN_MULTI_CONN),
 // with commands handed out round-robin or to a chosen connection. Each connection keeps its
-// own in-flight limit.
+// own in-flight limit; with retries, each connection reopens itself when lost.
 import { NbdError } from '../protocol/errors.js';
 import { NbdClient } from './nbd-client.js';
-import { openTransport, tlsFromUri, type ConnectOptions } from './connect.js';
+import { connect, openTransport, tlsFromUri, type ConnectOptions } from './connect.js';
+import type { ReconnectingClient } from './reconnect.js';
+import type { RetryOptions } from './retry-policy.js';
 import type { ConnectTarget, Transport } from './transport.js';
 import type {
   BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ReadFlags, ZeroFlags,
@@ -23,20 +25,36 @@ export interface MultiConnOptions extends ConnectOptions {
  * the next connection in turn, or to connection `conn` when given; the commands are those of
  * {@link NbdClient}, with the same arguments.
  */
-export class MultiConn {
+export class MultiConn<C extends NbdClient | ReconnectingClient = NbdClient> {
   /** The connections, the first one opened first. */
-  readonly clients: NbdClient[];
+  readonly clients: C[];
   private next = 0;
 
-  private constructor(clients: NbdClient[]) {
+  private constructor(clients: C[]) {
     this.clients = clients;
   }
 
   /**
    * Connects to `target` once, then opens `connections - 1` more connections when the export
    * advertises multi-conn (a `command` target serves one connection only).
+   *
+   * With `retries` (see connect()), every connection is a ReconnectingClient: it is opened
+   * again when it could not be opened or was lost, on its own, while the others go on. Only
+   * for a URI, `{ unixSocket }` or `{ host }` target.
+   *
+   * @example
+   * ```ts
+   * const m = await MultiConn.open(uri, { connections: 4, retries: 5, retryDelayMs: 500 });
+   * await m.pread(new Uint8Array(65536), 0);
+   * console.log(m.clients.map((c) => c.reconnections));
+   * ```
    */
-  static async open(target: ConnectTarget, options: MultiConnOptions = {}): Promise<MultiConn> {
+  static open(target: ConnectTarget, options: MultiConnOptions & RetryOptions): Promise<MultiConn<ReconnectingClient>>;
+  static open(target: ConnectTarget, options?: MultiConnOptions): Promise<MultiConn<NbdClient>>;
+  static async open(
+    target: ConnectTarget, options: MultiConnOptions & Partial<RetryOptions> = {},
+  ): Promise<MultiConn<NbdClient> | MultiConn<ReconnectingClient>> {
+    if (options.retries !== undefined) return MultiConn.openRetrying(target, options as MultiConnOptions & RetryOptions);
     const { connections = 4, ...rest } = options;
     const opts: ConnectOptions = { ...rest, optMode: false };
     if (typeof target === 'string') {
@@ -65,6 +83,23 @@ export class MultiConn {
       } catch (err) {
         await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
         throw err;
+      }
+    }
+    return new MultiConn(clients);
+  }
+
+  /** open() with retries: connect() opens each connection, so each one retries on its own. */
+  private static async openRetrying(target: ConnectTarget, options: MultiConnOptions & RetryOptions): Promise<MultiConn<ReconnectingClient>> {
+    const { connections = 4, ...rest } = options;
+    const opts = { ...rest, optMode: false };
+    const clients = [await connect(target, opts)];
+    if (clients[0]!.export.canMultiConn && connections > 1) {
+      const more = await Promise.allSettled(Array.from({ length: connections - 1 }, () => connect(target, opts)));
+      for (const r of more) if (r.status === 'fulfilled') clients.push(r.value);
+      const failed = more.find((r) => r.status === 'rejected');
+      if (failed !== undefined) {
+        await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+        throw failed.reason;
       }
     }
     return new MultiConn(clients);
@@ -100,7 +135,7 @@ export class MultiConn {
   }
 
   /** Connection `index` (modulo the count), or the next one round-robin when undefined. */
-  client(index?: number): NbdClient {
+  client(index?: number): C {
     if (index === undefined) {
       index = this.next;
       this.next = (this.next + 1) % this.clients.length;

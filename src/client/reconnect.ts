@@ -7,33 +7,12 @@ import { NbdError } from '../protocol/errors.js';
 import type { NbdClient, ClientState } from './nbd-client.js';
 import { sumStats, type ConnectionStats } from './stats.js';
 import type { CloseOptions } from './close-options.js';
+import { backoffDelay, type RetryOptions } from './retry-policy.js';
 import type {
   BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ReadFlags, ZeroFlags,
 } from './types.js';
 
-export interface RetryOptions {
-  /**
-   * Attempts to open a lost connection again, in a row, before giving up (0: none; the
-   * first error is returned as without this option). The count starts again once a command
-   * is answered on a reopened connection.
-   */
-  retries: number;
-  /** Pause before the first attempt, doubled after each failed one up to 30 s (default 1000). */
-  retryDelayMs?: number;
-  /** Told before each attempt (for logs and progress reports). */
-  onRetry?: (event: RetryEvent) => void;
-}
-
-export interface RetryEvent {
-  /** 1 for the first attempt after a loss. */
-  attempt: number;
-  /** The pause before this attempt. */
-  delayMs: number;
-  /** Why: the loss, or the previous attempt's failure. */
-  error: NbdError;
-}
-
-const MAX_DELAY_MS = 30_000;
+export type { RetryOptions, RetryEvent } from './retry-policy.js';
 
 /** Errors that mean the connection, not the command, failed. */
 const LOST = new Set<string>(['ECONNRESET', 'ESHUTDOWN', 'ENOTCONN']);
@@ -236,8 +215,8 @@ export class ReconnectingClient {
         throw this.finalError;
       }
       const attempt = ++this.attemptsInRow;
-      const delayMs = Math.min(MAX_DELAY_MS, this.delayMs * 2 ** (attempt - 1));
-      this.policy.onRetry?.({ attempt, delayMs, error });
+      const delayMs = backoffDelay(this.delayMs, attempt);
+      this.policy.onRetry?.({ attempt, delayMs, error, phase: 'reconnect' });
       await this.sleep(delayMs);
       if (this.closed) throw new NbdError('ESHUTDOWN', 'connection closed');
       let next: NbdClient;

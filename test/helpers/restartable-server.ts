@@ -1,6 +1,7 @@
 // Servers that go away mid-test, for the retry tests: nbdkit (or our nbdserve) killed
 // (SIGKILL, as a crash) and started again on the same Unix socket, and a proxy that cuts each
-// connection after a few MiB of replies. Both are reaped by stop().
+// connection after a few MiB of replies, and one that hangs up on the first connections. All
+// are reaped by stop() or close().
 import { spawn, type ChildProcess } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import net from 'node:net';
@@ -127,6 +128,50 @@ export async function startCuttingProxy(target: string, socket: string, everyByt
   return {
     get cuts() {
       return cuts;
+    },
+    close: () => new Promise<void>((resolve) => {
+      for (const s of sockets) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+export interface HangUpProxy {
+  /** Connections hung up on so far. */
+  readonly hungUp: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on `socket` and hangs up on the first `count` connections as soon as they arrive
+ * (as a server restarting during the handshake does), then forwards later ones to `target`.
+ */
+export async function startHangUpProxy(target: string, socket: string, count: number): Promise<HangUpProxy> {
+  let hungUp = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    sockets.add(client);
+    client.on('error', () => client.destroy());
+    client.on('close', () => sockets.delete(client));
+    if (hungUp < count) {
+      hungUp++;
+      client.destroy();
+      return;
+    }
+    const upstream = net.connect(target);
+    sockets.add(upstream);
+    client.pipe(upstream).pipe(client);
+    upstream.on('error', () => client.destroy());
+    upstream.on('close', () => {
+      sockets.delete(upstream);
+      client.destroy();
+    });
+    client.on('close', () => upstream.destroy());
+  });
+  await new Promise<void>((resolve) => server.listen(socket, resolve));
+  return {
+    get hungUp() {
+      return hungUp;
     },
     close: () => new Promise<void>((resolve) => {
       for (const s of sockets) s.destroy();
