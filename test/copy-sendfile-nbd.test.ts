@@ -84,7 +84,7 @@ describe.skipIf(!have)('nbdcopy file -> NBD with sendfile', () => {
   it('odd size, holes, 4 connections: byte-exact, payloads by sendfile', async () => {
     const s = await nbdkit('memory', String(SIZE));
     dirty(s.uri);
-    const r = ours(['-v', src, s.uri]);
+    const r = ours(['-v', '-T', '4', src, s.uri]);
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/"connections":4/);
     const m = SENDFILE_LINE.exec(r.stderr);

@@ -11,9 +11,11 @@ import { allocatedBytes, makeSparseFile, noise, sha256, sha256File } from './hel
 import { run } from './helpers/run-tool.js';
 import { makeTempDir } from './helpers/temp.js';
 import { teardownAfterEach } from './helpers/teardown.js';
+import { onlineCpus } from '../src/sys/cpus.js';
 
 const MiB = 1 << 20;
-const DEFAULT_CONNECTIONS = 4;
+/** libnbd's default: up to 4, no more than the online CPUs (its default --threads). */
+const DEFAULT_CONNECTIONS = Math.min(4, onlineCpus());
 const have = requireBinaries('nbdkit', 'qemu-nbd', LIBNBD_NBDCOPY);
 const { servers } = teardownAfterEach<RunningServer>();
 let dir: string;
@@ -190,7 +192,7 @@ describe.skipIf(!have)('nbdcopy with NBD endpoints', () => {
   it('uses multi-conn to a URI server that allows it, one connection otherwise', async () => {
     const log = path.join(dir, 'mc.log');
     const a = await nbdkit('--filter=log', 'pattern', String(256 * MiB), `logfile=${log}`);
-    // Up to 4 connections by default, whatever the core count; -T caps them when given.
+    // Up to 4 connections by default, no more than the online CPUs; -T sets that cap.
     const r = ours(['-v', a.uri, 'null:']);
     expect(r.status).toBe(0);
     expect(r.stderr).toContain(`"connections":${DEFAULT_CONNECTIONS}`);

@@ -3,13 +3,14 @@
 import type { CopyRequest } from '../copy/api.js';
 import { DEFAULT_COPY_OPTIONS } from '../copy/options.js';
 import type { NbdcopyArgs } from './nbdcopy-args.js';
+import { onlineCpus } from '../sys/cpus.js';
 
 /** The copy request (plus the run shape -v reports) that nbdcopy's arguments ask for. */
 export function copyOptions(args: NbdcopyArgs): CopyRequest & { connections: number; requests: number; synchronous: boolean } {
-  // libnbd's nbdcopy opens no more connections than threads (-T, default: the cores), since
-  // each of its threads serves one connection. Ours serves every connection from one event
-  // loop, where more connections keep more server threads busy: -T caps them only when given.
-  const connections = Math.min(args.connections ?? DEFAULT_COPY_OPTIONS.connections, args.threads > 0 ? args.threads : Infinity);
+  // As libnbd's nbdcopy: no more connections than threads (-T, default the online CPUs), so a
+  // drop-in opens what it opens (each extra connection is another busy thread in the server).
+  const threads = args.threads > 0 ? args.threads : onlineCpus();
+  const connections = Math.min(args.connections ?? DEFAULT_COPY_OPTIONS.connections, threads);
   return {
     connections,
     requests: args.requests,

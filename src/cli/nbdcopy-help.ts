@@ -29,7 +29,7 @@ Options:
   -R, --requests=N            requests in flight per connection (default 64)
   -S, --sparse=N              turn all-zero blocks of N bytes into holes (default 4096, 0 = off)
       --synchronous           one request at a time, in order
-  -T, --threads=N             caps the connections (default: no cap)
+  -T, --threads=N             caps the connections (default: online CPUs)
   -v, --verbose               print debugging information to stderr
       --verify                after copying, read the destination back and compare
   -V, --version               print the version and exit

@@ -77,8 +77,10 @@ export async function planCopy(source: Endpoint, destination: Endpoint, options:
   const sequential = options.synchronous || source.sequential || destination.sequential || source.size === undefined;
   let connections = 1;
   if (strategy === 'in-order') {
-    // Only the source runs requests side by side; the destination takes them in order.
-    connections = Math.max(1, Math.min(options.connections, source.maxConnections));
+    // As libnbd's nbdcopy: a stream on either side means one connection. Its reads still run
+    // ahead on that connection, and more connections cost the server CPU without speeding
+    // the stream up.
+    connections = Math.max(1, Math.min(options.connections, source.maxConnections, destination.maxConnections));
     if (connections > 1) {
       await source.setConnections?.(connections);
       connections = Math.max(1, Math.min(connections, connectionCap(source)));
