@@ -1,9 +1,10 @@
 // nbdcopy -p: in a terminal, a bar redrawn in place (cli-progress) with percent, bytes, rate
-// and time left, fitted to the width on every redraw (so a resize is followed) and wiped
-// before an error line; when stderr is not a terminal, plain lines instead (never \r frames),
-// at most one a second and only when the percent moved, and one at the end.
+// and time left, fitted to the width on every redraw and drawn again at once on a resize,
+// wiped before an error line or a server's stderr; when stderr is not a terminal, plain lines
+// instead (never \r frames), at most one a second and only when the percent moved, and one at
+// the end.
 import { barLine, plainLine, RateMeter, percent, type ProgressState } from './progress-format.js';
-import type { ProgressSink } from './progress-sink.js';
+import { LineBuffer, type ProgressSink } from './progress-sink.js';
 
 export interface BarOptions {
   stream?: NodeJS.WriteStream;
@@ -29,8 +30,17 @@ async function makeTerminalBar(total: number | undefined, stream: NodeJS.WriteSt
     clearOnComplete: true,
     linewrap: false,
     fps: 5,
+    // A line wiped for other text must come back even if the bar did not change.
+    forceRedraw: true,
   });
   bar.start(total ?? 1, 0);
+  const redraw = (): void => bar.render();
+  stream.on('resize', redraw);
+  // Other text goes on the bar's line, wiped first; the bar is drawn again on the next line.
+  const others = new LineBuffer((lines) => {
+    stream.write(`\r\x1b[2K${lines}`);
+    if (!stopped) redraw();
+  });
   meter.sample(now(), 0);
   // The rate is measured twice a second, not per request.
   const tick = setInterval(() => {
@@ -48,11 +58,17 @@ async function makeTerminalBar(total: number | undefined, stream: NodeJS.WriteSt
       if (stopped) return;
       stopped = true;
       clearInterval(tick);
+      stream.off('resize', redraw);
       state.rate = meter.sample(now(), state.done) || state.rate;
       // cli-progress wipes the line on stop (clearOnComplete): after a failure that is all,
       // so the error line starts on a clean line; after success the last state stays.
       bar.stop();
+      others.flush();
       if (!failed) stream.write(`${barLine(state, stream.columns || 80)}\n`);
+    },
+    write(text) {
+      if (stopped) stream.write(text);
+      else others.push(text);
     },
   };
 }
@@ -67,6 +83,8 @@ function makePlainLines(total: number | undefined, stream: NodeJS.WriteStream, n
     stream.write(`nbdcopy: ${plainLine(state)}\n`);
     lastPercent = percent(state);
   };
+  // Our lines and another writer's partial lines must not share a line.
+  const others = new LineBuffer((lines) => stream.write(lines));
   return {
     update(done) {
       state.done = done;
@@ -82,6 +100,11 @@ function makePlainLines(total: number | undefined, stream: NodeJS.WriteStream, n
       state.rate = meter.sample(now(), state.done);
       write();
     },
-    stop() {},
+    stop() {
+      others.flush();
+    },
+    write(text) {
+      others.push(text);
+    },
   };
 }

@@ -40,7 +40,7 @@ export function checkProgressFd(fd: number, closedAtStart: ReadonlySet<number>, 
   if (!open) throw new NbdError('EINVAL', `${option}=${fd}: file descriptor ${fd} is not open`);
 }
 
-const silent: ProgressSink = { update() {}, finish() {}, stop() {} };
+const silent: ProgressSink = { update() {}, finish() {}, stop() {}, write: (text) => void process.stderr.write(text) };
 
 export async function makeProgress(mode: false | 'bar' | { fd: number }, total: number | undefined): Promise<ProgressSink> {
   if (mode === false) return silent;
@@ -70,5 +70,6 @@ function makeFdProgress(fd: number, total: number | undefined): ProgressSink {
       emit(100);
     },
     stop() {},
+    write: (text) => void process.stderr.write(text),
   };
 }

@@ -84,6 +84,11 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
       ...ops.request,
       log: copyLog,
       signal: controller.signal,
+      // With -p, a server's lines go through the display (a bar is wiped for them first).
+      serverStderr: args.progress !== 'bar' ? undefined : (text) => {
+        if (progress !== undefined) progress.write(text);
+        else process.stderr.write(text);
+      },
       observers: [{
         async start({ source, destination }) {
           if (log !== undefined) {

@@ -50,7 +50,13 @@ export function earlyExitError(name: string, code: number | null, signal: NodeJS
   return new NbdError('ECONNRESET', `${name}: exited with status ${code} before serving`);
 }
 
-export async function spawnActivatedServer(argv: string[], dirPrefix: string): Promise<ActivatedServer> {
+/**
+ * Starts `argv` with a listening socket passed by systemd socket activation. Its stderr is ours
+ * unless `onStderr` takes it (a caller drawing a progress bar must place the server's lines).
+ */
+export async function spawnActivatedServer(
+  argv: string[], dirPrefix: string, onStderr?: (text: string) => void,
+): Promise<ActivatedServer> {
   checkCommand(argv[0] ?? '');
   // Loaded on demand: koffi adds to the start-up of every run, and plain URI connections never need it.
   const { listenUnix } = await import('../sys/socket.js');
@@ -68,11 +74,15 @@ export async function spawnActivatedServer(argv: string[], dirPrefix: string): P
   try {
     // LISTEN_PID must be the server's own pid: the shell learns it as $$, then execs.
     child = spawn('/bin/sh', ['-c', 'LISTEN_PID=$$ exec "$@"', 'sh', ...argv], {
-      stdio: ['ignore', 'ignore', 'inherit', listenFd],
+      stdio: ['ignore', 'ignore', onStderr === undefined ? 'inherit' : 'pipe', listenFd],
       env: { ...process.env, LISTEN_FDS: '1', LISTEN_FDNAMES: 'nbd' },
     });
   } finally {
     closeSync(listenFd);
+  }
+  if (onStderr !== undefined) {
+    child.stderr!.setEncoding('utf8');
+    child.stderr!.on('data', onStderr);
   }
   trackChild(child);
   return { child, socketPath, removeDir };

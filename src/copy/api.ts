@@ -41,11 +41,16 @@ export interface CopyRequest extends Partial<Omit<CopyOptions, 'sparseSize'>> {
   retryDelayMs?: number;
   /** Told before each attempt, with the side's name. */
   onRetry?: (event: RetryEvent & { endpoint: string }) => void;
+  /**
+   * Where the stderr of `[ CMD ]` servers goes, as text (default: straight to this process's
+   * stderr). nbdcopy -p passes it through its bar, which must not be drawn over.
+   */
+  serverStderr?: (text: string) => void;
 }
 
 /** Copies `source` to `destination` as nbdcopy does; resolves with the plan and bytes copied. */
 export async function copy(source: CopyEndpoint, destination: CopyEndpoint, request: CopyRequest = {}): Promise<CopyResult> {
-  const { onProgress, sparseSize, observers: given, retries, retryDelayMs, onRetry, ...rest } = request;
+  const { onProgress, sparseSize, observers: given, retries, retryDelayMs, onRetry, serverStderr, ...rest } = request;
   const log = request.log;
   const sourceSide = describeSide(source);
   const destinationSide = describeSide(destination);
@@ -59,7 +64,7 @@ export async function copy(source: CopyEndpoint, destination: CopyEndpoint, requ
   const opened: Endpoint[] = [];
   try {
     const metaContexts = IntegrityPlan.sourceContexts(request);
-    src = await resolve(source, (spec) => openSource(spec, { log, metaContexts, retry: retry(spec) }), opened);
+    src = await resolve(source, (spec) => openSource(spec, { log, metaContexts, retry: retry(spec), serverStderr }), opened);
     log?.(`source: ${src.name} size=${src.size ?? 'stream'} connections=${src.connections} `
       + `max=${src.maxConnections} extents=${src.canExtents}`);
     const sourceSize = src.size;
@@ -69,7 +74,7 @@ export async function copy(source: CopyEndpoint, destination: CopyEndpoint, requ
       destinationIsZero: request.destinationIsZero ?? DEFAULT_COPY_OPTIONS.destinationIsZero,
     }, log);
     const hints = { sourceSize, ...integrity.destinationHints() };
-    dst = await resolve(destination, (spec) => openDestination(spec, hints, { log, retry: retry(spec) }), opened);
+    dst = await resolve(destination, (spec) => openDestination(spec, hints, { log, retry: retry(spec), serverStderr }), opened);
     log?.(`destination: ${dst.name} size=${dst.size ?? 'any'} zero=${dst.isZero} canZero=${dst.canZero}`);
     const signal = request.signal;
     if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new NbdError('EINTR', String(signal.reason ?? 'interrupted'));

@@ -15,6 +15,8 @@ export interface OpenOptions {
   readOnly?: boolean;
   /** NBD: reopen lost connections and send their unanswered requests again. */
   retry?: RetryOptions;
+  /** `[ CMD ]`: where the server's stderr goes (default: ours). */
+  serverStderr?: (text: string) => void;
 }
 
 export async function openSource(spec: EndpointSpec, options: OpenOptions = {}): Promise<Endpoint> {

@@ -16,6 +16,8 @@ export interface NbdOpenOptions {
   log?: (line: string) => void;
   /** Reopen lost connections and send their unanswered requests again (see connect()). */
   retry?: RetryOptions;
+  /** Where a `[ CMD ]` server's stderr goes (default: ours). */
+  serverStderr?: (text: string) => void;
 }
 
 /** One connection; with retries, one that reopens itself when lost. */
@@ -74,7 +76,7 @@ async function open(
 }
 
 export async function openNbdEndpoint(spec: NbdSpec, options: NbdOpenOptions): Promise<Endpoint> {
-  const server = spec.kind === 'command' ? await startServerProcess(spec.argv) : undefined;
+  const server = spec.kind === 'command' ? await startServerProcess(spec.argv, options.serverStderr) : undefined;
   let first: Connection;
   try {
     first = await open(spec, server, options.writable, options.metaContexts ?? [], options.retry);

@@ -14,9 +14,10 @@ export interface ServerProcess {
   stop(): Promise<void>;
 }
 
-export async function startServerProcess(argv: string[]): Promise<ServerProcess> {
+/** `onStderr`: where the server's stderr goes (default: ours). */
+export async function startServerProcess(argv: string[], onStderr?: (text: string) => void): Promise<ServerProcess> {
   if (argv.length === 0) throw new NbdError('EINVAL', "empty command in '[ ]'");
-  const { child, socketPath, removeDir } = await spawnActivatedServer(argv, 'nbdcopy-');
+  const { child, socketPath, removeDir } = await spawnActivatedServer(argv, 'nbdcopy-', onStderr);
   let stopping = false;
   const exited = new Promise<never>((_, reject) => {
     child.once('exit', (code, signal) => {

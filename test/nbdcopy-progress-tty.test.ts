@@ -1,0 +1,115 @@
+// nbdcopy -p in a terminal (script(1) gives it a pty): a `[ CMD ]` server writing to stderr
+// mid-copy never shares a screen line with the bar, the bar follows a resize, and at 40
+// columns every frame holds whole fields (nothing cut) in at most 39 columns.
+import { spawnSync } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import { join } from 'node:path';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ensureBuilt, OUR_NBDCOPY } from './helpers/build.js';
+import { makeTempDir } from './helpers/temp.js';
+import { requireBinaries } from './helpers/binaries.js';
+
+const MiB = 1 << 20;
+const haveScript = spawnSync('script', ['--version']).status === 0;
+const have = requireBinaries('nbdkit') && haveScript;
+
+let dir: string;
+let src: string;
+beforeAll(() => {
+  ensureBuilt();
+  dir = makeTempDir('nbdcopy-tty-');
+  src = join(dir, 'src.img');
+  fs.writeFileSync(src, crypto.randomBytes(8 * MiB));
+  return () => fs.rmSync(dir, { recursive: true, force: true });
+});
+
+/** Runs `shell` in a pty; returns everything the terminal received. */
+function inTerminal(shell: string): { status: number | null; output: string } {
+  const r = spawnSync('script', ['-q', '-f', '-e', '-c', shell, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+  return { status: r.status, output: r.stdout };
+}
+
+/**
+ * The lines a terminal shows after `output`: carriage return, line feed, erase line (CSI 2K),
+ * erase to the right (CSI K, CSI 0K) and cursor to column (CSI nG) are obeyed; other escape
+ * sequences change nothing visible here. No wrapping: a line may grow past the width.
+ */
+function screenLines(output: string): string[] {
+  const lines: string[] = [];
+  let line: string[] = [];
+  let col = 0;
+  const pattern = /\x1b\[([0-9;?]*)([A-Za-z])|\x1b[78]|\r|\n|[^\x1b\r\n]/g;
+  for (const m of output.matchAll(pattern)) {
+    const token = m[0];
+    if (token === '\n') {
+      lines.push(line.join('').trimEnd());
+      line = [];
+      col = 0;
+    } else if (token === '\r') {
+      col = 0;
+    } else if (m[2] !== undefined) {
+      if (m[2] === 'K') line = m[1] === '2' ? [] : line.slice(0, col);
+      else if (m[2] === 'G') col = Math.max(0, Number(m[1] || '1') - 1);
+    } else if (token.length === 1) {
+      while (line.length < col) line.push(' ');
+      line[col++] = token;
+    }
+  }
+  lines.push(line.join('').trimEnd());
+  return lines.filter((l) => l !== '');
+}
+
+/** The frames drawn: text between carriage returns, line feeds and escape sequences. */
+function frames(output: string): string[] {
+  return output.replace(/\x1b\[[0-9;?]*[A-Za-z]|\x1b[78]/g, '\r').split(/[\r\n]/).filter((f) => f.trim() !== '');
+}
+
+const BAR = /^\[[#-]+\] \d+%/;
+
+describe.skipIf(!have)('nbdcopy -p in a terminal', () => {
+  it('a [ CMD ] server writing to stderr mid-copy (nbdkit -v): its lines stand whole, never on the bar', () => {
+    const out = join(dir, 'verbose-server.out');
+    const r = inTerminal(`stty cols 60; "${OUR_NBDCOPY}" -p --rate=4M -- [ nbdkit -v -r file "${src}" ] "${out}"`);
+    expect(r.status).toBe(0);
+    expect(fs.readFileSync(out).equals(fs.readFileSync(src))).toBe(true);
+    const lines = screenLines(r.output);
+    const server = lines.filter((l) => l.includes('nbdkit'));
+    // nbdkit -v logs every read: many lines, written while the bar was up.
+    expect(server.filter((l) => /pread count=/.test(l)).length).toBeGreaterThanOrEqual(16);
+    for (const l of lines) expect(l).toMatch(/^nbdkit: |^\[[#-]+\] 100% /);
+    // The bar was drawn between server lines (it is wiped and drawn again, not stopped).
+    const barFrames = frames(r.output).filter((f) => BAR.test(f));
+    expect(new Set(barFrames).size).toBeGreaterThan(5);
+    // One final bar, last, and no stale one left above it.
+    expect(lines.filter((l) => BAR.test(l))).toEqual([lines.at(-1)]);
+  });
+
+  it('a resize from 60 to 30 columns: the frames after it fit in 29 columns', () => {
+    const out = join(dir, 'resize.out');
+    const r = inTerminal(`stty cols 60; "${OUR_NBDCOPY}" -p --rate=4M "${src}" "${out}" & sleep 1; stty cols 30; echo; echo RESIZED; wait $!`);
+    expect(r.status).toBe(0);
+    expect(fs.readFileSync(out).equals(fs.readFileSync(src))).toBe(true);
+    const at = r.output.indexOf('RESIZED');
+    expect(at).toBeGreaterThan(0);
+    const before = frames(r.output.slice(0, at)).filter((f) => BAR.test(f));
+    const after = frames(r.output.slice(at + 'RESIZED'.length)).filter((f) => BAR.test(f));
+    expect(Math.max(...before.map((f) => f.length))).toBeGreaterThan(30);
+    expect(after.length).toBeGreaterThan(0);
+    for (const f of after) expect(f.length).toBeLessThanOrEqual(29);
+    expect(after.at(-1)).toMatch(/100%/);
+  });
+
+  it('at 40 columns nothing is cut: every frame is the bar and whole fields, in at most 39 columns', () => {
+    const out = join(dir, 'narrow.out');
+    const r = inTerminal(`stty cols 40; "${OUR_NBDCOPY}" -p --rate=4M "${src}" "${out}"`);
+    expect(r.status).toBe(0);
+    const all = frames(r.output);
+    expect(all.length).toBeGreaterThan(3);
+    for (const f of all) {
+      expect(f.length).toBeLessThanOrEqual(39);
+      // Percent, then bytes done/total in full; rate and time left only when they fit whole.
+      expect(f).toMatch(/^\[[#-]+\] \d+% [\d.]+ (bytes|KiB|MiB)\/8\.0 MiB( [\d.]+ (B|KiB|MiB)\/s)?( eta \S+)?$/);
+    }
+  });
+});
