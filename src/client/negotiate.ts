@@ -80,6 +80,12 @@ export class Negotiator {
   /** Handshake flags the client may answer with (ClientOptions.handshakeFlags). */
   allowFixedNewstyle = true;
   allowNoZeroes = true;
+  /**
+   * TLS is required (ClientTlsOptions.mode 'require'): a server that cannot offer STARTTLS
+   * (oldstyle, plain newstyle) is refused before anything else is sent, so nothing that
+   * names an export or carries data crosses the wire in clear.
+   */
+  tlsRequired = false;
   /** Ask for NBD_INFO_BLOCK_SIZE with GO / INFO (ClientOptions.requestBlockSize). */
   requestBlockSize = true;
   /** Set by oldstyle servers, which send the export facts with the greeting. */
@@ -98,6 +104,7 @@ export class Negotiator {
       const rest = await this.io.read(OLDSTYLE_HANDSHAKE_SIZE - 16);
       const full = Buffer.concat([prefix, rest]);
       const h = decodeOldstyleHandshake(full);
+      if (this.tlsRequired) throw noTls('the server speaks oldstyle, which has no TLS');
       this.protocol = 'oldstyle';
       this.oldstyleExport = makeExportInfo({ exportName: '', size: h.size, exactSize: h.exactSize, transmissionFlags: h.flags & 0xffff });
       this.log.debug(() => `oldstyle server: size ${h.size}, flags 0x${h.flags.toString(16)}`);
@@ -106,6 +113,11 @@ export class Negotiator {
     const hflags = (await this.io.read(2)).readUInt16BE(0);
     this.protocol = hflags & FLAG_FIXED_NEWSTYLE && this.allowFixedNewstyle ? 'newstyle-fixed' : 'newstyle';
     this.noZeroes = (hflags & FLAG_NO_ZEROES) !== 0 && this.allowNoZeroes;
+    if (this.tlsRequired && this.protocol !== 'newstyle-fixed') {
+      // STARTTLS is an option, and options need fixed newstyle on both sides.
+      throw noTls(hflags & FLAG_FIXED_NEWSTYLE ? 'fixed newstyle is turned off (handshakeFlags), so STARTTLS cannot be sent'
+        : 'the server speaks plain newstyle (no NBD_FLAG_FIXED_NEWSTYLE), so it has no STARTTLS');
+    }
     const cflags = (this.protocol === 'newstyle-fixed' ? FLAG_C_FIXED_NEWSTYLE : 0) | (this.noZeroes ? FLAG_C_NO_ZEROES : 0);
     const b = Buffer.alloc(4);
     encodeClientFlags(b, 0, cflags);
@@ -318,6 +330,11 @@ export class Negotiator {
       // A server may close without an ACK, which is fine for an abort.
     }
   }
+}
+
+/** TLS is required and this server cannot give it: the one error for every such case. */
+export function noTls(why: string): NbdError {
+  return new NbdError('EPERM', `handshake: ${why}, and TLS is required`);
 }
 
 export const DEFAULT_META_CONTEXTS = [CONTEXT_BASE_ALLOCATION];

@@ -7,7 +7,7 @@ import type { ClientOptions } from './client-options.js';
 import { processLog, type ConnectionLog } from './logger.js';
 import { HandshakeIO } from './handshake-io.js';
 import type { StatsCounter } from './stats.js';
-import { DEFAULT_META_CONTEXTS, Negotiator } from './negotiate.js';
+import { DEFAULT_META_CONTEXTS, Negotiator, noTls } from './negotiate.js';
 import type { ConnectionInfo, ExportInfo, ExportListing } from './types.js';
 
 /** True when `err` is a refused option: the connection stays usable in option mode. */
@@ -27,6 +27,7 @@ export class OptionPhase {
     this.neg.allowFixedNewstyle = opts.handshakeFlags?.fixedNewstyle ?? true;
     this.neg.allowNoZeroes = opts.handshakeFlags?.noZeroes ?? true;
     this.neg.requestBlockSize = opts.requestBlockSize ?? true;
+    this.neg.tlsRequired = opts.tls?.mode === 'require';
     this.neg.log = log;
   }
 
@@ -65,9 +66,8 @@ export class OptionPhase {
     const tls = this.opts.tls;
     if (!tls || tls.mode === 'off') return;
     const ok = await this.neg.startTls(tls);
-    if (!ok && tls.mode === 'require') {
-      throw new NbdError('EPERM', 'NBD_OPT_STARTTLS: server refused TLS, and TLS is required');
-    }
+    // Nothing more is sent: the caller's shutdown closes the socket without NBD_OPT_ABORT.
+    if (!ok && tls.mode === 'require') throw noTls('NBD_OPT_STARTTLS: the server refused TLS');
     this.conn.tls = ok;
   }
 
