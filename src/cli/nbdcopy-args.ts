@@ -92,8 +92,8 @@ const OPTIONS: OptionDef[] = [
 
 /**
  * Ours, beyond libnbd's table: matched only when no libnbd option matches (so abbreviations
- * libnbd accepts mean the same here), and left out of --long-options/--short-options, which
- * list libnbd's table for its bash completion.
+ * libnbd accepts mean the same here). --long-options/--short-options list them after the
+ * table: those lists are for completing this tool's options, all of them.
  */
 const EXTENSIONS: OptionDef[] = [
   { long: 'batch', kind: 'value', key: 'batch' },
@@ -111,12 +111,12 @@ export const BATCH_ONLY_KEYS = new Set(['batch', 'jobs', 'failFast', 'shard', 'p
 
 /** What `nbdcopy --long-options` prints, one a line. */
 export function longOptionsText(): string {
-  return OPTIONS.filter((o) => o.key !== 'longOptions' && o.key !== 'shortOptions').map((o) => `--${o.long}\n`).join('');
+  return [...OPTIONS, ...EXTENSIONS].filter((o) => o.key !== 'longOptions' && o.key !== 'shortOptions').map((o) => `--${o.long}\n`).join('');
 }
 
 /** What `nbdcopy --short-options` prints, one a line. */
 export function shortOptionsText(): string {
-  return OPTIONS.filter((o) => o.short !== undefined).map((o) => `-${o.short}\n`).join('');
+  return [...OPTIONS, ...EXTENSIONS].filter((o) => o.short !== undefined).map((o) => `-${o.short}\n`).join('');
 }
 
 function usageError(message: string): NbdError {
