@@ -1,12 +1,20 @@
-// A RAM disk that only pays for what was written: the disk is a map of 64 KiB pages, a page
-// exists once a byte in it was written, and trimming or zeroing a whole page frees it again.
-// Pages that do not exist read as zeroes and report as hole+zero.
+// A RAM disk that only pays for what was written: the disk is a map of 16 KiB pages, a page
+// exists once a nonzero byte was written in it, and a trim or zero that leaves a page all
+// zeroes frees it again. Pages that do not exist read as zeroes and report as hole+zero.
 import { STATE_HOLE, STATE_ZERO } from '../../protocol/constants.js';
 import type { Backend, Extent, ZeroOptions } from './types.js';
 
-const PAGE_SHIFT = 16;
+/**
+ * Clients write and trim in blocks of 4 KiB (our preferred block size); a page much larger
+ * than that keeps the zeroes around a small write or trim in memory, and a smaller one costs
+ * a Buffer (some 400 bytes) per page. 16 KiB: under 3 % on a full disk.
+ */
+const PAGE_SHIFT = 14;
 const PAGE_SIZE = 1 << PAGE_SHIFT;
-const SHORT_RANGE = 64 * PAGE_SIZE;
+/** Ranges up to this many pages look pages up one by one instead of walking them in order. */
+const SHORT_PAGES = 256;
+const SHORT_RANGE = SHORT_PAGES * PAGE_SIZE;
+const ZERO_PAGE = Buffer.alloc(PAGE_SIZE);
 
 export class MemoryBackend implements Backend {
   readonly kind = 'memory';
@@ -55,6 +63,11 @@ export class MemoryBackend implements Backend {
       const n = Math.min(PAGE_SIZE - inPage, length - done);
       let page = this.pages.get(pageNo);
       if (!page) {
+        // Zeroes written where nothing is stored change nothing (nbdcopy writes holes this way).
+        if (isZero(data, done, done + n)) {
+          done += n;
+          continue;
+        }
         page = Buffer.alloc(PAGE_SIZE);
         this.pages.set(pageNo, page);
         this.sortedPages = undefined;
@@ -120,30 +133,46 @@ export class MemoryBackend implements Backend {
   private discard(offset: number, length: number): void {
     if (this.pages.size === 0 || length === 0) return;
     const end = offset + length;
-    // Visit only allocated pages in the range: a 1 TiB trim of an almost empty disk is cheap.
-    const sorted = this.pagesInOrder();
+    const firstPage = Math.floor(offset / PAGE_SIZE);
     const lastPage = Math.floor((end - 1) / PAGE_SIZE);
     let changed = false;
-    for (let i = lowerBound(sorted, Math.floor(offset / PAGE_SIZE)); i < sorted.length; i++) {
-      const pageNo = sorted[i]!;
-      if (pageNo > lastPage) break;
-      const pageStart = pageNo * PAGE_SIZE;
-      const from = Math.max(offset, pageStart) - pageStart;
-      const to = Math.min(end, pageStart + PAGE_SIZE) - pageStart;
-      if (from === 0 && to === PAGE_SIZE) {
-        this.pages.delete(pageNo);
-        changed = true;
-      } else {
-        this.pages.get(pageNo)?.fill(0, from, to);
+    if (lastPage - firstPage < SHORT_PAGES) {
+      // A short range: look its pages up, without sorting every page after each write.
+      for (let pageNo = firstPage; pageNo <= lastPage; pageNo++) changed = this.discardIn(pageNo, offset, end) || changed;
+    } else {
+      // Visit only allocated pages in the range: a 1 TiB trim of an almost empty disk is cheap.
+      const sorted = this.pagesInOrder();
+      for (let i = lowerBound(sorted, firstPage); i < sorted.length; i++) {
+        const pageNo = sorted[i]!;
+        if (pageNo > lastPage) break;
+        changed = this.discardIn(pageNo, offset, end) || changed;
       }
     }
     if (changed) this.sortedPages = undefined;
+  }
+
+  /** Zeroes [offset, end) within one page; frees the page when nothing but zeroes is left. */
+  private discardIn(pageNo: number, offset: number, end: number): boolean {
+    const page = this.pages.get(pageNo);
+    if (!page) return false;
+    const pageStart = pageNo * PAGE_SIZE;
+    const from = Math.max(offset, pageStart) - pageStart;
+    const to = Math.min(end, pageStart + PAGE_SIZE) - pageStart;
+    if ((from === 0 && to === PAGE_SIZE) || (page.fill(0, from, to), page.equals(ZERO_PAGE))) {
+      this.pages.delete(pageNo);
+      return true;
+    }
+    return false;
   }
 
   private pagesInOrder(): number[] {
     this.sortedPages ??= [...this.pages.keys()].sort((a, b) => a - b);
     return this.sortedPages;
   }
+}
+
+function isZero(data: Buffer, from: number, to: number): boolean {
+  return data.subarray(from, to).equals(ZERO_PAGE.subarray(0, to - from));
 }
 
 function lowerBound(sorted: number[], value: number): number {
