@@ -56,6 +56,33 @@ export function tlsFromUri(u: NbdUri, base?: ClientTlsOptions): ClientTlsOptions
   return tls;
 }
 
+/**
+ * The TLS settings for a `{ host }` target: its host is the name the server's certificate
+ * must carry, unless `tls.hostname` names another (URIs get theirs from tlsFromUri). Without
+ * it the chain would be checked but any name accepted: a man in the middle holding any
+ * certificate from the same CA would pass.
+ */
+export function tlsForTarget(target: ConnectTarget, tls: ClientTlsOptions | undefined): ClientTlsOptions | undefined {
+  if (tls === undefined || typeof target === 'string' || !('host' in target)) return tls;
+  if (tls.hostname !== undefined && tls.hostname !== '') return tls;
+  return { ...tls, hostname: target.host };
+}
+
+/** connect()'s options for one target: a URI's export name and TLS settings filled in. */
+export function prepareConnect(target: ConnectTarget, options: ConnectOptions): ConnectOptions {
+  const opts: ConnectOptions = { ...options };
+  if (typeof target === 'string') {
+    const u = parseNbdUri(target);
+    opts.exportName ??= u.exportName;
+    const tls = tlsFromUri(u, options.tls);
+    if (tls) opts.tls = tls;
+  } else {
+    const tls = tlsForTarget(target, options.tls);
+    if (tls) opts.tls = tls;
+  }
+  return opts;
+}
+
 async function openUriTransport(u: NbdUri, reuseBuffer: boolean): Promise<Transport> {
   switch (u.transport) {
     case 'unix': return openUnix(u.socket!, reuseBuffer);
@@ -132,13 +159,7 @@ export async function connect(
 }
 
 async function connectOnce(target: ConnectTarget, options: ConnectOptions): Promise<NbdClient> {
-  const opts: ConnectOptions = { ...options };
-  if (typeof target === 'string') {
-    const u = parseNbdUri(target);
-    opts.exportName ??= u.exportName;
-    const tls = tlsFromUri(u, options.tls);
-    if (tls) opts.tls = tls;
-  }
+  const opts = prepareConnect(target, options);
   // Loaded on demand (koffi costs start-up time that read-only connections never need), and
   // before connecting: once the socket is open, nothing may wait for the event loop before
   // the client listens, or the server's greeting would be emitted to no one.

@@ -3,14 +3,13 @@
 // own in-flight limit; with retries, each connection reopens itself when lost.
 import { NbdError } from '../protocol/errors.js';
 import { NbdClient } from './nbd-client.js';
-import { connect, openTransport, tlsFromUri, type ConnectOptions } from './connect.js';
+import { connect, openTransport, prepareConnect, type ConnectOptions } from './connect.js';
 import type { ReconnectingClient } from './reconnect.js';
 import type { RetryOptions } from './retry-policy.js';
 import type { ConnectTarget, Transport } from './transport.js';
 import type {
   BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ReadFlags, ZeroFlags,
 } from './types.js';
-import { parseNbdUri } from './uri.js';
 import { sumStats, type ConnectionStats } from './stats.js';
 import type { CloseOptions } from './close-options.js';
 
@@ -56,13 +55,7 @@ export class MultiConn<C extends NbdClient | ReconnectingClient = NbdClient> {
   ): Promise<MultiConn<NbdClient> | MultiConn<ReconnectingClient>> {
     if (options.retries !== undefined) return MultiConn.openRetrying(target, options as MultiConnOptions & RetryOptions);
     const { connections = 4, ...rest } = options;
-    const opts: ConnectOptions = { ...rest, optMode: false };
-    if (typeof target === 'string') {
-      const u = parseNbdUri(target);
-      opts.exportName ??= u.exportName;
-      const tls = tlsFromUri(u, rest.tls);
-      if (tls) opts.tls = tls;
-    }
+    const opts = prepareConnect(target, { ...rest, optMode: false });
     const plain = (opts.tls?.mode ?? 'off') === 'off';
     const first = await openTransport(target, plain);
     const clients = [await start(first, opts)];

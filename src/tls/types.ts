@@ -10,13 +10,28 @@ export interface ClientTlsOptions {
   mode: TlsMode;
   /** Directory with ca-cert.pem, client-cert.pem, client-key.pem (libnbd layout). */
   certificates?: string;
-  /** Verify the server certificate and host name (default true). */
+  /**
+   * Verify the server's certificate: its chain up to a trusted CA and, on TCP, its name
+   * (default true; false checks neither, as libnbd's tls-verify-peer=false).
+   */
   verifyPeer?: boolean;
   /** psktool key file; selects PSK instead of X.509. */
   pskFile?: string;
   /** PSK identity / X.509 user name; default the login name. */
   username?: string;
-  /** Host name to verify against (from the URI). */
+  /**
+   * The name the server's X.509 certificate must carry (a DNS name or an IP address in its
+   * subject alternative names). Default: the host connected to, for every TCP target (an
+   * `nbd`/`nbds` URI or `{ host }`); a certificate for another name then fails with an
+   * `NbdError` EACCES. Unix sockets, vsock, commands, fds and streams have no host: only the
+   * chain is checked there unless this is set. Not used with PSK.
+   *
+   * @example
+   * ```ts
+   * // Reach the server by address, check the name its certificate was issued for.
+   * await connect({ host: '192.0.2.7' }, { tls: { mode: 'require', hostname: 'nbd.example.com' } });
+   * ```
+   */
   hostname?: string;
   /** Give up on a handshake that does not finish in this time (default 30 s). */
   handshakeTimeoutMs?: number;
