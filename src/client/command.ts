@@ -1,9 +1,11 @@
 // One request of the transmission phase: what was asked, where its reply goes, how its promise settles.
 import {
   CMD_BLOCK_STATUS, CMD_CACHE, CMD_DISC, CMD_FLAG_DF, CMD_FLAG_FAST_ZERO, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE,
-  CMD_FLAG_REQ_ONE, CMD_FLUSH, CMD_READ, CMD_TRIM, CMD_WRITE, CMD_WRITE_ZEROES,
+  CMD_FLAG_PAYLOAD_LEN, CMD_FLAG_REQ_ONE, CMD_FLUSH, CMD_READ, CMD_TRIM, CMD_WRITE, CMD_WRITE_ZEROES,
 } from '../protocol/constants.js';
 import { NbdError } from '../protocol/errors.js';
+import { blockStatusFilterSize, encodeBlockStatusFilter } from '../protocol/requests.js';
+import { awaitChunkCallbacks, type ChunkCallback } from './read-chunks.js';
 import type { BlockStatusFlags, BlockStatusResult, CommandFlags, ReadFlags, ZeroFlags } from './types.js';
 
 const NAMES: Record<number, string> = {
@@ -57,6 +59,10 @@ export class Command {
   /** WRITE from a file (pwriteFromFile): the payload is `length` bytes of this fd from fileOffset. */
   fileFd: number | undefined = undefined;
   fileOffset = 0;
+  /** READ from preadStructured: told about each chunk of the reply (see ChunkCallback). */
+  onChunk: ChunkCallback | undefined = undefined;
+  /** Promises the chunk callback returned, awaited before the read settles. */
+  chunkWaits: Array<Promise<NbdError | undefined>> | null = null;
 
   constructor(readonly type: number, readonly flags: number, readonly offset: number, readonly length: number) {}
 
@@ -70,6 +76,13 @@ export class Command {
   static readTaking(length: number, offset: number, take: () => Uint8Array, flags?: ReadFlags): Command {
     const cmd = new Command(CMD_READ, readFlags(flags), offset, length);
     cmd.take = take;
+    return cmd;
+  }
+
+  /** A READ whose reply chunks are reported to `onChunk` as they land (preadStructured). */
+  static readStructured(buf: Uint8Array, offset: number, onChunk: ChunkCallback, flags?: ReadFlags): Command {
+    const cmd = Command.read(buf, offset, flags);
+    cmd.onChunk = onChunk;
     return cmd;
   }
 
@@ -113,12 +126,30 @@ export class Command {
     return new Command(CMD_BLOCK_STATUS, flags?.reqOne ? CMD_FLAG_REQ_ONE : 0, offset, length);
   }
 
+  /**
+   * BLOCK_STATUS limited to the contexts with these wire ids (blockStatusFilter): with
+   * NBD_CMD_FLAG_PAYLOAD_LEN the header's length is the payload's, and the payload carries
+   * the effect length (64 bits) and the ids (32 bits each).
+   */
+  static blockStatusFilter(length: number, offset: number, ids: readonly number[], flags?: BlockStatusFlags): Command {
+    const cmd = new Command(CMD_BLOCK_STATUS, CMD_FLAG_PAYLOAD_LEN | (flags?.reqOne ? CMD_FLAG_REQ_ONE : 0), offset, length);
+    const payload = Buffer.alloc(blockStatusFilterSize(ids.length));
+    // A bad length is refused by checkCommand before anything is sent; the payload just must not throw.
+    encodeBlockStatusFilter(payload, 0, Number.isSafeInteger(length) && length >= 0 ? length : 0, ids);
+    cmd.data = payload;
+    return cmd;
+  }
+
   static disconnect(): Command {
     return new Command(CMD_DISC, 0, 0, 0);
   }
 
   /** Settles the promise once the server has answered (or the request failed before it left). */
   settle(): void {
+    if (this.chunkWaits !== null) {
+      void awaitChunkCallbacks(this).then(() => this.settle());
+      return;
+    }
     if (this.error) {
       this.reject(this.error);
     } else if (this.type === CMD_READ && this.seen < this.length) {

@@ -4,6 +4,7 @@ export { connect, openTransport, tlsFromUri, type ConnectOptions } from './conne
 export type { ConnectTarget, Transport } from './transport.js';
 export { parseNbdUri, formatNbdUri, isNbdUri, connectionUri, type NbdUri, type NbdUriTransport } from './uri.js';
 export { OptionError } from './negotiate.js';
+export { OptionCalls } from './option-calls.js';
 export * from './types.js';
 export { MultiConn, type MultiConnOptions } from './multi-conn.js';
 export { ReconnectingClient, isConnectionLost, type RetryOptions, type RetryEvent } from './reconnect.js';
@@ -12,3 +13,4 @@ export { lookupService, resolvePort } from './service-port.js';
 export type { StrictMode, HandshakeFlags } from './strict-mode.js';
 export type { Logger } from './logger.js';
 export type { CloseOptions } from './close-options.js';
+export type { ChunkCallback, ReadChunk } from './read-chunks.js';

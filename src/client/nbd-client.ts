@@ -5,31 +5,30 @@
 // handshake, RequestWriter puts requests on the wire, ReplyReader matches the replies.
 import type { Duplex } from 'node:stream';
 import { NbdError } from '../protocol/errors.js';
-import type { ClientTlsOptions } from '../tls/types.js';
 import type { ClientOptions } from './client-options.js';
+import { checkFilteredReply, filterIds } from './block-status-filter.js';
 import { Command, commandName } from './command.js';
 import { checkCommand, checkFileSource, fitBlockStatusLength } from './command-check.js';
 import { waitForInFlight, type CloseOptions } from './close-options.js';
 import { ConnectionLog } from './logger.js';
 import { strictChecks, type StrictChecks } from './strict-mode.js';
+import { OptionCalls } from './option-calls.js';
 import { OptionPhase, isOptionRefusal } from './option-phase.js';
 import { PendingRequests } from './pending-requests.js';
 import { buildPipeline } from './pipeline.js';
+import type { ChunkCallback } from './read-chunks.js';
 import type { ReplyReader } from './reply-reader.js';
 import { type RequestWriter, fileSupport, loadFileSupport } from './request-writer.js';
 import { StatsCounter, type ConnectionStats } from './stats.js';
 import type { Transport } from './transport.js';
-import type {
-  BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ExportListing, ReadFlags,
-  ZeroFlags,
-} from './types.js';
+import type { BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ReadFlags, ZeroFlags } from './types.js';
 import { connectionUri } from './uri.js';
 
 export type { ClientOptions } from './client-options.js';
 
 export type ClientState = 'created' | 'connecting' | 'negotiating' | 'option-mode' | 'ready' | 'dead' | 'closed';
 
-export class NbdClient {
+export class NbdClient extends OptionCalls {
   private _state: ClientState = 'created';
   private transport: Transport | null = null;
   private phase: OptionPhase | null = null;
@@ -40,7 +39,8 @@ export class NbdClient {
   private conn: ConnectionInfo = {
     protocol: 'newstyle-fixed', tls: false, structuredReplies: false, extendedHeaders: false, metaContexts: [],
   };
-  private readonly opts: ClientOptions;
+  /** @internal */
+  protected readonly opts: ClientOptions;
   private readonly pending: PendingRequests;
   private deadError: NbdError | null = null;
   private closing: Promise<void> | null = null;
@@ -57,6 +57,7 @@ export class NbdClient {
   }
 
   constructor(options: ClientOptions = {}) {
+    super();
     this.opts = options;
     this.pending = new PendingRequests(Math.max(1, options.maxInFlight ?? 64));
     this.log = new ConnectionLog(options.logger, options.name);
@@ -125,8 +126,9 @@ export class NbdClient {
   /**
    * Runs one option-mode call. A refused option leaves the connection usable; anything else
    * (EOF, bad magic) kills it.
+   * @internal
    */
-  private async option<T>(what: string, call: (phase: OptionPhase) => Promise<T>): Promise<T> {
+  protected async option<T>(what: string, call: (phase: OptionPhase) => Promise<T>): Promise<T> {
     if (this._state !== 'option-mode') {
       throw this.deadError ?? new NbdError('EINVAL', `${what}: only valid in option mode (connection is ${this._state})`);
     }
@@ -138,28 +140,6 @@ export class NbdClient {
     }
   }
 
-  optList(): Promise<ExportListing[]> {
-    return this.option('optList', (p) => p.list());
-  }
-  /** NBD_OPT_INFO for `exportName` (default: the connect option's). */
-  optInfo(exportName = this.opts.exportName ?? ''): Promise<ExportInfo> {
-    return this.option('optInfo', (p) => p.info(exportName));
-  }
-  optListMetaContext(queries: string[] = [], exportName = this.opts.exportName ?? ''): Promise<string[]> {
-    return this.option('optListMetaContext', (p) => p.listMetaContext(queries, exportName));
-  }
-  optSetMetaContext(queries: string[], exportName = this.opts.exportName ?? ''): Promise<string[]> {
-    return this.option('optSetMetaContext', (p) => p.setMetaContext(queries, exportName));
-  }
-  optStructuredReply(): Promise<boolean> {
-    return this.option('optStructuredReply', (p) => p.structuredReply());
-  }
-  optExtendedHeaders(): Promise<boolean> {
-    return this.option('optExtendedHeaders', (p) => p.extendedHeaders());
-  }
-  optStartTls(options: ClientTlsOptions = this.opts.tls ?? { mode: 'require' }): Promise<boolean> {
-    return this.option('optStartTls', (p) => p.startTls(options));
-  }
   /** Ends option mode: opens `exportName` (default: the connect option's) for transmission. */
   async optGo(exportName = this.opts.exportName ?? ''): Promise<void> {
     const info = await this.option('optGo', (p) => p.go(exportName));
@@ -205,6 +185,17 @@ export class NbdClient {
 
   pread(buf: Uint8Array, offset: number, flags?: ReadFlags): Promise<void> {
     return this.submit(Command.read(buf, offset, flags)) as Promise<void>;
+  }
+
+  /**
+   * pread that tells `onChunk` about each data chunk, hole and offset error of the reply as
+   * it lands (libnbd's pread_structured); the callback may fail the read by throwing (see
+   * ChunkCallback, ReadChunk). Without structured replies the whole read is one data chunk;
+   * with `df` the server sends one chunk. Example, counting what was sent as holes:
+   * `let holes = 0; await c.preadStructured(buf, 0, (k) => { if (k.status === 'hole') holes += k.length; });`
+   */
+  preadStructured(buf: Uint8Array, offset: number, onChunk: ChunkCallback, flags?: ReadFlags): Promise<void> {
+    return this.submit(Command.readStructured(buf, offset, onChunk, flags)) as Promise<void>;
   }
 
   /**
@@ -283,6 +274,19 @@ export class NbdClient {
     const fitted = this.info ? fitBlockStatusLength(length, this.info, this.conn) : length;
     const r = (await this.submit(Command.blockStatus(fitted, offset, flags))) as BlockStatusResult | null;
     return r ?? new Map();
+  }
+
+  /**
+   * blockStatus for only the named contexts (libnbd's block_status_filter, the PAYLOAD_LEN
+   * form): needs extended headers (else ENOTSUP) and a server with `canBlockStatusPayload`
+   * (else EINVAL); each name must be a negotiated context (else EINVAL). Example:
+   * `(await c.blockStatusFilter(1 << 20, 0, ['qemu:dirty-bitmap:b0'])).get('qemu:dirty-bitmap:b0')`
+   */
+  async blockStatusFilter(length: number, offset: number, contexts: readonly string[], flags?: BlockStatusFlags): Promise<BlockStatusResult> {
+    const ids = this._state === 'ready' ? filterIds(contexts, this.phase!.neg.contexts, this.info!, this.conn, this.strict) : [];
+    if (ids instanceof NbdError) throw ids;
+    const r = (await this.submit(Command.blockStatusFilter(length, offset, ids, flags))) as BlockStatusResult | null;
+    return checkFilteredReply(r ?? new Map(), contexts);
   }
 
   /** Checks `cmd`, then sends it, or queues it while maxInFlight requests are out. */

@@ -12,6 +12,7 @@ import { decodeBlockStatus, decodeErrorChunk, decodeOffsetHole, type Hole } from
 import { decodeReplyHeader, newReplyHeader, replyHeaderSize } from '../protocol/replies.js';
 import { commandName, type Command } from './command.js';
 import { processLog, type ConnectionLog } from './logger.js';
+import { deliverChunk } from './read-chunks.js';
 import type { StatsCounter } from './stats.js';
 import type { Extent } from './types.js';
 
@@ -107,6 +108,8 @@ export class ReplyReader {
   /** S_DATA: where the bytes go and how many are left. */
   private dst: Uint8Array | null = null;
   private dstOff = 0;
+  /** Where in `dst` the data being received started (a chunk callback is told where it lies). */
+  private dataAt = 0;
   private remaining = 0;
   /** S_PAYLOAD: non-data chunk payloads (and OFFSET_DATA's 8-byte offset) gather here. */
   private scratch = Buffer.alloc(4096);
@@ -272,6 +275,7 @@ export class ReplyReader {
     }
     this.dst = dst;
     this.dstOff = at;
+    this.dataAt = at;
     this.remaining = length;
     this.state = S_DATA;
   }
@@ -306,7 +310,9 @@ export class ReplyReader {
         }
         const at = hole.offset - cmd.offset;
         cover(cmd, at, hole.size);
-        readBuffer(cmd).fill(0, at, at + hole.size);
+        const buf = readBuffer(cmd);
+        buf.fill(0, at, at + hole.size);
+        if (cmd.onChunk !== undefined) deliverChunk(cmd, 'hole', hole.offset, buf.subarray(at, at + hole.size));
         break;
       }
       case REPLY_TYPE_BLOCK_STATUS:
@@ -324,17 +330,30 @@ export class ReplyReader {
         if (e.message.length > MAX_STRING) throw violation('error message longer than 4096 bytes');
         const code = codeFromWire(e.error);
         const where = e.offset !== undefined ? ` at offset ${e.offset}` : '';
-        cmd.error ??= new NbdError(code, `${commandName(cmd.type)}: server replied ${code}${where}${e.message ? `: ${e.message}` : ''}`,
+        const err = new NbdError(code, `${commandName(cmd.type)}: server replied ${code}${where}${e.message ? `: ${e.message}` : ''}`,
           e.message ? { serverMessage: e.message } : undefined);
+        // As libnbd: only an error tied to an offset is a chunk the callback sees (before the
+        // server's error is recorded, so a failing callback may choose the read's code).
+        if (cmd.onChunk !== undefined && e.offset !== undefined && cmd.type === CMD_READ) {
+          deliverChunk(cmd, 'error', e.offset, readBuffer(cmd).subarray(0, 0), err);
+        }
+        cmd.error ??= err;
       }
     }
     this.endChunk();
   }
 
+  /** A data chunk (or a simple reply's payload), if one just ended, reaches a structured read's callback. */
+  private dataChunkDone(cmd: Command): void {
+    const dst = this.dst;
+    if (dst !== null) deliverChunk(cmd, 'data', cmd.offset + this.dataAt, dst.subarray(this.dataAt, this.dstOff));
+  }
+
   private endChunk(): void {
     this.state = S_HEADER;
-    this.dst = null;
     const cmd = this.cmd!;
+    if (cmd.onChunk !== undefined) this.dataChunkDone(cmd);
+    this.dst = null;
     if (this.simple || this.chunkFlags & REPLY_FLAG_DONE) {
       this.cmd = null;
       this.sink.finish(cmd);

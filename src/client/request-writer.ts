@@ -2,7 +2,7 @@
 // one writev, reports when WRITE payloads have left, and sends file WRITEs with sendfile(2).
 // The mirror image of ReplyReader: it knows the connection only through a narrow sink.
 import type { Duplex } from 'node:stream';
-import { CMD_WRITE, EXTENDED_REQUEST_SIZE } from '../protocol/constants.js';
+import { CMD_FLAG_PAYLOAD_LEN, CMD_WRITE, EXTENDED_REQUEST_SIZE } from '../protocol/constants.js';
 import { NbdError } from '../protocol/errors.js';
 import { encodeCompactRequest, encodeExtendedRequest } from '../protocol/requests.js';
 import { Command, commandName } from './command.js';
@@ -150,7 +150,8 @@ export class RequestWriter {
 
   private encodeHeader(hdr: Buffer, cmd: Command): number {
     return this.mode.extended
-      ? encodeExtendedRequest(hdr, 0, cmd.flags, cmd.type, cmd.cookie, cmd.offset, cmd.length)
+      ? encodeExtendedRequest(hdr, 0, cmd.flags, cmd.type, cmd.cookie, cmd.offset,
+        (cmd.flags & CMD_FLAG_PAYLOAD_LEN) !== 0 && cmd.type !== CMD_WRITE ? cmd.data!.length : cmd.length)
       : encodeCompactRequest(hdr, 0, cmd.flags, cmd.type, cmd.cookie, cmd.offset, cmd.length);
   }
 
@@ -186,6 +187,10 @@ export class RequestWriter {
       if (cmd.type === CMD_WRITE) {
         this.writePayload(cmd, cmd.data!);
         stats.bytesSent += cmd.length;
+      } else if ((cmd.flags & CMD_FLAG_PAYLOAD_LEN) !== 0) {
+        // A request payload beside its effect length (a filtered BLOCK_STATUS).
+        stream.write(cmd.data!);
+        stats.bytesSent += cmd.data!.length;
       }
     }
     stats.chunksSent += held.length;

@@ -102,3 +102,34 @@ export function decodeRequest(buf: Uint8Array, off: number, extended: boolean, i
   r.extended = extended;
   return r;
 }
+
+/**
+ * The payload of a filtered NBD_CMD_BLOCK_STATUS (sent with NBD_CMD_FLAG_PAYLOAD_LEN, only with
+ * extended headers): the effect length the header would otherwise carry, and the ids of the
+ * meta contexts the reply is limited to.
+ */
+export interface BlockStatusFilter {
+  length: number;
+  ids: number[];
+}
+
+/** Bytes of a filtered block status payload naming `count` contexts: 64-bit length, 32-bit ids. */
+export function blockStatusFilterSize(count: number): number {
+  return 8 + 4 * count;
+}
+
+export function encodeBlockStatusFilter(buf: Uint8Array, off: number, length: number, ids: readonly number[]): number {
+  writeU64(buf, off, length);
+  const b = buf as Buffer;
+  for (let i = 0; i < ids.length; i++) b.writeUInt32BE(ids[i]!, off + 8 + 4 * i);
+  return blockStatusFilterSize(ids.length);
+}
+
+/** Decodes a whole filtered block status payload; EPROTO unless it is 8 + 4n bytes. */
+export function decodeBlockStatusFilter(buf: Uint8Array): BlockStatusFilter {
+  if (buf.length < 8 || (buf.length - 8) % 4 !== 0) throw protocolError(`block status payload of ${buf.length} bytes is not 8 + 4n`);
+  const b = buf as Buffer;
+  const ids: number[] = [];
+  for (let p = 8; p < buf.length; p += 4) ids.push(b.readUInt32BE(p));
+  return { length: readU64(buf, 0), ids };
+}

@@ -2,11 +2,12 @@
 // as data and hole chunks when the backend is sparse), writes, zeroes, trims, flushes, cache
 // hints and block status. Fault injection, when configured, runs first.
 import {
-  CMD_BLOCK_STATUS, CMD_CACHE, CMD_FLAG_DF, CMD_FLAG_FAST_ZERO, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE, CMD_FLAG_REQ_ONE,
+  CMD_BLOCK_STATUS, CMD_CACHE, CMD_FLAG_DF, CMD_FLAG_FAST_ZERO, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE, CMD_FLAG_PAYLOAD_LEN, CMD_FLAG_REQ_ONE,
   CMD_FLUSH, CMD_READ, CMD_TRIM, CMD_WRITE, CMD_WRITE_ZEROES, CONTEXT_BASE_ALLOCATION, STATE_ZERO,
 } from '../protocol/constants.js';
 import type { Extent } from '../protocol/chunks.js';
 import { NbdError } from '../protocol/errors.js';
+import { decodeBlockStatusFilter } from '../protocol/requests.js';
 import type { Backend } from './backends/types.js';
 import type { FaultInjector, FaultKind } from './faults.js';
 import type { ReplyWriter } from './reply-writer.js';
@@ -137,11 +138,16 @@ export class Commands {
   }
 
   private async blockStatus(req: ParsedRequest): Promise<void> {
-    const { offset, length } = req;
+    const offset = req.offset;
+    let length = req.length;
+    let contexts = this.metaContexts;
+    if ((req.flags & CMD_FLAG_PAYLOAD_LEN) !== 0) ({ length, contexts } = this.statusFilter(req));
     const reqOne = (req.flags & CMD_FLAG_REQ_ONE) !== 0;
     if (this.backend.blockStatus) {
-      // A backend that answers for its own contexts (the nbd backend): one chunk per context.
-      const extents = await this.backend.blockStatus(offset, length, this.metaContexts, reqOne);
+      // A backend that answers for its own contexts (the nbd backend): one chunk per context
+      // asked for (ids stay the positions in the whole selection).
+      const extents = await this.backend.blockStatus(offset, length, contexts, reqOne);
+      for (const name of extents.keys()) if (!contexts.includes(name)) extents.delete(name);
       if (!this.replies.contextsBlockStatus(req, this.metaContexts, extents, reqOne)) throw new NbdError('EIO', 'the backend returned no extents');
       return;
     }
@@ -167,5 +173,27 @@ export class Commands {
     if (list.length === 0) throw new NbdError('EIO', 'backend returned no extents');
     if (reqOne) list.length = 1;
     this.replies.blockStatus(req, this.metaContexts.indexOf(CONTEXT_BASE_ALLOCATION) + 1, list);
+  }
+
+  /**
+   * The effect length and contexts of a block status in the payload form (its size was
+   * checked with the header): ids must be selected ones, each at most once, and the effect
+   * length non-zero and within the export, else EINVAL (as the spec asks of the server).
+   */
+  private statusFilter(req: ParsedRequest): { length: number; contexts: string[] } {
+    const f = decodeBlockStatusFilter(req.payload!);
+    const contexts: string[] = [];
+    for (const id of f.ids) {
+      const name = this.metaContexts[id - 1];
+      if (name === undefined) throw new NbdError('EINVAL', `block status payload names context id ${id}, which was not selected`);
+      if (contexts.includes(name)) throw new NbdError('EINVAL', `block status payload names context id ${id} twice`);
+      contexts.push(name);
+    }
+    const size = this.backend.size;
+    if (f.length === 0) throw new NbdError('EINVAL', 'block status of length 0');
+    if (req.offset > size || f.length > size - req.offset) {
+      throw new NbdError('EINVAL', `request [${req.offset}, +${f.length}) is beyond the end of the export (${size} bytes)`);
+    }
+    return { length: f.length, contexts };
   }
 }

@@ -1,14 +1,20 @@
 // Transmission flags of an export as this connection will see them.
 import {
-  FLAG_CAN_MULTI_CONN, FLAG_HAS_FLAGS, FLAG_READ_ONLY, FLAG_SEND_CACHE, FLAG_SEND_DF, FLAG_SEND_FAST_ZERO,
+  FLAG_BLOCK_STATUS_PAYLOAD, FLAG_CAN_MULTI_CONN, FLAG_HAS_FLAGS, FLAG_READ_ONLY, FLAG_SEND_CACHE, FLAG_SEND_DF, FLAG_SEND_FAST_ZERO,
   FLAG_SEND_FLUSH, FLAG_SEND_FUA, FLAG_SEND_TRIM, FLAG_SEND_WRITE_ZEROES,
 } from '../protocol/constants.js';
 import type { ResolvedExport } from './options.js';
 
-export function transmissionFlags(exp: ResolvedExport, structured: boolean): number {
+/**
+ * `statusPayload`: the client negotiated extended headers and meta contexts for this export,
+ * so block status may name the contexts it wants (the spec says to advertise the payload
+ * form only then).
+ */
+export function transmissionFlags(exp: ResolvedExport, structured: boolean, statusPayload = false): number {
   const b = exp.backend;
   const writable = !exp.readOnly && b.writable;
-  if (b.transmissionFlags !== undefined) return givenFlags(b.transmissionFlags, writable, structured);
+  const payload = statusPayload ? FLAG_BLOCK_STATUS_PAYLOAD : 0;
+  if (b.transmissionFlags !== undefined) return (givenFlags(b.transmissionFlags, writable, structured) & ~FLAG_BLOCK_STATUS_PAYLOAD) | payload;
   let flags = FLAG_HAS_FLAGS;
   if (!writable) flags |= FLAG_READ_ONLY;
   if (writable && b.canFlush) flags |= FLAG_SEND_FLUSH | FLAG_SEND_FUA;
@@ -21,7 +27,7 @@ export function transmissionFlags(exp: ResolvedExport, structured: boolean): num
   if (structured) flags |= FLAG_SEND_DF;
   if (b.multiConn) flags |= FLAG_CAN_MULTI_CONN;
   if (b.canCache) flags |= FLAG_SEND_CACHE;
-  return flags;
+  return flags | payload;
 }
 
 const WRITE_FLAGS = FLAG_SEND_TRIM | FLAG_SEND_WRITE_ZEROES | FLAG_SEND_FAST_ZERO;

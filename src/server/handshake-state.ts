@@ -63,6 +63,11 @@ export function selectedContexts(st: HandshakeState, config: SessionConfig, exp:
   return lookupExport(config, st.metaExport)?.name === exp.name ? st.metaSelected : [];
 }
 
+/** Block status may name the contexts it wants (the payload form): extended headers and contexts selected for `exp`. */
+export function statusPayload(st: HandshakeState, config: SessionConfig, exp: ResolvedExport): boolean {
+  return st.extended && selectedContexts(st, config, exp).length > 0;
+}
+
 /** The handshake is over: the client uses `exp` from the next byte on. */
 export function enterTransmission(
   st: HandshakeState, config: SessionConfig, exp: ResolvedExport, style: ReplyStyle, flags: number,

@@ -19,7 +19,7 @@ import {
 } from './backend-hooks.js';
 import { transmissionFlags } from './flags.js';
 import {
-  EndSession, clearMetaSelection, clientReader, enterTransmission, selectedContexts, styleOf,
+  EndSession, clearMetaSelection, clientReader, enterTransmission, selectedContexts, statusPayload, styleOf,
   type HandshakeState, type Negotiated,
 } from './handshake-state.js';
 import { MAX_PAYLOAD, PREFERRED_BLOCK, type ResolvedExport, type SessionConfig } from './options.js';
@@ -59,7 +59,7 @@ async function exportName(o: OptionCall): Promise<Negotiated> {
     throw new EndSession(`cannot open export '${name}': ${(err as Error).message}`);
   }
   const style = styleOf(st);
-  const flags = transmissionFlags(exp, style !== ReplyStyle.Simple);
+  const flags = transmissionFlags(exp, style !== ReplyStyle.Simple, statusPayload(st, config, exp));
   const out = Buffer.alloc(exportNameReplySize(o.noZeroes));
   encodeExportNameReply(out, 0, { size: exp.backend.size, transmissionFlags: flags }, o.noZeroes);
   st.stream.write(out);
@@ -132,7 +132,7 @@ async function infoOrGo(o: OptionCall): Promise<Negotiated | undefined> {
     return o.error(openFailureReply(err), `cannot open export '${request.exportName}': ${(err as Error).message}`);
   }
   const style = styleOf(st);
-  const flags = transmissionFlags(exp, style !== ReplyStyle.Simple);
+  const flags = transmissionFlags(exp, style !== ReplyStyle.Simple, statusPayload(st, config, exp));
   o.reply(REP_INFO, encodeRepInfo({ type: INFO_EXPORT, size: exp.backend.size, transmissionFlags: flags }));
   if (request.requests.includes(INFO_NAME)) o.reply(REP_INFO, encodeRepInfo({ type: INFO_NAME, name: exp.name }));
   const description = descriptionOf(exp);

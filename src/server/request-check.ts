@@ -4,10 +4,10 @@
 import {
   CMD_BLOCK_STATUS, CMD_CACHE, CMD_DISC, CMD_FLAG_DF, CMD_FLAG_FAST_ZERO, CMD_FLAG_FUA, CMD_FLAG_NO_HOLE,
   CMD_FLAG_PAYLOAD_LEN, CMD_FLAG_REQ_ONE, CMD_FLUSH, CMD_READ, CMD_TRIM, CMD_WRITE, CMD_WRITE_ZEROES,
-  FLAG_SEND_FAST_ZERO, FLAG_SEND_FUA,
+  FLAG_BLOCK_STATUS_PAYLOAD, FLAG_SEND_FAST_ZERO, FLAG_SEND_FUA,
 } from '../protocol/constants.js';
 import type { ErrnoCode } from '../protocol/errors.js';
-import type { RequestHeader } from '../protocol/requests.js';
+import { blockStatusFilterSize, type RequestHeader } from '../protocol/requests.js';
 import { ReplyStyle } from '../protocol/replies.js';
 import type { Backend } from './backends/types.js';
 import { MAX_PAYLOAD } from './options.js';
@@ -35,8 +35,8 @@ export interface RequestRules {
   transmissionFlags: number;
   /** The export takes writes (not read-only, and the backend can store data). */
   writable: boolean;
-  /** The client selected at least one meta context: block status has something to report. */
-  hasMetaContexts: boolean;
+  /** How many meta contexts the client selected (block status needs one; a filter names at most all). */
+  metaContexts: number;
 }
 
 export function checkRequest(req: RequestHeader, rules: RequestRules): Rejection | undefined {
@@ -51,7 +51,10 @@ export function checkRequest(req: RequestHeader, rules: RequestRules): Rejection
       allowed |= CMD_FLAG_NO_HOLE;
       if ((tflags & FLAG_SEND_FAST_ZERO) !== 0) allowed |= CMD_FLAG_FAST_ZERO;
       break;
-    case CMD_BLOCK_STATUS: allowed |= CMD_FLAG_REQ_ONE; break;
+    case CMD_BLOCK_STATUS:
+      allowed |= CMD_FLAG_REQ_ONE;
+      if ((tflags & FLAG_BLOCK_STATUS_PAYLOAD) !== 0 && style === ReplyStyle.Extended) allowed |= CMD_FLAG_PAYLOAD_LEN;
+      break;
     case CMD_FLUSH: case CMD_TRIM: case CMD_CACHE: break;
     default: return { code: 'EINVAL', message: `unknown command ${type}` };
   }
@@ -66,7 +69,15 @@ export function checkRequest(req: RequestHeader, rules: RequestRules): Rejection
     return undefined;
   }
   if (type === CMD_BLOCK_STATUS) {
-    if (!rules.hasMetaContexts) return { code: 'EINVAL', message: 'block status without a negotiated meta context' };
+    if (rules.metaContexts === 0) return { code: 'EINVAL', message: 'block status without a negotiated meta context' };
+    // The payload form: `length` is the payload's, 8 + 4 bytes per context id; its effect
+    // length and ids are checked once it has arrived (checkStatusFilter).
+    if ((flags & CMD_FLAG_PAYLOAD_LEN) !== 0) {
+      if (length < blockStatusFilterSize(1) || length > blockStatusFilterSize(rules.metaContexts) || (length - 8) % 4 !== 0) {
+        return { code: 'EINVAL', message: `block status payload of ${length} bytes (8 + 4 per context id, 1 to ${rules.metaContexts} ids)` };
+      }
+      return undefined;
+    }
     if (length === 0) return { code: 'EINVAL', message: 'block status of length 0' };
   }
   const size = rules.size;

@@ -50,7 +50,7 @@ export class Transmission {
     const writable = !n.export.readOnly && backend.writable;
     this.rules = {
       backend, size: backend.size, style: n.style, transmissionFlags: n.transmissionFlags, writable,
-      hasMetaContexts: n.metaContexts.length > 0,
+      metaContexts: n.metaContexts.length,
     };
     this.faults = new FaultInjector(config.faults);
     this.replies = new ReplyWriter(this.stream, n.style, pool, {
