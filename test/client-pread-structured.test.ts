@@ -5,7 +5,7 @@
 import { openSync, closeSync, writeSync, ftruncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { connect, type NbdClient, type ReadChunk } from '../src/index.js';
+import { MultiConn, connect, type NbdClient, type ReadChunk } from '../src/index.js';
 import { requireBinary } from './helpers/binaries.js';
 import { embeddedStarter } from './helpers/embedded.js';
 import { startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
@@ -143,5 +143,26 @@ describe('preadStructured: nbdserve with extended headers', () => {
       written.push(k.offset);
     });
     expect(written).toEqual([0, 1 * M, 1 * M + 64 * K]);
+  });
+});
+
+describe('preadStructured and blockStatusFilter through MultiConn and a reconnecting client', () => {
+  it('pass through to the connection and give the same chunks and extents', async () => {
+    const s = await serve({ backend: ['memory', '4M'] });
+    const m = await MultiConn.open(s.uri, { connections: 2 });
+    teardown.clients.push(m);
+    expect(m.connections).toBe(2);
+    await m.pwrite(Buffer.alloc(64 * K, 9), M, undefined, 0);
+    const seen: string[] = [];
+    await m.preadStructured(Buffer.alloc(2 * M), 0, (k) => void seen.push(`${k.status}@${k.offset}+${k.length}`), undefined, 1);
+    expect(seen).toEqual([`hole@0+${M}`, `data@${M}+${64 * K}`, `hole@${M + 64 * K}+${M - 64 * K}`]);
+    const viaMulti = await m.blockStatusFilter(4 * M, 0, ['base:allocation'], undefined, 1);
+
+    const r = await connect(s.uri, { retries: 2 });
+    teardown.clients.push(r);
+    const again: string[] = [];
+    await r.preadStructured(Buffer.alloc(2 * M), 0, (k) => void again.push(`${k.status}@${k.offset}+${k.length}`));
+    expect(again).toEqual(seen);
+    expect(await r.blockStatusFilter(4 * M, 0, ['base:allocation'])).toEqual(viaMulti);
   });
 });

@@ -12,6 +12,7 @@ import type {
 } from './types.js';
 import { sumStats, type ConnectionStats } from './stats.js';
 import type { CloseOptions } from './close-options.js';
+import type { ChunkCallback } from './read-chunks.js';
 
 /** connect()'s options, plus how many connections to open. */
 export interface MultiConnOptions extends ConnectOptions {
@@ -166,6 +167,18 @@ export class MultiConn<C extends NbdClient | ReconnectingClient = NbdClient> {
   /** Extents of each negotiated meta context over `length` bytes at `offset`. */
   blockStatus(length: number, offset: number, flags?: BlockStatusFlags, conn?: number): Promise<BlockStatusResult> {
     return this.client(conn).blockStatus(length, offset, flags);
+  }
+
+  /** NbdClient.preadStructured on the next connection (or `conn`). */
+  preadStructured(buf: Uint8Array, offset: number, onChunk: ChunkCallback, flags?: ReadFlags, conn?: number): Promise<void> {
+    return this.client(conn).preadStructured(buf, offset, onChunk, flags);
+  }
+
+  /** NbdClient.blockStatusFilter on the next connection (or `conn`). */
+  blockStatusFilter(
+    length: number, offset: number, contexts: readonly string[], flags?: BlockStatusFlags, conn?: number,
+  ): Promise<BlockStatusResult> {
+    return this.client(conn).blockStatusFilter(length, offset, contexts, flags);
   }
 
   /** Flushes every connection (multi-conn servers make one flush cover all, but be safe). */

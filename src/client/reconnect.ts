@@ -7,6 +7,7 @@ import { NbdError } from '../protocol/errors.js';
 import type { NbdClient, ClientState } from './nbd-client.js';
 import { sumStats, type ConnectionStats } from './stats.js';
 import type { CloseOptions } from './close-options.js';
+import type { ChunkCallback } from './read-chunks.js';
 import { backoffDelay, type RetryOptions } from './retry-policy.js';
 import type {
   BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ReadFlags, ZeroFlags,
@@ -147,6 +148,19 @@ export class ReconnectingClient {
 
   blockStatus(length: number, offset: number, flags?: BlockStatusFlags): Promise<BlockStatusResult> {
     return this.run((c) => c.blockStatus(length, offset, flags));
+  }
+
+  /** NbdClient.blockStatusFilter, sent again on a reopened connection like any command. */
+  blockStatusFilter(length: number, offset: number, contexts: readonly string[], flags?: BlockStatusFlags): Promise<BlockStatusResult> {
+    return this.run((c) => c.blockStatusFilter(length, offset, contexts, flags));
+  }
+
+  /**
+   * NbdClient.preadStructured. A read lost with its connection is sent again whole, so
+   * `onChunk` may hear of a range a second time (with the same bytes).
+   */
+  preadStructured(buf: Uint8Array, offset: number, onChunk: ChunkCallback, flags?: ReadFlags): Promise<void> {
+    return this.run((c) => c.preadStructured(buf, offset, onChunk, flags));
   }
 
   /**
