@@ -1,6 +1,7 @@
 // nbdcopy -p in a terminal (script(1) gives it a pty): a `[ CMD ]` server writing to stderr
 // mid-copy never shares a screen line with the bar, the bar follows a resize, and at 40
-// columns every frame holds whole fields (nothing cut) in at most 39 columns.
+// columns every frame holds whole fields (nothing cut) in at most 39 columns. With --batch:
+// a labelled bar a running copy in a terminal, labelled plain lines otherwise.
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -9,6 +10,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { ensureBuilt, OUR_NBDCOPY } from './helpers/build.js';
 import { makeTempDir } from './helpers/temp.js';
 import { requireBinaries } from './helpers/binaries.js';
+import { expectOneLine, nbdcopy } from './helpers/nbdcopy-process.js';
 
 const MiB = 1 << 20;
 const haveScript = spawnSync('script', ['--version']).status === 0;
@@ -31,33 +33,42 @@ function inTerminal(shell: string): { status: number | null; output: string } {
 }
 
 /**
- * The lines a terminal shows after `output`: carriage return, line feed, erase line (CSI 2K),
- * erase to the right (CSI K, CSI 0K) and cursor to column (CSI nG) are obeyed; other escape
- * sequences change nothing visible here. No wrapping: a line may grow past the width.
+ * The lines a terminal shows after `output`: carriage return, line feed, cursor up and down
+ * (CSI nA, nB), to a column (CSI nG), erase line (CSI 2K), to the right (CSI K, 0K) and below
+ * (CSI J, 0J) are obeyed; other escape sequences change nothing visible here. No wrapping.
  */
 function screenLines(output: string): string[] {
-  const lines: string[] = [];
-  let line: string[] = [];
+  const rows: string[][] = [[]];
+  let row = 0;
   let col = 0;
   const pattern = /\x1b\[([0-9;?]*)([A-Za-z])|\x1b[78]|\r|\n|[^\x1b\r\n]/g;
   for (const m of output.matchAll(pattern)) {
     const token = m[0];
+    const n = Number(m[1] || '1');
+    rows[row] ??= [];
     if (token === '\n') {
-      lines.push(line.join('').trimEnd());
-      line = [];
+      row++;
       col = 0;
     } else if (token === '\r') {
       col = 0;
-    } else if (m[2] !== undefined) {
-      if (m[2] === 'K') line = m[1] === '2' ? [] : line.slice(0, col);
-      else if (m[2] === 'G') col = Math.max(0, Number(m[1] || '1') - 1);
-    } else if (token.length === 1) {
+    } else if (m[2] === 'A') {
+      row = Math.max(0, row - n);
+    } else if (m[2] === 'B') {
+      row += n;
+    } else if (m[2] === 'G') {
+      col = n - 1;
+    } else if (m[2] === 'K') {
+      rows[row] = m[1] === '2' ? [] : rows[row]!.slice(0, col);
+    } else if (m[2] === 'J') {
+      rows[row] = rows[row]!.slice(0, col);
+      rows.length = row + 1;
+    } else if (m[2] === undefined && token.length === 1) {
+      const line = rows[row]!;
       while (line.length < col) line.push(' ');
       line[col++] = token;
     }
   }
-  lines.push(line.join('').trimEnd());
-  return lines.filter((l) => l !== '');
+  return Array.from(rows, (r) => (r ?? []).join('').trimEnd()).filter((l) => l !== '');
 }
 
 /** The frames drawn: text between carriage returns, line feeds and escape sequences. */
@@ -111,5 +122,55 @@ describe.skipIf(!have)('nbdcopy -p in a terminal', () => {
       // Percent, then bytes done/total in full; rate and time left only when they fit whole.
       expect(f).toMatch(/^\[[#-]+\] \d+% [\d.]+ (bytes|KiB|MiB)\/8\.0 MiB( [\d.]+ (B|KiB|MiB)\/s)?( eta \S+)?$/);
     }
+  });
+});
+
+describe('nbdcopy --batch -p', () => {
+  const batch = (name: string) => {
+    const file = join(dir, `${name}.jsonl`);
+    const lines = [1, 2].map((i) => JSON.stringify({ source: src, destination: join(dir, `${name}${i}.out`) }));
+    fs.writeFileSync(file, `${lines.join('\n')}\n`);
+    return file;
+  };
+  const exact = (name: string) => {
+    for (const i of [1, 2]) expect(fs.readFileSync(join(dir, `${name}${i}.out`)).equals(fs.readFileSync(src))).toBe(true);
+  };
+
+  it('stderr not a terminal: plain lines, each naming its batch line, never \\r', async () => {
+    const r = await nbdcopy([`--batch=${batch('plain')}`, '-p', '-j', '2', '--rate=4M']);
+    expect(r.status).toBe(0);
+    exact('plain');
+    expect(r.stderr).not.toContain('\r');
+    const lines = r.stderr.trim().split('\n');
+    for (const l of lines) expect(l).toMatch(/^nbdcopy: batch line [12]: (\d+% |.* copied 8\.0 MiB in )/);
+    for (const n of [1, 2]) {
+      // Progress while running (at 4M/s for 2 s), then 100%, then the summary.
+      const mine = lines.filter((l) => l.startsWith(`nbdcopy: batch line ${n}: `));
+      expect(mine.filter((l) => /: \d+% /.test(l)).length).toBeGreaterThanOrEqual(2);
+      expect(mine.at(-2)).toMatch(/: 100% 8\.0 MiB\/8\.0 MiB/);
+      expect(mine.at(-1)).toMatch(/copied 8\.0 MiB/);
+    }
+  });
+
+  it.skipIf(!haveScript)('in a 60-column terminal: one labelled bar per running copy, summaries above, no bar left', () => {
+    const r = inTerminal(`stty cols 60; "${OUR_NBDCOPY}" --batch="${batch('tty')}" -p -j 2 --rate=4M`);
+    expect(r.status).toBe(0);
+    exact('tty');
+    const bars = frames(r.output).filter((f) => /\] \d+%/.test(f));
+    for (const f of bars) {
+      expect(f).toMatch(/^line [12]: \[[#-]+\] \d+% /);
+      expect(f.length).toBeLessThanOrEqual(59);
+    }
+    expect(bars.some((f) => f.startsWith('line 1: '))).toBe(true);
+    expect(bars.some((f) => f.startsWith('line 2: '))).toBe(true);
+    // What stays on the screen: the two summaries, and no bar.
+    const screen = screenLines(r.output);
+    expect(screen).toHaveLength(2);
+    for (const l of screen) expect(l).toMatch(/^nbdcopy: batch line [12]: .* copied 8\.0 MiB in /);
+  });
+
+  it('--progress=FD with --batch: one line, exit 1, nothing written', async () => {
+    expectOneLine(await nbdcopy([`--batch=${batch('fd')}`, '--progress=2']), /^nbdcopy: --batch: --progress=FD shows one copy; use -p or --progress-json/);
+    expect(fs.existsSync(join(dir, 'fd1.out'))).toBe(false);
   });
 });

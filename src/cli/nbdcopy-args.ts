@@ -305,7 +305,8 @@ export function parseNbdcopyArgs(argv: readonly string[], base?: NbdcopyArgs): N
     if (operands.length !== 0) {
       throw usageError(`--batch: SOURCE and DESTINATION come from the file (got ${operands.length} more argument${operands.length === 1 ? '' : 's'})`);
     }
-    if (args.progress !== false) throw usageError('--batch: -p/--progress shows one copy; use --progress-json for a batch');
+    // libnbd's N/100 lines have no room to say which copy they are about.
+    if (typeof args.progress === 'object') throw usageError('--batch: --progress=FD shows one copy; use -p or --progress-json for a batch');
     return args;
   }
   if (base !== undefined) {

@@ -11,6 +11,7 @@ import { parseNbdcopyArgs, type NbdcopyArgs } from './nbdcopy-args.js';
 import { parseBatchFile, selectShard, type BatchJob, type BatchOperand } from './nbdcopy-batch-file.js';
 import { copyOptions } from './nbdcopy-copy-options.js';
 import { copyOps } from './nbdcopy-ops.js';
+import type { ProgressSink } from './progress-sink.js';
 import { humanSize } from './progress-format.js';
 import { errorLine } from './report-error.js';
 import { endBySignal, Interrupted, onStopSignals, type StopSignal } from './signals.js';
@@ -48,7 +49,9 @@ export async function batchCommand(args: NbdcopyArgs): Promise<number> {
   const jobs = parseBatchFile(await readBatchFile(args.batch!), args.batch!).map((j) => checkJob(j, args));
   const mine = selectShard(jobs, args.shard) as CheckedJob[];
   const log = args.verbose ? (line: string) => void process.stderr.write(`nbdcopy: ${line}\n`) : undefined;
-  const say = (line: string) => void process.stderr.write(`${line}\n`);
+  // -p: a bar a running copy (plain labelled lines when stderr is not a terminal).
+  const display = args.progress === 'bar' ? await (await import('./nbdcopy-batch-progress.js')).makeBatchProgress() : undefined;
+  const say = (line: string) => void (display !== undefined ? display.say(line) : process.stderr.write(`${line}\n`));
   const json = args.progressJson !== false;
   const controller = new AbortController();
   let stopSignal: StopSignal | undefined;
@@ -71,20 +74,38 @@ export async function batchCommand(args: NbdcopyArgs): Promise<number> {
           line: job.line, source: describeSpec(source), destination: describeSpec(destination),
         });
         const started = performance.now();
+        let progress: ProgressSink | undefined;
+        let done = 0;
         try {
           const result = await copy(source, destination, {
             ...copyOptions(job.args),
             ...ops.request,
             signal,
-            observers: ops.observers,
+            serverStderr: display === undefined ? undefined : (text) => {
+              if (progress !== undefined) progress.write(text);
+              else process.stderr.write(text);
+            },
+            observers: display === undefined ? ops.observers : [{
+              async start({ source: opened }) {
+                progress = await display.copy(job.line, opened.size);
+              },
+              done(_offset, length) {
+                done += length;
+                progress!.update(done);
+              },
+            }, ...ops.observers],
           });
+          progress?.finish();
           ops.succeeded(result);
+          // Said before the bar goes, so it lands above the bars still running.
           if (!json) say(`nbdcopy: ${name}: copied ${humanSize(result.bytes)} in ${((performance.now() - started) / 1000).toFixed(1)} s`);
+          progress?.stop();
           return result;
         } catch (err) {
           const reason = signal.aborted && signal.reason instanceof Interrupted ? signal.reason : err;
           ops.failed(reason);
           if (!json) say(errorLine('nbdcopy', new Error(`${name}: ${(reason as Error).message ?? String(reason)}`)));
+          progress?.stop(true);
           throw reason;
         }
       },
@@ -97,6 +118,7 @@ export async function batchCommand(args: NbdcopyArgs): Promise<number> {
     });
     failed = outcomes.filter((o) => o.status !== 'fulfilled').length;
   } finally {
+    display?.stop();
     removeSignalHandlers();
   }
   if (stopSignal !== undefined) return endBySignal('nbdcopy', stopSignal);

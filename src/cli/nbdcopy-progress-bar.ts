@@ -8,6 +8,8 @@ import { LineBuffer, type ProgressSink } from './progress-sink.js';
 
 export interface BarOptions {
   stream?: NodeJS.WriteStream;
+  /** Plain lines only: words after `nbdcopy: ` naming what is copied (a batch line). */
+  label?: string;
   /** Milliseconds, for tests. */
   now?: () => number;
 }
@@ -15,7 +17,7 @@ export interface BarOptions {
 export async function makeBar(total: number | undefined, options: BarOptions = {}): Promise<ProgressSink> {
   const stream = options.stream ?? process.stderr;
   const now = options.now ?? (() => performance.now());
-  return stream.isTTY ? makeTerminalBar(total, stream, now) : makePlainLines(total, stream, now);
+  return stream.isTTY ? makeTerminalBar(total, stream, now) : makePlainLines(total, stream, now, options.label ?? '');
 }
 
 async function makeTerminalBar(total: number | undefined, stream: NodeJS.WriteStream, now: () => number): Promise<ProgressSink> {
@@ -73,14 +75,14 @@ async function makeTerminalBar(total: number | undefined, stream: NodeJS.WriteSt
   };
 }
 
-function makePlainLines(total: number | undefined, stream: NodeJS.WriteStream, now: () => number): ProgressSink {
+function makePlainLines(total: number | undefined, stream: NodeJS.WriteStream, now: () => number, label: string): ProgressSink {
   const meter = new RateMeter();
   const state: ProgressState = { done: 0, total, rate: 0 };
   let lastAt = now();
   let lastPercent = -1;
   meter.sample(lastAt, 0);
   const write = () => {
-    stream.write(`nbdcopy: ${plainLine(state)}\n`);
+    stream.write(`nbdcopy: ${label}${plainLine(state)}\n`);
     lastPercent = percent(state);
   };
   // Our lines and another writer's partial lines must not share a line.
