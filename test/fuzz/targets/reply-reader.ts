@@ -1,10 +1,12 @@
 // The client's transmission reply parser (simple, structured and extended replies, every chunk
 // type) fed a model server's replies to a few pending commands, intact, damaged or random, in
 // arbitrary socket-sized pieces. Intact replies must give exactly the model's data, holes,
-// extents and errors; anything else must end in NbdError.
+// extents and errors (and a structured read's callback exactly the model's chunks); anything
+// else must end in NbdError, every chunk reported still inside its read's buffer.
 import fc from 'fast-check';
 import { ReplyReader, type ReplyMode } from '../../../src/client/reply-reader.js';
 import { Command } from '../../../src/client/command.js';
+import type { ReadChunk } from '../../../src/client/read-chunks.js';
 import { StatsCounter } from '../../../src/client/stats.js';
 import {
   REPLY_FLAG_DONE, REPLY_TYPE_BLOCK_STATUS, REPLY_TYPE_BLOCK_STATUS_EXT, REPLY_TYPE_ERROR, REPLY_TYPE_ERROR_OFFSET,
@@ -35,6 +37,8 @@ interface CmdModel {
   error: number;
   withOffset: boolean;
   message: string;
+  /** READ: sent as preadStructured, its chunks recorded. */
+  withCallback: boolean;
 }
 
 interface Model {
@@ -70,6 +74,7 @@ function cmdModel(style: Style): fc.Arbitrary<CmdModel> {
     length: fc.integer({ min: 1, max: 48 }),
     error: fc.oneof({ weight: 4, arbitrary: fc.constant(0) }, { weight: 1, arbitrary: fc.constantFrom(NBD_EIO, NBD_EINVAL, NBD_ENOSPC, 99) }),
     withOffset: fc.boolean(),
+    withCallback: fc.boolean(),
     message: fc.string({ maxLength: 12 }),
     fill: fc.integer({ min: 1, max: 255 }),
     extents: fc.array(fc.record({ length: fc.integer({ min: 1, max: 1 << 16 }), flags: fc.nat(3) }), { minLength: 1, maxLength: 4 }),
@@ -143,19 +148,51 @@ const valid = model.map((m) => ({
   bytes: Buffer.concat(m.order.map((i) => replyBytes(m.style, m.cmds[i]!, i + 1))),
 }));
 
-function command(c: CmdModel): Command {
+/** What a structured read's callback was told, in order: `status@offset+length`, and the chunk's bytes. */
+type Heard = Array<{ said: string; chunk: ReadChunk; bytes: Buffer }>;
+
+function command(c: CmdModel, heard: Heard): Command {
   switch (c.kind) {
-    case 'read': return Command.read(new Uint8Array(c.length).fill(0xee), c.offset);
+    case 'read': {
+      const buf = new Uint8Array(c.length).fill(0xee);
+      if (!c.withCallback) return Command.read(buf, c.offset);
+      return Command.readStructured(buf, c.offset, (k) => {
+        heard.push({ said: `${k.status}@${k.offset}+${k.length}${k.error ? ` ${k.error}` : ''}`, chunk: k, bytes: Buffer.from(k.data) });
+      });
+    }
     case 'block-status': return Command.blockStatus(c.length, c.offset);
     case 'flush': return Command.flush();
     case 'write': return Command.write(new Uint8Array(c.length), c.offset);
   }
 }
 
-function checkIntact(m: Model, cmds: Command[], finished: Set<number>): void {
+/** The chunks a structured read's callback must hear for this model reply, in order. */
+function expectedChunks(style: Style, c: CmdModel, code: string): string[] {
+  if (style === 'simple') return c.error === 0 ? [`data@${c.offset}+${c.length}`] : [];
+  const out: string[] = [];
+  let at = c.offset;
+  for (const p of c.pieces) {
+    out.push(`${p.hole ? 'hole' : 'data'}@${at}+${p.n}`);
+    at += p.n;
+  }
+  if (c.error !== 0 && c.withOffset) out.push(`error@${c.offset}+0 ${code}`);
+  return out;
+}
+
+function checkIntact(m: Model, cmds: Command[], finished: Set<number>, heard: Heard[]): void {
   m.cmds.forEach((c, i) => {
     const cmd = cmds[i]!;
     if (!finished.has(i + 1)) throw new Finding(`command ${i + 1} never finished on intact replies`);
+    if (c.kind === 'read' && c.withCallback) {
+      const want = expectedChunks(m.style, c, cmd.error?.code ?? '');
+      const got = heard[i]!.map((h) => h.said);
+      if (JSON.stringify(got) !== JSON.stringify(want)) throw new Finding(`command ${i + 1}: callback heard ${got.join(', ')}, not ${want.join(', ')}`);
+      const sent = readData(c);
+      for (const h of heard[i]!) {
+        const at = h.chunk.offset - c.offset;
+        if (!h.bytes.equals(sent.subarray(at, at + h.chunk.length))) throw new Finding(`command ${i + 1}: ${h.said} carried other bytes`);
+      }
+    }
     if (c.error !== 0) {
       if (cmd.error === null) throw new Finding(`command ${i + 1}: the server's error was lost`);
       return;
@@ -179,7 +216,8 @@ export const replyReaderTarget: FuzzTarget<{ t: Traffic<Model>; sizes: number[] 
   maxAlloc: 8 + 16 * (1 << 20) + 16,
   check({ t, sizes }) {
     const m = t.model;
-    const cmds = m.cmds.map(command);
+    const heard: Heard[] = m.cmds.map(() => []);
+    const cmds = m.cmds.map((c, i) => command(c, heard[i]!));
     const pending = new Map(cmds.map((c, i) => [i + 1, c]));
     const finished = new Set<number>();
     const mode: ReplyMode = {
@@ -204,11 +242,28 @@ export const replyReaderTarget: FuzzTarget<{ t: Traffic<Model>; sizes: number[] 
       if (err instanceof Finding) throw err;
       expectTyped(err);
       if (t.intact) throw new Finding(`intact replies rejected: ${(err as Error).message}`);
+      checkViews(cmds, heard);
       return;
     }
     for (const cmd of cmds) {
       if (cmd.type === 0 /* READ */ && cmd.seen > cmd.length) throw new Finding(`read saw ${cmd.seen} bytes of ${cmd.length}`);
     }
-    if (t.intact) checkIntact(m, cmds, finished);
+    checkViews(cmds, heard);
+    if (t.intact) checkIntact(m, cmds, finished, heard);
   },
 };
+
+/** Whatever the traffic, a data or hole chunk is a view of its read's buffer at the chunk's place. */
+function checkViews(cmds: Command[], heard: Heard[]): void {
+  heard.forEach((list, i) => {
+    const cmd = cmds[i]!;
+    for (const { chunk: k, said } of list) {
+      if (k.status === 'error') continue;
+      const buf = cmd.data!;
+      const at = k.data.byteOffset - buf.byteOffset;
+      if (k.data.buffer !== buf.buffer || at !== k.offset - cmd.offset || at < 0 || at + k.length > buf.length) {
+        throw new Finding(`command ${i + 1}: ${said} is not the buffer's [${k.offset - cmd.offset}, +${k.length})`);
+      }
+    }
+  });
+}
