@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { filterIds } from '../src/client/block-status-filter.js';
+import { checkFilteredReply, filterIds } from '../src/client/block-status-filter.js';
 import { strictChecks } from '../src/client/strict-mode.js';
 import { connect, type ConnectionInfo, type ExportInfo, type NbdClient } from '../src/index.js';
 import {
@@ -50,6 +50,12 @@ describe('the payload form, without a server', () => {
     expect(filterIds([BITMAP], new Map(), info, conn, all)).toMatchObject({ code: 'ENOTSUP' });
     expect(filterIds(['qemu:other'], ids, info, conn, all)).toMatchObject({ code: 'EINVAL', message: expect.stringContaining('qemu:other') });
     expect(filterIds([BITMAP, BITMAP], ids, { ...info, blockSizeMaximum: 12 }, conn, all)).toMatchObject({ code: 'ERANGE' });
+  });
+
+  it('an answer for a context the filter left out is EPROTO', () => {
+    const answer = new Map([['base:allocation', [{ length: 512, flags: 0 }]], [BITMAP, [{ length: 512, flags: 0 }]]]);
+    expect(checkFilteredReply(answer, ['base:allocation', BITMAP])).toBe(answer);
+    expect(() => checkFilteredReply(answer, [BITMAP])).toThrow(expect.objectContaining({ code: 'EPROTO', message: expect.stringContaining('base:allocation') }));
   });
 
   it('the payload: 64-bit effect length, then 32-bit ids', () => {
@@ -106,6 +112,19 @@ describe('blockStatusFilter against nbdserve (extended headers)', () => {
       await expect(client.blockStatusFilter(M, 0, ['base:allocation'])).rejects.toMatchObject({ code });
       expect(client.stats.bytesSent).toBe(n);
     }
+  });
+
+  it('NBD_OPT_INFO reports the flag as GO will: only once extended headers and a context are set for that export', async () => {
+    const s = await serve({ backend: ['memory', '1M'] });
+    const c = await open(s.uri, { optMode: true, requestExtendedHeaders: false, requestStructuredReplies: false });
+    expect((await c.optInfo()).canBlockStatusPayload).toBe(false);
+    expect(await c.optExtendedHeaders()).toBe(true);
+    expect((await c.optInfo()).canBlockStatusPayload).toBe(false);
+    expect(await c.optSetMetaContext(['base:allocation'])).toEqual(['base:allocation']);
+    expect((await c.optInfo()).canBlockStatusPayload).toBe(true);
+    await c.optGo();
+    expect(c.export.canBlockStatusPayload).toBe(true);
+    expect((await c.blockStatusFilter(4096, 0, ['base:allocation'])).get('base:allocation')).toEqual([{ length: 4096, flags: 3 }]);
   });
 
   it('raw requests: unknown and repeated ids, a payload of the wrong size, the effect length past the end: EINVAL, and the next request is served', async () => {
