@@ -1,11 +1,15 @@
 // The server against clients that do not play along: handshakes never finished (dropped at the
-// handshake timeout, also when they keep sending options), more connections than
-// --max-connections (closed on arrival, the slot reused once one leaves), a 4 GiB WRITE header
-// (dropped), a client that floods requests and never reads (held by flow control) — while a
-// good client keeps being served. And the two options' bad values on the command line.
+// handshake timeout, also when they keep sending options, and not read further while they
+// leave the replies unread), more connections than --max-connections (closed on arrival, the
+// slot reused once one leaves), a 4 GiB WRITE header (dropped), a client that floods requests
+// and never reads (held by flow control) — while a good client keeps being served. And the two
+// options' bad values on the command line.
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { connect } from '../src/client/index.js';
-import { CMD_READ, CMD_WRITE, OPT_LIST, encodeRequest, requestSize } from '../src/protocol/index.js';
+import {
+  CMD_READ, CMD_WRITE, FLAG_C_FIXED_NEWSTYLE, FLAG_C_NO_ZEROES, OPT_LIST, buildOption, encodeRequest, requestSize,
+} from '../src/protocol/index.js';
 import { MemoryBackend } from '../src/server/index.js';
 import { NBDSERVE, ensureBuilt } from './helpers/build.js';
 import { RawNbd, embeddedStarter } from './helpers/embedded.js';
@@ -52,6 +56,30 @@ describe('handshake timeout and connection limit', () => {
     cleanups.push(() => c.close());
     await new Promise((r) => setTimeout(r, 600));
     await c.pread(Buffer.alloc(512), 0);
+  });
+
+  it('a client that sends options and never reads the replies is not read further once 64 KiB of replies wait, and is dropped at the timeout', async () => {
+    let handled = 0;
+    const s = await serve({
+      backend: new MemoryBackend(1 << 20), handshakeTimeoutMs: 4000,
+      log: (m) => { if (m.startsWith('option NBD_OPT_LIST')) handled++; },
+    });
+    const sock = net.connect(s.socket);
+    cleanups.push(() => sock.destroy());
+    sock.pause();
+    sock.on('error', () => {});
+    const closed = new Promise<number>((r) => sock.on('close', () => r(Date.now())));
+    await new Promise((r) => sock.once('connect', r));
+    const started = Date.now();
+    // 100,000 OPT_LIST (1.6 MB) in one write: replies of some 44 bytes each would be 4.4 MB.
+    sock.write(Buffer.concat([Buffer.from([0, 0, 0, FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES]), ...Array.from({ length: 100_000 }, () => buildOption(OPT_LIST))]));
+    await new Promise((r) => setTimeout(r, 2000));
+    // What the socket buffers hold and 64 KiB more, then nothing: the rest waits in our write.
+    expect(handled).toBeGreaterThan(100);
+    expect(handled).toBeLessThan(20_000);
+    expect(sock.writableLength).toBeGreaterThan(0);
+    expect((await closed) - started).toBeGreaterThanOrEqual(3500);
+    expect(handled).toBeLessThan(20_000); // still, until the drop
   });
 
   it('--max-connections: one too many is closed at once, and its slot is free again once one leaves', async () => {

@@ -23,6 +23,12 @@ export { EndSession, type Negotiated } from './handshake-state.js';
 
 /** Option payloads above this are not read: the client is broken or hostile. */
 const MAX_OPTION_LENGTH = 64 * 1024;
+/**
+ * Option replies the client has not taken that we hold before reading its next option. A client
+ * that sends options and never reads the replies would otherwise have the server buffer them
+ * all until the handshake timeout (replies are larger than the options that ask for them).
+ */
+const MAX_UNREAD_REPLIES = 64 * 1024;
 
 export async function negotiate(stream: Duplex, config: SessionConfig): Promise<Negotiated> {
   if (config.oldstyle) return oldstyle(stream, config);
@@ -38,6 +44,7 @@ export async function negotiate(stream: Duplex, config: SessionConfig): Promise<
     const fixed = (clientFlags & FLAG_C_FIXED_NEWSTYLE) !== 0;
     const noZeroes = (clientFlags & FLAG_C_NO_ZEROES) !== 0;
     for (;;) {
+      await repliesTaken(st.stream);
       const result = await oneOption(st, config, fixed, noZeroes);
       if (result) return result;
     }
@@ -59,6 +66,22 @@ async function oldstyle(stream: Duplex, config: SessionConfig): Promise<Negotiat
   encodeOldstyleHandshake(buf, 0, { size: exp.backend.size, flags });
   stream.write(buf);
   return { stream, leftover: [], export: exp, style: ReplyStyle.Simple, metaContexts: [], transmissionFlags: flags, tls: false };
+}
+
+/** Waits, reading nothing more, until the client has taken most of our replies (or is gone). */
+async function repliesTaken(stream: Duplex): Promise<void> {
+  if (stream.writableLength <= MAX_UNREAD_REPLIES || stream.destroyed) return;
+  stream.pause();
+  await new Promise<void>((resolve) => {
+    const done = (): void => {
+      stream.off('drain', done);
+      stream.off('close', done);
+      resolve();
+    };
+    stream.on('drain', done);
+    stream.on('close', done);
+  });
+  stream.resume();
 }
 
 /** Reads and handles one option; returns the outcome once the client entered transmission. */
