@@ -15,6 +15,7 @@ import {
   encodeBlockStatusFilter,
 } from '../src/protocol/index.js';
 import { checkRequest, type RequestRules } from '../src/server/request-check.js';
+import type { Backend } from '../src/server/index.js';
 import { ReplyStyle } from '../src/protocol/replies.js';
 import { requireBinaries, requireBinary } from './helpers/binaries.js';
 import { RawNbd, embeddedStarter } from './helpers/embedded.js';
@@ -211,5 +212,43 @@ describe.skipIf(!haveNbdkit)('blockStatusFilter: nbdkit', () => {
     });
     expect(c.stats.bytesSent).toBe(n);
     expect(c.state).toBe('ready');
+  });
+});
+
+/** A backend with three contexts of its own that records which ones each block status asks for. */
+function contextsBackend(asked: string[][]): Backend {
+  const names = ['base:allocation', 'test:a', 'test:b'];
+  return {
+    kind: 'contexts', size: 4 * M, writable: false, canTrim: false, canZero: false, canFastZero: false, canFlush: false,
+    canCache: false, multiConn: true, sparse: false,
+    read: (into: Buffer) => void into.fill(0), write: () => undefined, zero: () => undefined, trim: () => undefined,
+    flush: () => undefined, cache: () => undefined, close: () => undefined,
+    extents: (_offset: number, length: number) => [{ length, flags: 0 }],
+    metaContexts: async (_name: string, queries: readonly string[]) => names.filter((n) => queries.length === 0 || queries.includes(n)),
+    blockStatus: async (_offset: number, length: number, contexts: readonly string[]) => {
+      asked.push([...contexts]);
+      return new Map(names.map((n, i) => [n, [{ length, flags: i }]]));
+    },
+  };
+}
+
+describe('blockStatusFilter: what a backend with its own contexts is asked', () => {
+  it('nbdserve asks its backend for the named contexts only; its nbd backend forwards the filter to an upstream that offers it', async () => {
+    const asked: string[][] = [];
+    const middle = await serve({ backend: contextsBackend(asked) });
+    const all = ['base:allocation', 'test:a', 'test:b'];
+    const direct = await open(middle.uri, { metaContexts: all });
+    const b = await direct.blockStatusFilter(M, 0, ['test:b']);
+    expect(asked.pop()).toEqual(['test:b']);
+    // The backend answered for all three; the reply carries the one asked for.
+    expect([...b.entries()]).toEqual([['test:b', [{ length: M, flags: 2 }]]]);
+
+    const front = await serve({ backend: ['nbd', middle.uri] });
+    const c = await open(front.uri, { metaContexts: all });
+    expect(c.export.canBlockStatusPayload).toBe(true);
+    expect([...(await c.blockStatusFilter(M, 0, ['test:a'])).keys()]).toEqual(['test:a']);
+    expect(asked.pop()).toEqual(['test:a']);
+    expect([...(await c.blockStatus(M, 0)).keys()].sort()).toEqual(all);
+    expect(asked.pop()).toEqual(all);
   });
 });

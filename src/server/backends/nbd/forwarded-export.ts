@@ -89,8 +89,18 @@ export class ForwardedExport implements Backend {
     await this.client.cache(length, offset).catch(this.upstreamError);
   }
 
-  blockStatus(offset: number, length: number, _contexts: readonly string[], reqOne: boolean): Promise<Map<string, Extent[]>> {
-    return this.client.blockStatus(length, offset, reqOne ? { reqOne } : undefined).catch(this.upstreamError);
+  /**
+   * Extents of `contexts`: asked of the upstream for those alone (a filtered block status)
+   * when they are fewer than the upstream connection has and it offers the payload form;
+   * otherwise for all, and the server drops the others.
+   */
+  blockStatus(offset: number, length: number, contexts: readonly string[], reqOne: boolean): Promise<Map<string, Extent[]>> {
+    const c = this.client;
+    const flags = reqOne ? { reqOne } : undefined;
+    const negotiated = c.connection.metaContexts;
+    const wanted = contexts.filter((name) => negotiated.includes(name));
+    const filter = c.export.canBlockStatusPayload && wanted.length > 0 && wanted.length < negotiated.length;
+    return (filter ? c.blockStatusFilter(length, offset, wanted, flags) : c.blockStatus(length, offset, flags)).catch(this.upstreamError);
   }
 
   /** base:allocation alone (the server asks this way only without blockStatus); all data without it. */
