@@ -6,12 +6,15 @@
 // the damage, each tool must end by itself, with exit status 0 and nothing on stderr, or 1 and
 // exactly one line (no stack). Data damage NBD cannot detect may pass as a successful copy;
 // that is not checked here.
-// Replay or widen: MUTATION_SEED=<seed> MUTATION_CASES=<n> npx vitest run test/cli-mutated-replies
+// Cases come from fast-check (test/helpers/property.ts): a failure shrinks to its smallest
+// case and prints the FUZZ_SEED / FUZZ_PATH command that replays it; FUZZ_RUNS=<n> widens a run.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fc, it } from '@fast-check/vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { embeddedStarter } from './helpers/embedded.js';
-import { chooser, seededCases, generator, randomLayout, writeDisk } from './helpers/generated-disks.js';
+import { disk, writeDisk, type Disk } from './helpers/disk-layouts.js';
+import { property } from './helpers/property.js';
 import { startDamagingProxy, type Damage } from './helpers/damaging-proxy.js';
 import { makePskFile } from './helpers/tls-fixtures.js';
 import { teardownAfterEach } from './helpers/teardown.js';
@@ -20,8 +23,7 @@ import { hasExactlyOneErrorLine, runAsync } from './helpers/run-tool.js';
 import { makeTempDir } from './helpers/temp.js';
 import { requireBinary } from './helpers/binaries.js';
 
-const SEED = Number(process.env['MUTATION_SEED'] ?? 20261121);
-const CASES = Number(process.env['MUTATION_CASES'] ?? 48);
+const CASES = 48;
 const SIZE = (1 << 20) + 4097;
 /** A connection quiet this long is closed by the proxy, like a server that died. */
 const IDLE_MS = 1000;
@@ -32,26 +34,16 @@ type Tool = 'nbdinfo' | 'nbdinfo --json' | 'nbdinfo --map' | 'nbdinfo --list' | 
 type Style = 'newstyle' | 'simple replies' | 'no extended headers' | 'oldstyle' | 'tls';
 
 interface Case {
-  name: string;
   tool: Tool;
   style: Style;
   damage: Damage;
   /** Where in the server's byte stream the damage lands (the same for every connection). */
   at: number;
+  /** The damage's detail (which bit, which byte, how many dropped). */
+  value: number;
   options: string[];
-}
-
-function makeCase(index: number, random: () => number): Case {
-  const { pick, chance } = chooser(random);
-  const tool = pick(['nbdinfo', 'nbdinfo --json', 'nbdinfo --map', 'nbdinfo --list', 'nbdcopy to null:', 'nbdcopy to file', 'nbdcopy from file'] as const);
-  const styles: Style[] = ['newstyle', 'newstyle', 'simple replies', 'no extended headers', 'oldstyle'];
-  if (withTls) styles.push('tls');
-  const style = pick(styles);
-  const damage = pick(['flip', 'flip', 'byte', 'insert', 'drop', 'cut'] as const);
-  // Half of the time in the handshake (a few hundred bytes), else anywhere in the replies.
-  const at = chance(0.5) ? Math.floor(random() * 400) : Math.floor(random() * (SIZE + 64 * 1024));
-  const options = tool.startsWith('nbdcopy') && chance(0.5) ? [pick(['-C 1', '--synchronous', '-R 2', '--no-extents'])] : [];
-  return { name: `case ${index}: ${tool} ${options.join(' ')}, ${style}, ${damage} at byte ${at}`, tool, style, damage, at, options };
+  /** What the server serves (or, for 'nbdcopy from file', what is copied to it). */
+  disk: Disk;
 }
 
 const cleanups = teardownAfterEach();
@@ -62,22 +54,35 @@ let psk: string;
 // TLS cases need a PSK file from psktool (gnutls-bin; CI installs it).
 const withTls = requireBinary('psktool');
 
+const caseSpec: fc.Arbitrary<Case> = fc.record({
+  tool: fc.constantFrom('nbdinfo', 'nbdinfo --json', 'nbdinfo --map', 'nbdinfo --list', 'nbdcopy to null:', 'nbdcopy to file', 'nbdcopy from file') as fc.Arbitrary<Tool>,
+  style: fc.constantFrom<Style>('newstyle', 'newstyle', 'simple replies', 'no extended headers', 'oldstyle', ...(withTls ? ['tls' as const] : [])),
+  damage: fc.constantFrom<Damage>('flip', 'flip', 'byte', 'insert', 'drop', 'cut'),
+  // Half of the time in the handshake (a few hundred bytes), else anywhere in the replies.
+  at: fc.oneof({ withCrossShrink: true }, fc.integer({ min: 0, max: 399 }), fc.integer({ min: 0, max: SIZE + 64 * 1024 - 1 })),
+  value: fc.nat({ max: 255 }),
+  option: fc.option(fc.constantFrom('-C 1', '--synchronous', '-R 2', '--no-extents'), { freq: 2 }),
+  disk: disk([SIZE]),
+}).map(({ option, ...c }) => ({ ...c, options: c.tool.startsWith('nbdcopy') && option !== null ? [option] : [] }));
+
 beforeAll(() => {
   ensureBuilt();
   dir = makeTempDir();
   image = path.join(dir, 'disk.img');
   if (withTls) psk = makePskFile(path.join(dir, 'keys.psk'), 'alice').path;
-  const random = generator(SEED);
-  writeDisk(image, SIZE, randomLayout(SIZE, random), SEED);
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const cases = seededCases(SEED + 1, CASES, makeCase);
+const NAME = 'nbdinfo and nbdcopy against damaged server replies';
+const cases = property<[Case]>({ file: import.meta.url, name: NAME, runs: CASES, caseMs: TIMEOUT_MS + 15_000, afterEach: cleanups.now });
+let i = 0;
 
-describe(`nbdinfo and nbdcopy against damaged server replies (seed ${SEED})`, () => {
-  it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
+describe('generated damage', () => {
+  it.prop([caseSpec], cases.parameters)(NAME, async (c) => {
+    i++;
+    writeDisk(image, c.disk);
     const writes = c.tool === 'nbdcopy from file';
     const real = await startServer({
       backend: writes ? ['memory', String(SIZE)] : ['file', image],
@@ -88,7 +93,7 @@ describe(`nbdinfo and nbdcopy against damaged server replies (seed ${SEED})`, ()
       ...(c.style === 'tls' ? { tls: { mode: 'require' as const, pskFile: psk } } : {}),
     });
     const socket = path.join(dir, `proxy-${i}.sock`);
-    const proxy = await startDamagingProxy(real.socket, socket, { ...c, direction: 'replies' }, generator(SEED + 100 + i), IDLE_MS);
+    const proxy = await startDamagingProxy(real.socket, socket, { ...c, direction: 'replies' }, IDLE_MS);
     cleanups.push(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
     const uri = c.style === 'tls' ? `nbds+unix://alice@/?socket=${socket}&tls-psk-file=${psk}` : `nbd+unix:///?socket=${socket}`;
     const out = path.join(dir, `out-${i}.img`);
@@ -104,5 +109,5 @@ describe(`nbdinfo and nbdcopy against damaged server replies (seed ${SEED})`, ()
     expect([0, 1], r.stderr).toContain(r.status);
     if (r.status === 0) expect(r.stderr).toBe('');
     else expect(hasExactlyOneErrorLine(r.stderr, tool), r.stderr).toBe(true);
-  }, TIMEOUT_MS + 15_000);
+  }, cases.timeout);
 });

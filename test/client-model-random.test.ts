@@ -5,22 +5,23 @@
 // and the whole disk must match at the end. Servers: ours in every protocol style (extended
 // headers, structured replies, simple replies, oldstyle), nbdkit and qemu-nbd.
 // Trimmed bytes are unspecified by the protocol: the model forgets them until rewritten.
-// Replay or widen: MODEL_SEED=<seed> MODEL_CASES=<n> npx vitest run test/client-model-random
+// Cases come from fast-check (test/helpers/property.ts): a failure shrinks to fewer requests
+// and prints the FUZZ_SEED / FUZZ_PATH command that replays it; FUZZ_RUNS=<n> widens a run.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { fc, it } from '@fast-check/vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { connect, type NbdClient } from '../src/client/index.js';
 import { STATE_ZERO } from '../src/protocol/constants.js';
 import { embeddedStarter } from './helpers/embedded.js';
-import { chooser, seededCases } from './helpers/generated-disks.js';
+import { chance, property } from './helpers/property.js';
 import { startNbdkit, startQemuNbd } from './helpers/servers.js';
 import { teardownAfterEach } from './helpers/teardown.js';
 import { requireBinaries } from './helpers/binaries.js';
 import { noise } from './helpers/files.js';
 import { makeTempDir } from './helpers/temp.js';
 
-const SEED = Number(process.env['MODEL_SEED'] ?? 20261121);
-const CASES = Number(process.env['MODEL_CASES'] ?? 24);
+const CASES = 24;
 const ROUNDS = 12;
 
 type Server = 'extended' | 'structured' | 'simple' | 'oldstyle' | 'nbdkit' | 'qemu-nbd';
@@ -36,7 +37,6 @@ interface Request {
 }
 
 interface Case {
-  name: string;
   server: Server;
   size: number;
   /** Rounds of requests on non-overlapping ranges, sent together; a flush between rounds. */
@@ -45,43 +45,59 @@ interface Case {
 
 const haveExternal = requireBinaries('nbdkit', 'qemu-nbd');
 
-function makeCase(index: number, random: () => number): Case {
-  const { pick, chance } = chooser(random);
-  const server = pick(haveExternal
-    ? ['extended', 'structured', 'simple', 'oldstyle', 'nbdkit', 'qemu-nbd'] as const
-    : ['extended', 'structured', 'simple', 'oldstyle'] as const);
-  // Multiples of 512 so qemu-nbd exports exactly this size.
-  const size = 512 * pick([1, 7, 128, 2048, 8191]);
-  const rounds: Request[][] = [];
-  for (let r = 0; r < ROUNDS; r++) {
-    // Cut [0, size) into pieces at random sector boundaries; each piece may carry one request.
-    const cuts = new Set<number>([0, size]);
-    const pieces = 1 + Math.floor(random() * 12);
-    for (let i = 0; i < pieces; i++) cuts.add(512 * Math.floor(random() * (size / 512)));
-    const edges = [...cuts].sort((a, b) => a - b);
-    const round: Request[] = [];
-    for (let i = 0; i + 1 < edges.length; i++) {
-      if (!chance(0.6)) continue;
-      // Inside the piece, an unaligned sub-range now and then (servers must take those).
-      let offset = edges[i]!;
-      let end = edges[i + 1]!;
-      if (chance(0.3) && end - offset > 2) {
-        offset += Math.floor(random() * 100);
-        end -= Math.floor(random() * 100);
-        if (end <= offset) continue;
-      }
-      const op = pick(['write', 'write', 'zero', 'trim', 'cache', 'read', 'read', 'status'] as const);
-      round.push({ op, offset, length: end - offset, fua: chance(0.3), noHole: chance(0.5), seed: Math.floor(random() * 1e9) });
+/** A request for one piece of a round, its range still to be placed. */
+const requestSpec = fc.record({
+  op: fc.constantFrom('write', 'write', 'zero', 'trim', 'cache', 'read', 'read', 'status') as fc.Arbitrary<Op>,
+  // Inside the piece, an unaligned sub-range now and then (servers must take those).
+  trim: fc.oneof({ withCrossShrink: true }, { weight: 7, arbitrary: fc.constant(undefined) },
+    { weight: 3, arbitrary: fc.tuple(fc.integer({ min: 0, max: 99 }), fc.integer({ min: 0, max: 99 })) }),
+  fua: chance(0.3),
+  noHole: chance(0.5),
+  seed: fc.nat({ max: 1e9 }),
+});
+
+type RequestSpec = typeof requestSpec extends fc.Arbitrary<infer T> ? T : never;
+
+/** A round: cuts at sector boundaries (taken modulo the disk's sectors), each piece carrying a request or not. */
+const roundSpec = fc.array(fc.record({
+  cut: fc.nat(),
+  request: fc.oneof({ withCrossShrink: true }, { weight: 2, arbitrary: fc.constant(undefined) }, { weight: 3, arbitrary: requestSpec }),
+}), { minLength: 1, maxLength: 12 });
+
+/** Places each round's requests on the pieces of [0, size) its cuts make. */
+function placeRound(size: number, spec: Array<{ cut: number; request: RequestSpec | undefined }>): Request[] {
+  const cuts = new Set<number>([0, size]);
+  for (const { cut } of spec) cuts.add(512 * (cut % (size / 512)));
+  const edges = [...cuts].sort((a, b) => a - b);
+  const round: Request[] = [];
+  for (let i = 0; i + 1 < edges.length; i++) {
+    const q = spec[i]?.request;
+    if (q === undefined) continue;
+    let offset = edges[i]!;
+    let end = edges[i + 1]!;
+    if (q.trim !== undefined && end - offset > 2) {
+      offset += q.trim[0];
+      end -= q.trim[1];
+      if (end <= offset) continue;
     }
-    rounds.push(round);
+    round.push({ op: q.op, offset, length: end - offset, fua: q.fua, noHole: q.noHole, seed: q.seed });
   }
-  const count = rounds.reduce((n, r) => n + r.length, 0);
-  return { name: `case ${index}: ${server}, ${size} bytes, ${count} requests`, server, size, rounds };
+  return round;
 }
+
+const caseSpec: fc.Arbitrary<Case> = fc.record({
+  server: fc.constantFrom(...(haveExternal
+    ? ['extended', 'structured', 'simple', 'oldstyle', 'nbdkit', 'qemu-nbd'] as const
+    : ['extended', 'structured', 'simple', 'oldstyle'] as const)),
+  // Multiples of 512 so qemu-nbd exports exactly this size.
+  size: fc.constantFrom(1, 7, 128, 2048, 8191).map((n) => 512 * n),
+  rounds: fc.array(roundSpec, { minLength: ROUNDS, maxLength: ROUNDS }),
+}).map(({ server, size, rounds }) => ({ server, size, rounds: rounds.map((r) => placeRound(size, r)) }));
 
 const cleanups = teardownAfterEach();
 const startServer = embeddedStarter(cleanups);
 let dir: string | undefined;
+let images = 0;
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
@@ -94,7 +110,7 @@ async function open(c: Case): Promise<NbdClient> {
     if (c.server === 'nbdkit') {
       s = await startNbdkit(['memory', String(c.size)]);
     } else {
-      const image = path.join(dir, `model-${process.pid}-${c.name.split(':')[0]!.replace(' ', '-')}.img`);
+      const image = path.join(dir, `model-${process.pid}-${++images}.img`);
       fs.writeFileSync(image, '');
       fs.truncateSync(image, c.size);
       s = await startQemuNbd(['-f', 'raw', image]);
@@ -115,10 +131,11 @@ async function open(c: Case): Promise<NbdClient> {
   return client;
 }
 
-const cases = seededCases(SEED, CASES, makeCase);
+const NAME = 'the client and the servers against a model disk';
+const cases = property<[Case]>({ file: import.meta.url, name: NAME, runs: CASES, caseMs: 60_000, afterEach: cleanups.now });
 
-describe(`the client and the servers against a model disk (seed ${SEED})`, () => {
-  it.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, c) => {
+describe('generated requests', () => {
+  it.prop([caseSpec], cases.parameters)(NAME, async (c) => {
     const client = await open(c);
     const info = client.export;
     const model = Buffer.alloc(c.size);
@@ -186,5 +203,5 @@ describe(`the client and the servers against a model disk (seed ${SEED})`, () =>
     const whole = Buffer.alloc(c.size);
     await client.pread(whole, 0);
     expect(matches(whole, 0), 'the whole disk matches the model').toBe(true);
-  }, 60_000);
+  }, cases.timeout);
 });

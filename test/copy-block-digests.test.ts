@@ -1,11 +1,13 @@
 // Block hashes (--blkhash): libnbd 1.24's known values, and ranges fed in any order, cut
 // anywhere, holes given as zero ranges, against a tiny independent reference.
 import crypto from 'node:crypto';
-import { describe, expect, it } from 'vitest';
+import { fc, it } from '@fast-check/vitest';
+import { describe, expect } from 'vitest';
 import {
   BlockDigests, CombinedHash, blockHashOf, type BlockHashSpec, type HashAlgorithm,
 } from '../src/copy/block-digests.js';
-import { generator } from './helpers/generated-disks.js';
+import { noise } from './helpers/files.js';
+import { chance, property } from './helpers/property.js';
 
 /** The definition, written plainly: hash each block, then the digests and le64(size). */
 function reference(image: Buffer, algorithm: HashAlgorithm, blockSize: number): string {
@@ -19,7 +21,7 @@ function reference(image: Buffer, algorithm: HashAlgorithm, blockSize: number): 
 }
 
 /** Feeds `image` as the given ranges, in the given order; zero ranges are never looked at. */
-function hashByRanges(image: Buffer, spec: BlockHashSpec, ranges: Array<[number, number, boolean]>, knownSize: boolean): string {
+function hashByRanges(image: Buffer, spec: BlockHashSpec, ranges: readonly Range[], knownSize: boolean): string {
   let combined: CombinedHash | undefined;
   const d = new BlockDigests(spec, knownSize ? image.length : undefined, { blocks: (f, c, g) => combined!.blocks(f, c, g) });
   combined = new CombinedHash(spec, d.zeroDigest);
@@ -31,6 +33,51 @@ function hashByRanges(image: Buffer, spec: BlockHashSpec, ranges: Array<[number,
   return combined.digest(image.length);
 }
 
+type Range = [offset: number, length: number, zero: boolean];
+
+/**
+ * An image of data islands between zeroes (some zero themselves), the ranges a source would
+ * give for it (zero ranges are holes the source reports), cut further, and those ranges shuffled.
+ */
+const hashCase = fc.record({
+  algorithm: fc.constantFrom<HashAlgorithm>('md5', 'sha1', 'sha256', 'sha512'),
+  blockSize: fc.integer({ min: 2, max: 12 }).map((n) => 2 ** n),
+  runs: fc.array(fc.record({
+    length: fc.oneof({ withCrossShrink: true }, fc.integer({ min: 1, max: 64 }), fc.integer({ min: 1, max: 40_000 })),
+    zero: chance(0.4),
+    // A data range may hold zeroes too.
+    filled: chance(0.8),
+    seed: fc.nat(),
+  }), { maxLength: 24 }),
+  cuts: fc.array(fc.integer({ min: 1, max: 30_000 }), { minLength: 1, maxLength: 8 }),
+  swaps: fc.array(fc.nat(), { maxLength: 64 }),
+}).map((g) => {
+  const image = Buffer.alloc(g.runs.reduce((n, r) => n + r.length, 0));
+  const ranges: Range[] = [];
+  let at = 0;
+  let k = 0;
+  for (const r of g.runs) {
+    if (!r.zero && r.filled) noise(r.length, r.seed).copy(image, at);
+    for (let o = at; o < at + r.length;) {
+      const length = Math.min(at + r.length - o, g.cuts[k++ % g.cuts.length]!);
+      ranges.push([o, length, r.zero]);
+      o += length;
+    }
+    at += r.length;
+  }
+  const order = [...ranges];
+  for (let i = order.length - 1; i > 0 && g.swaps.length > 0; i--) {
+    const j = g.swaps[i % g.swaps.length]! % (i + 1);
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return { algorithm: g.algorithm, blockSize: g.blockSize, image, ranges, order };
+});
+
+type HashCase = typeof hashCase extends fc.Arbitrary<infer T> ? T : never;
+
+const HASH_NAME = 'matches the reference for ranges in any order, cut anywhere, with holes';
+const hashCases = property<[HashCase]>({ file: import.meta.url, name: HASH_NAME, runs: 30, caseMs: 10_000, biased: true });
+
 describe('block hash', () => {
   it('gives libnbd 1.24\'s known values', () => {
     const sha256 = { algorithm: 'sha256', blockSize: 65536 } as const;
@@ -41,45 +88,12 @@ describe('block hash', () => {
       .toBe('cbb388edd25e567b85f504c7b345497f9fb4f6bbf4e39768809184b9f9e678f8');
   });
 
-  it('matches the reference for ranges in any order, cut anywhere, with holes', () => {
-    const algorithms: HashAlgorithm[] = ['md5', 'sha1', 'sha256', 'sha512'];
-    for (let seed = 1; seed <= 30; seed++) {
-      const r = generator(seed);
-      const blockSize = 2 ** (2 + Math.floor(r() * 11));
-      const size = Math.floor(r() * 120_000);
-      const image = Buffer.alloc(size);
-      // Data islands between zeroes, some of them zero themselves.
-      const runs: Array<[number, number, boolean]> = [];
-      for (let at = 0; at < size;) {
-        const len = Math.min(size - at, 1 + Math.floor(r() * (r() < 0.5 ? 64 : 40_000)));
-        const zero = r() < 0.4;
-        if (!zero && r() < 0.8) crypto.randomFillSync(image, at, len);
-        // Zero ranges are ranges the source says are holes; mark some data ranges zero-filled too.
-        runs.push([at, len, zero]);
-        at += len;
-      }
-      // Cut further at random points, then shuffle.
-      const cut: Array<[number, number, boolean]> = [];
-      for (const [o, l, z] of runs) {
-        let at = o;
-        while (at < o + l) {
-          const len = Math.min(o + l - at, 1 + Math.floor(r() * 30_000));
-          cut.push([at, len, z]);
-          at += len;
-        }
-      }
-      for (let i = cut.length - 1; i > 0; i--) {
-        const j = Math.floor(r() * (i + 1));
-        [cut[i], cut[j]] = [cut[j]!, cut[i]!];
-      }
-      const alg = algorithms[seed % 4]!;
-      const want = reference(image, alg, blockSize);
-      expect(hashByRanges(image, { algorithm: alg, blockSize }, cut, true), `seed ${seed}`).toBe(want);
-      // A stream: ranges in order, size known only at the end.
-      const inOrder = [...cut].sort((a, b) => a[0] - b[0]);
-      expect(hashByRanges(image, { algorithm: alg, blockSize }, inOrder, false), `seed ${seed} (stream)`).toBe(want);
-    }
-  });
+  it.prop([hashCase], hashCases.parameters)(HASH_NAME, ({ algorithm, blockSize, image, ranges, order }) => {
+    const want = reference(image, algorithm, blockSize);
+    expect(hashByRanges(image, { algorithm, blockSize }, order, true)).toBe(want);
+    // A stream: ranges in order, size known only at the end.
+    expect(hashByRanges(image, { algorithm, blockSize }, ranges, false), 'stream').toBe(want);
+  }, hashCases.timeout);
 
   it('hashes a hole block once, whatever the size of the hole', () => {
     const spec = { algorithm: 'sha256', blockSize: 65536 } as const;

@@ -1,42 +1,55 @@
 // Done ranges and the checkpoint file of resumable copies (--checkpoint), without a copy.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
+import { fc, it } from '@fast-check/vitest';
+import { afterAll, describe, expect } from 'vitest';
 import { DoneRanges } from '../src/copy/done-ranges.js';
 import { identityMismatch, readCheckpoint, writeCheckpoint, type CopyIdentity } from '../src/copy/checkpoint-journal.js';
-import { generator } from './helpers/generated-disks.js';
+import { property } from './helpers/property.js';
 import { makeTempDir } from './helpers/temp.js';
 
 const dir = makeTempDir('nbd-checkpoint-');
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+/** A disk's size, up to 40 ranges on it added in any order, and a range to ask what is missing in. */
+const rangesCase = fc.record({
+  size: fc.integer({ min: 1, max: 5000 }),
+  adds: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 1, max: 300 })), { minLength: 1, maxLength: 40, size: 'max' }),
+  query: fc.tuple(fc.nat(), fc.nat()),
+}).map(({ size, adds, query: [qo, ql] }) => {
+  const o = qo % size;
+  return {
+    size,
+    adds: adds.map(([ao, al]): [number, number] => [ao % size, Math.min(size - (ao % size), al)]),
+    query: [o, ql % (size - o)] as [number, number],
+  };
+});
+
+const RANGES_NAME = 'merges ranges added in any order and reports what is missing';
+const rangesCases = property<[{ size: number; adds: Array<[number, number]>; query: [number, number] }]>({
+  file: import.meta.url, name: RANGES_NAME, runs: 30, caseMs: 10_000, biased: true,
+});
+
 describe('DoneRanges', () => {
-  it('merges ranges added in any order and reports what is missing', () => {
-    for (let seed = 1; seed <= 15; seed++) {
-      const r = generator(seed);
-      const size = 1 + Math.floor(r() * 5000);
-      const model = new Uint8Array(size);
-      const d = new DoneRanges();
-      for (let k = 0; k < 40; k++) {
-        const o = Math.floor(r() * size);
-        const l = Math.min(size - o, 1 + Math.floor(r() * 300));
-        d.add(o, l);
-        model.fill(1, o, o + l);
-      }
-      const ranges = d.ranges();
-      for (let i = 1; i < ranges.length; i++) expect(ranges[i]![0]).toBeGreaterThan(ranges[i - 1]![1]);
-      expect(d.bytes).toBe(model.reduce((a, b) => a + b, 0));
-      const back = new Uint8Array(size);
-      for (const [s, e] of ranges) back.fill(1, s, e);
-      expect(back).toEqual(model);
-      const o = Math.floor(r() * size);
-      const l = Math.floor(r() * (size - o));
-      const gaps = new Uint8Array(size);
-      for (const [s, e] of d.missing(o, l)) gaps.fill(1, s, e);
-      const want = model.map((m, i) => (i >= o && i < o + l && m === 0 ? 1 : 0));
-      expect(gaps, `seed ${seed}`).toEqual(want);
+  it.prop([rangesCase], rangesCases.parameters)(RANGES_NAME, ({ size, adds, query }) => {
+    const model = new Uint8Array(size);
+    const d = new DoneRanges();
+    for (const [o, l] of adds) {
+      d.add(o, l);
+      model.fill(1, o, o + l);
     }
-  });
+    const ranges = d.ranges();
+    for (let i = 1; i < ranges.length; i++) expect(ranges[i]![0]).toBeGreaterThan(ranges[i - 1]![1]);
+    expect(d.bytes).toBe(model.reduce((a, b) => a + b, 0));
+    const back = new Uint8Array(size);
+    for (const [s, e] of ranges) back.fill(1, s, e);
+    expect(back).toEqual(model);
+    const [o, l] = query;
+    const gaps = new Uint8Array(size);
+    for (const [s, e] of d.missing(o, l)) gaps.fill(1, s, e);
+    const want = model.map((m, i) => (i >= o && i < o + l && m === 0 ? 1 : 0));
+    expect(gaps).toEqual(want);
+  }, rangesCases.timeout);
 });
 
 describe('checkpoint file', () => {

@@ -4,9 +4,10 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fc, it } from '@fast-check/vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startNbdkit, type RunningServer } from './helpers/servers.js';
-import { generator } from './helpers/generated-disks.js';
+import { property } from './helpers/property.js';
 import { readCheckpoint } from '../src/copy/checkpoint-journal.js';
 import { requireBinaries } from './helpers/binaries.js';
 import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
@@ -17,7 +18,8 @@ const MiB = 1 << 20;
 const GiB = 1 << 30;
 /** One queue of in-flight work with nbdcopy's defaults: 4 connections × --queue-size 16M. */
 const QUEUE = 4 * 16 * MiB;
-const SEEDS = [1, 2, 3];
+/** Kill moments per copy (each a multi-GiB copy, run again to the end). */
+const RUNS = 3;
 const have = requireBinaries('nbdkit');
 const servers: RunningServer[] = [];
 let dir: string;
@@ -92,8 +94,16 @@ function resume(args: string[]): Resumed {
   return { copied: Number(m![1]), before: Number(m![2]) };
 }
 
+const DENSE = 'dense 2 GiB into an NBD server, killed at a random moment';
+const dense = property<[number]>({ file: import.meta.url, name: DENSE, runs: RUNS, caseMs: 300_000, shrinkMs: 5 * 60_000 });
+const SPARSE = 'sparse 4 GiB into a local file, killed at a random moment';
+const sparse = property<[number, number]>({ file: import.meta.url, name: SPARSE, runs: RUNS, caseMs: 300_000, shrinkMs: 5 * 60_000 });
+/** Names each copy's servers and files apart. */
+let copies = 0;
+
 describe.skipIf(!have)('nbdcopy --checkpoint', () => {
-  it.each(SEEDS)('dense 2 GiB into an NBD server, killed at a random moment (seed %i)', async (seed) => {
+  it.prop([fc.integer({ min: 200, max: 2699 })], dense.parameters)(DENSE, async (killAfterMs) => {
+    const seed = ++copies;
     const size = 2 * GiB;
     const source = await restartable(`pattern-${seed}`, ['pattern', String(size)]);
     const disk = path.join(dir, `dense-${seed}.img`);
@@ -102,8 +112,7 @@ describe.skipIf(!have)('nbdcopy --checkpoint', () => {
     const logFile = path.join(dir, `dense-${seed}.log`);
     const destination = await restartable(`file-${seed}`, ['--filter=log', 'file', disk, `logfile=${logFile}`]);
     const file = path.join(dir, `dense-${seed}.ckpt`);
-    const random = generator(seed);
-    const status = await runAndKill([`--checkpoint=${file}`, source.uri, destination.uri], 200 + Math.floor(random() * 2500));
+    const status = await runAndKill([`--checkpoint=${file}`, source.uri, destination.uri], killAfterMs);
     await source.restart();
     await destination.restart(['file', disk]);
     const acked = acknowledged(logFile);
@@ -123,15 +132,15 @@ describe.skipIf(!have)('nbdcopy --checkpoint', () => {
     }
     expect(blockHash(disk)).toBe(blockHash(source.uri));
     fs.rmSync(disk);
-  }, 300_000);
+  }, dense.timeout);
 
-  it.each(SEEDS)('sparse 4 GiB into a local file, killed at a random moment (seed %i)', async (seed) => {
+  it.prop([fc.integer({ min: 150, max: 1649 }), fc.nat()], sparse.parameters)(SPARSE, async (killAfterMs, dataSeed) => {
+    const seed = ++copies;
     const size = 4 * GiB;
-    const source = await restartable(`sparse-${seed}`, ['sparse-random', String(size), `seed=${seed}`, 'percent=20']);
+    const source = await restartable(`sparse-${seed}`, ['sparse-random', String(size), `seed=${dataSeed}`, 'percent=20']);
     const out = path.join(dir, `sparse-${seed}.img`);
     const file = path.join(dir, `sparse-${seed}.ckpt`);
-    const random = generator(seed + 100);
-    const status = await runAndKill([`--checkpoint=${file}`, source.uri, out], 150 + Math.floor(random() * 1500));
+    const status = await runAndKill([`--checkpoint=${file}`, source.uri, out], killAfterMs);
     await source.restart();
     const journal = await readCheckpoint(file);
     if (status === 0) {
@@ -145,7 +154,7 @@ describe.skipIf(!have)('nbdcopy --checkpoint', () => {
     expect(fs.statSync(out).size).toBe(size);
     expect(blockHash(out)).toBe(blockHash(source.uri));
     fs.rmSync(out);
-  }, 300_000);
+  }, sparse.timeout);
 
   it('refuses a checkpoint of another copy in one line, writing nothing', async () => {
     const a = path.join(dir, 'a.img');

@@ -3,15 +3,17 @@
 // every kind of endpoint. Both copies must hold the source's bytes; ours must succeed where
 // libnbd's does, print nothing, and leave a new file no less sparse than libnbd leaves it
 // (or fully allocated, with --allocated).
-// The cases come from a seeded generator, so a failure names its case and replays exactly:
-//   NBDCOPY_DIFF_SEED=<seed> NBDCOPY_DIFF_CASES=<n> npx vitest run test/nbdcopy-differential
+// Cases come from fast-check (test/helpers/property.ts): a failure shrinks to its smallest
+// case and prints the FUZZ_SEED / FUZZ_PATH command that replays it; FUZZ_RUNS=<n> widens a run.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fc, it } from '@fast-check/vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startNbdServer, startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
 import { makePskFile } from './helpers/tls-fixtures.js';
 import { spawnNbdserve } from './helpers/embedded.js';
-import { FS_BLOCK, chooser, describeLayout, randomLayout, seededCases, writeDisk, type Segment } from './helpers/generated-disks.js';
+import { FS_BLOCK, disk, writeDisk, type Disk } from './helpers/disk-layouts.js';
+import { chance, maybe, property } from './helpers/property.js';
 import { teardownAfterEach } from './helpers/teardown.js';
 import { requireBinaries } from './helpers/binaries.js';
 import { LIBNBD_NBDCOPY, OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
@@ -21,8 +23,7 @@ import { makeTempDir } from './helpers/temp.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
-const SEED = Number(process.env['NBDCOPY_DIFF_SEED'] ?? 20261121);
-const CASES = Number(process.env['NBDCOPY_DIFF_CASES'] ?? 64);
+const CASES = 64;
 type SourceKind = 'file' | 'nbd' | 'command' | 'stdin';
 /** 'command': `[ nbdkit file OUT ]`, a subprocess server writing into a file we read after. */
 type DestinationKind = 'file' | 'nbd' | 'command' | 'null' | 'stdout';
@@ -37,9 +38,9 @@ type DestinationKind = 'file' | 'nbd' | 'command' | 'null' | 'stdout';
 type ServerKind = 'nbdkit' | 'limits' | 'bare' | 'qemu-nbd' | 'nbd-server' | 'tls' | 'nbdserve' | 'garbage';
 
 interface Case {
+  /** Where the case copies from and to, and with which options: for reading a failure. */
   name: string;
-  size: number;
-  segments: Segment[];
+  disk: Disk;
   source: SourceKind;
   destination: DestinationKind;
   server: ServerKind;
@@ -53,42 +54,51 @@ interface Case {
   allocated: boolean;
 }
 
-function makeCase(index: number, random: () => number): Case {
-  const { pick, chance } = chooser(random);
+const caseSpec: fc.Arbitrary<Case> = fc.record({
   // Mostly small disks; some larger than one 16 MiB slice so several connections get work.
-  const size = pick([0, 1, 511, 4097, 65535, 262145, 3 * MiB + 12_345, 5 * MiB, 24 * MiB + 511, 40 * MiB]);
-  const segments = randomLayout(size, random);
-  const source = pick(['file', 'nbd', 'nbd', 'command', 'stdin'] as const);
-  const destination = pick(['file', 'file', 'nbd', 'nbd', 'command', 'null', 'stdout'] as const);
-  const server = pick(['nbdkit', 'nbdkit', 'limits', 'bare', 'qemu-nbd', 'nbd-server', 'tls', 'nbdserve', 'garbage'] as const);
-  const extra = destination === 'nbd' && server === 'garbage' ? pick([0, 0, 1, 4096, MiB + 3])
-    : destination === 'file' && chance(0.3) ? pick([1, Math.floor(size / 2), size, size + 65_537])
+  disk: disk([0, 1, 511, 4097, 65535, 262145, 3 * MiB + 12_345, 5 * MiB, 24 * MiB + 511, 40 * MiB]),
+  source: fc.constantFrom<SourceKind>('file', 'nbd', 'nbd', 'command', 'stdin'),
+  destination: fc.constantFrom<DestinationKind>('file', 'file', 'nbd', 'nbd', 'command', 'null', 'stdout'),
+  server: fc.constantFrom<ServerKind>('nbdkit', 'nbdkit', 'limits', 'bare', 'qemu-nbd', 'nbd-server', 'tls', 'nbdserve', 'garbage'),
+  garbageExtra: fc.constantFrom(0, 0, 1, 4096, MiB + 3),
+  fileExtra: maybe(0.3, fc.constantFrom(0, 1, 2, 3)),
+  connections: maybe(0.4, fc.integer({ min: 1, max: 4 })),
+  requests: maybe(0.4, fc.constantFrom(1, 2, 7, 64)),
+  requestSize: maybe(0.4, fc.constantFrom(4 * KiB, 64 * KiB, MiB, 4 * MiB)),
+  queueSize: maybe(0.2, fc.constantFrom('1M', '64M')),
+  sparse: maybe(0.4, fc.constantFrom(0, 512, 4096, 65536)),
+  allocated: chance(0.2),
+  noExtents: chance(0.2),
+  synchronous: chance(0.15),
+  flush: chance(0.2),
+  destinationIsZero: chance(0.3),
+}).map((g) => {
+  const { disk: d, source, destination, server } = g;
+  const extra = destination === 'nbd' && server === 'garbage' ? g.garbageExtra
+    : destination === 'file' && g.fileExtra !== undefined ? [1, Math.floor(d.size / 2), d.size, d.size + 65_537][g.fileExtra]
       : undefined;
-  const options: string[] = [];
-  if (chance(0.4)) options.push(`--connections=${1 + Math.floor(random() * 4)}`);
-  if (chance(0.4)) options.push(`--requests=${pick([1, 2, 7, 64])}`);
-  const requestSize = chance(0.4) ? pick([4 * KiB, 64 * KiB, MiB, 4 * MiB]) : undefined;
-  if (requestSize !== undefined) options.push(`--request-size=${requestSize}`);
-  if (chance(0.2) && (requestSize ?? 256 * KiB) <= MiB) options.push(`--queue-size=${pick(['1M', '64M'])}`);
-  if (chance(0.4)) options.push(`--sparse=${pick([0, 512, 4096, 65536])}`);
-  const allocated = chance(0.2);
-  if (allocated) options.push('--allocated');
-  if (chance(0.2)) options.push('--no-extents');
-  if (chance(0.15)) options.push('--synchronous');
-  if (chance(0.2)) options.push('--flush');
-  // Only true of destinations that really are zero: a fresh memory export, or null:.
-  if (((destination === 'nbd' && server !== 'garbage') || destination === 'null') && chance(0.3)) {
-    options.push('--destination-is-zero');
-  }
+  const options = [
+    ...(g.connections !== undefined ? [`--connections=${g.connections}`] : []),
+    ...(g.requests !== undefined ? [`--requests=${g.requests}`] : []),
+    ...(g.requestSize !== undefined ? [`--request-size=${g.requestSize}`] : []),
+    ...(g.queueSize !== undefined && (g.requestSize ?? 256 * KiB) <= MiB ? [`--queue-size=${g.queueSize}`] : []),
+    ...(g.sparse !== undefined ? [`--sparse=${g.sparse}`] : []),
+    ...(g.allocated ? ['--allocated'] : []),
+    ...(g.noExtents ? ['--no-extents'] : []),
+    ...(g.synchronous ? ['--synchronous'] : []),
+    ...(g.flush ? ['--flush'] : []),
+    // Only true of destinations that really are zero: a fresh memory export, or null:.
+    ...(g.destinationIsZero && ((destination === 'nbd' && server !== 'garbage') || destination === 'null') ? ['--destination-is-zero'] : []),
+  ];
   const ends = [
     source === 'nbd' ? (server === 'garbage' ? 'nbdkit' : server) : source,
     `${destination === 'nbd' ? server : destination}${extra === undefined ? '' : ` (garbage ${extra})`}`,
   ];
   return {
-    name: `case ${index}: ${ends.join(' -> ')}, ${size} bytes [${describeLayout(segments)}] ${options.join(' ')}`,
-    size, segments, source, destination, server, extra, options, allocated,
+    name: `${ends.join(' -> ')}, ${d.size} bytes in ${d.segments.length} segments ${options.join(' ')}`,
+    disk: d, source, destination, server, extra, options, allocated: g.allocated,
   };
-}
+});
 
 function paddedTo512(bytes: Buffer): Buffer {
   return Buffer.concat([bytes, Buffer.alloc((512 - (bytes.length % 512)) % 512)]);
@@ -96,7 +106,8 @@ function paddedTo512(bytes: Buffer): Buffer {
 
 const have = requireBinaries('nbdkit', 'qemu-nbd', 'nbd-server', 'psktool', LIBNBD_NBDCOPY);
 // Servers a test started, stopped after it.
-const { servers } = teardownAfterEach<RunningServer>();
+const teardown = teardownAfterEach<RunningServer>();
+const { servers } = teardown;
 let dir: string;
 let psk: string;
 
@@ -199,7 +210,7 @@ async function copyWith(bin: string, c: Case, image: string, label: string, time
   let input: Buffer | undefined;
   switch (c.source) {
     case 'file': source = [image]; break;
-    case 'nbd': source = [(await sourceServer(c.server, image, c.size)).uri]; break;
+    case 'nbd': source = [(await sourceServer(c.server, image, c.disk.size)).uri]; break;
     case 'command': source = ['[', 'nbdkit', '-r', 'file', image, ']']; break;
     case 'stdin': source = ['-']; input = fs.readFileSync(image); break;
   }
@@ -211,11 +222,11 @@ async function copyWith(bin: string, c: Case, image: string, label: string, time
       if (c.extra !== undefined) fs.writeFileSync(out, garbage(c.extra));
       destination = [out];
       break;
-    case 'nbd': memory = await destinationServer(c.server, c.size, c.extra ?? 0, label); destination = [memory.uri]; break;
+    case 'nbd': memory = await destinationServer(c.server, c.disk.size, c.extra ?? 0, label); destination = [memory.uri]; break;
     case 'command':
       fs.writeFileSync(out, '');
       // As big as the source: qemu-nbd exports whole 512-byte sectors.
-      fs.truncateSync(out, c.source === 'nbd' && c.server === 'qemu-nbd' ? Math.ceil(c.size / 512) * 512 : c.size);
+      fs.truncateSync(out, c.source === 'nbd' && c.server === 'qemu-nbd' ? Math.ceil(c.disk.size / 512) * 512 : c.disk.size);
       destination = ['[', 'nbdkit', 'file', out, ']'];
       break;
     case 'null': destination = ['null:']; break;
@@ -262,18 +273,22 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const cases = seededCases(SEED, CASES, makeCase);
+const NAME = "nbdcopy against libnbd's on generated disks";
+const cases = property<[Case]>({ file: import.meta.url, name: NAME, runs: CASES, caseMs: 120_000, afterEach: teardown.now });
+let i = 0;
 
-describe.skipIf(!have)(`nbdcopy against libnbd's on generated disks (seed ${SEED})`, () => {
-  it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
+describe.skipIf(!have)('nbdcopy differential', () => {
+  it.prop([caseSpec], cases.parameters)(NAME, async (c) => {
+    i++;
     const image = path.join(dir, `src-${i}.img`);
-    writeDisk(image, c.size, c.segments, SEED + i * 1000);
+    writeDisk(image, c.disk);
+    const size = c.disk.size;
     const viaQemu = c.server === 'qemu-nbd' && (c.source === 'nbd' || c.destination === 'nbd');
     // qemu-nbd exports whole 512-byte sectors: the copy then ends with the zeroes of the
     // last sector's tail.
     const want = viaQemu ? sha256(paddedTo512(fs.readFileSync(image)))
       // Past the source's end, a bigger export keeps what it had.
-      : c.destination === 'nbd' && c.server === 'garbage' ? sha256(Buffer.concat([fs.readFileSync(image), garbage(c.size + c.extra!).subarray(c.size)]))
+      : c.destination === 'nbd' && c.server === 'garbage' ? sha256(Buffer.concat([fs.readFileSync(image), garbage(size + c.extra!).subarray(size)]))
         : sha256File(image);
     // No reference run where libnbd 1.14 cannot do the copy: a stream into a file (it
     // truncates the file to the unknown size: "truncate: Invalid argument"), a server with a
@@ -306,11 +321,11 @@ describe.skipIf(!have)(`nbdcopy against libnbd's on generated disks (seed ${SEED
     if (c.destination === 'file' && c.allocated) {
       // Fully allocated, as the man page says. (libnbd 1.14 leaves the holes of a new file
       // alone even with --allocated, since the file starts out zero: not a reference here.)
-      expect(ours.allocated!).toBeGreaterThanOrEqual(Math.floor(c.size / FS_BLOCK) * FS_BLOCK);
+      expect(ours.allocated!).toBeGreaterThanOrEqual(Math.floor(size / FS_BLOCK) * FS_BLOCK);
     } else if (c.destination === 'file' && theirs !== undefined) {
       // At least as sparse as libnbd's copy, with one block of slack per segment for
       // rounding at unaligned edges.
-      expect(ours.allocated!).toBeLessThanOrEqual(theirs.allocated! + FS_BLOCK * c.segments.length);
+      expect(ours.allocated!).toBeLessThanOrEqual(theirs.allocated! + FS_BLOCK * c.disk.segments.length);
     }
-  }, 120_000);
+  }, cases.timeout);
 });

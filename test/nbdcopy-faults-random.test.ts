@@ -5,13 +5,16 @@
 // or exit 1 with exactly one line and no stack; never hang, never leave a subprocess server
 // behind, and never succeed when a fault could not be missed (every data read, or every data
 // write, failing).
-// Replay or widen: NBDCOPY_FAULT_SEED=<seed> NBDCOPY_FAULT_CASES=<n> npx vitest run test/nbdcopy-faults-random
+// Cases come from fast-check (test/helpers/property.ts): a failure shrinks to its smallest
+// case and prints the FUZZ_SEED / FUZZ_PATH command that replays it; FUZZ_RUNS=<n> widens a run.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fc, it } from '@fast-check/vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { startNbdkit, type RunningServer } from './helpers/servers.js';
-import { chooser, seededCases, describeLayout, randomLayout, writeDisk, type Segment } from './helpers/generated-disks.js';
+import { disk, writeDisk, type Disk } from './helpers/disk-layouts.js';
+import { chance, maybe, property } from './helpers/property.js';
 import { teardownAfterEach } from './helpers/teardown.js';
 import { requireBinaries } from './helpers/binaries.js';
 import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
@@ -20,8 +23,7 @@ import { sha256, sha256File } from './helpers/files.js';
 import { makeTempDir } from './helpers/temp.js';
 
 const MiB = 1 << 20;
-const SEED = Number(process.env['NBDCOPY_FAULT_SEED'] ?? 20261121);
-const CASES = Number(process.env['NBDCOPY_FAULT_CASES'] ?? 40);
+const CASES = 40;
 const TIMEOUT_MS = 60_000;
 
 type Side = 'source' | 'destination';
@@ -42,9 +44,7 @@ interface Fault {
 }
 
 interface Case {
-  name: string;
-  size: number;
-  segments: Segment[];
+  disk: Disk;
   /** The source server as a URI, or as a `[ CMD ]` subprocess. */
   source: 'nbd' | 'command';
   destination: 'nbd' | 'file' | 'null' | 'stdout';
@@ -52,41 +52,52 @@ interface Case {
   options: string[];
 }
 
-function makeCase(index: number, random: () => number): Case {
-  const { pick, chance } = chooser(random);
-  const size = pick([MiB + 1, 5 * MiB, 24 * MiB + 511]);
-  const segments = randomLayout(size, random);
-  const source = pick(['nbd', 'nbd', 'command'] as const);
-  const destination = pick(['nbd', 'nbd', 'file', 'null', 'stdout'] as const);
+/** One of `items` by a generated index (a failure shrinks to the first). */
+const nth = <T>(items: readonly T[], n: number): T => items[n % items.length]!;
+
+const caseSpec: fc.Arbitrary<Case> = fc.record({
+  disk: disk([MiB + 1, 5 * MiB, 24 * MiB + 511]),
+  source: fc.constantFrom('nbd', 'nbd', 'command') as fc.Arbitrary<Case['source']>,
+  destination: fc.constantFrom('nbd', 'nbd', 'file', 'null', 'stdout') as fc.Arbitrary<Case['destination']>,
+  onDestination: chance(0.5),
+  kind: fc.nat(),
+  op: fc.nat(),
+  rate: fc.constantFrom('100%', '100%', '10%', '1%'),
+  errno: fc.constantFrom('EIO', 'ENOSPC', 'EPERM', 'ESHUTDOWN'),
+  killAfterMs: fc.nat({ max: 149 }),
+  connections: maybe(0.4, fc.integer({ min: 1, max: 4 })),
+  requests: maybe(0.4, fc.constantFrom(1, 2, 7, 64)),
+  requestSize: maybe(0.3, fc.constantFrom(4096, 65536, MiB)),
+  sparse: maybe(0.3, fc.constantFrom(0, 512, 65536)),
+  allocated: chance(0.2),
+  noExtents: chance(0.2),
+  synchronous: chance(0.15),
+  flush: chance(0.2),
+}).map((g) => {
   // Only servers we started ourselves can have faults on the destination side, or be killed.
-  const side: Side = destination === 'nbd' && chance(0.5) ? 'destination' : 'source';
+  const side: Side = g.destination === 'nbd' && g.onDestination ? 'destination' : 'source';
   const fault: Fault = {
     side,
-    kind: pick(source === 'nbd' || side === 'destination'
+    kind: nth(g.source === 'nbd' || side === 'destination'
       ? ['errors', 'errors', 'errors', 'kill', 'SIGINT', 'SIGTERM'] as const
-      : ['errors', 'errors', 'errors', 'SIGINT', 'SIGTERM'] as const),
-    op: side === 'source' ? pick(['pread', 'pread', 'extents', 'all'] as const) : pick(['pwrite', 'pwrite', 'zero', 'trim', 'all'] as const),
-    rate: pick(['100%', '100%', '10%', '1%']),
-    errno: pick(['EIO', 'ENOSPC', 'EPERM', 'ESHUTDOWN']),
-    killAfterMs: Math.floor(random() * 150),
+      : ['errors', 'errors', 'errors', 'SIGINT', 'SIGTERM'] as const, g.kind),
+    op: side === 'source' ? nth(['pread', 'pread', 'extents', 'all'] as const, g.op) : nth(['pwrite', 'pwrite', 'zero', 'trim', 'all'] as const, g.op),
+    rate: g.rate,
+    errno: g.errno,
+    killAfterMs: g.killAfterMs,
   };
-  const options: string[] = [];
-  if (chance(0.4)) options.push(`--connections=${1 + Math.floor(random() * 4)}`);
-  if (chance(0.4)) options.push(`--requests=${pick([1, 2, 7, 64])}`);
-  if (chance(0.3)) options.push(`--request-size=${pick([4096, 65536, MiB])}`);
-  if (chance(0.3)) options.push(`--sparse=${pick([0, 512, 65536])}`);
-  if (chance(0.2)) options.push('--allocated');
-  if (chance(0.2)) options.push('--no-extents');
-  if (chance(0.15)) options.push('--synchronous');
-  if (chance(0.2)) options.push('--flush');
-  const what = fault.kind === 'kill' ? `${side} killed after ${fault.killAfterMs} ms`
-    : fault.kind === 'errors' ? `${side} ${fault.op} ${fault.errno} ${fault.rate}`
-      : `nbdcopy sent ${fault.kind} after ${fault.killAfterMs} ms`;
-  return {
-    name: `case ${index}: ${source} -> ${destination}, ${size} bytes [${describeLayout(segments, 40)}], ${what} ${options.join(' ')}`,
-    size, segments, source, destination, fault, options,
-  };
-}
+  const options = [
+    ...(g.connections !== undefined ? [`--connections=${g.connections}`] : []),
+    ...(g.requests !== undefined ? [`--requests=${g.requests}`] : []),
+    ...(g.requestSize !== undefined ? [`--request-size=${g.requestSize}`] : []),
+    ...(g.sparse !== undefined ? [`--sparse=${g.sparse}`] : []),
+    ...(g.allocated ? ['--allocated'] : []),
+    ...(g.noExtents ? ['--no-extents'] : []),
+    ...(g.synchronous ? ['--synchronous'] : []),
+    ...(g.flush ? ['--flush'] : []),
+  ];
+  return { disk: g.disk, source: g.source, destination: g.destination, fault, options };
+});
 
 /** nbdkit arguments that put the fault on a server: the error filter's, or none. */
 function errorArgs(f: Fault, side: Side): { filters: string[]; params: string[] } {
@@ -97,7 +108,7 @@ function errorArgs(f: Fault, side: Side): { filters: string[]; params: string[] 
 
 /** True when the fault cannot miss: every read of data, or every write of data, fails. */
 function mustFail(c: Case): boolean {
-  const hasData = c.segments.some((s) => s.kind === 'data');
+  const hasData = c.disk.segments.some((s) => s.kind === 'data');
   const f = c.fault;
   if (f.kind !== 'errors' || f.rate !== '100%' || !hasData) return false;
   return f.side === 'source' ? f.op === 'pread' || f.op === 'all' : f.op === 'pwrite' || f.op === 'all';
@@ -110,7 +121,8 @@ function ourLines(stderr: string): string {
 
 const have = requireBinaries('nbdkit');
 // Servers a test started, stopped after it.
-const { servers } = teardownAfterEach<RunningServer>();
+const teardown = teardownAfterEach<RunningServer>();
+const { servers } = teardown;
 let dir: string;
 
 async function nbdkit(...args: string[]): Promise<RunningServer> {
@@ -150,13 +162,16 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const cases = seededCases(SEED, CASES, makeCase);
+const NAME = 'nbdcopy under generated faults';
+const cases = property<[Case]>({ file: import.meta.url, name: NAME, runs: CASES, caseMs: TIMEOUT_MS + 30_000, afterEach: teardown.now });
+let i = 0;
 
-describe.skipIf(!have)(`nbdcopy under generated faults (seed ${SEED})`, () => {
-  it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
+describe.skipIf(!have)('nbdcopy under faults', () => {
+  it.prop([caseSpec], cases.parameters)(NAME, async (c) => {
+    i++;
     // A unique image path also names the `[ CMD ]` server's process, to look for it afterwards.
     const image = path.join(dir, `src-${i}-${process.pid}.img`);
-    writeDisk(image, c.size, c.segments, SEED + i * 1000);
+    writeDisk(image, c.disk);
     const f = c.fault;
 
     const src = errorArgs(f, 'source');
@@ -168,7 +183,7 @@ describe.skipIf(!have)(`nbdcopy under generated faults (seed ${SEED})`, () => {
     // server (whose filter may fail reads too).
     const served = path.join(dir, `served-${i}.img`);
     if (c.destination === 'nbd') fs.writeFileSync(served, '');
-    if (c.destination === 'nbd') fs.truncateSync(served, c.size);
+    if (c.destination === 'nbd') fs.truncateSync(served, c.disk.size);
     const destinationServer = c.destination === 'nbd' ? await nbdkit(...dst.filters, 'file', served, ...dst.params) : undefined;
     const destination = destinationServer?.uri ?? (c.destination === 'file' ? out : c.destination === 'null' ? 'null:' : '-');
     const victim = f.kind === 'kill' ? (f.side === 'source' ? sourceServer : destinationServer) : undefined;
@@ -211,5 +226,5 @@ describe.skipIf(!have)(`nbdcopy under generated faults (seed ${SEED})`, () => {
     fs.rmSync(image);
     fs.rmSync(out, { force: true });
     fs.rmSync(served, { force: true });
-  }, TIMEOUT_MS + 30_000);
+  }, cases.timeout);
 });

@@ -6,22 +6,24 @@
 // - Descriptions: nbdkit servers of generated sizes behind generated filters (read-only, block
 //   size policies, FUA, zero, cache and multi-conn modes, no extents, no structured replies,
 //   oldstyle), in the description modes, --size, and --can / --is.
-// Replay or widen: NBDINFO_MAP_SEED=<seed> NBDINFO_MAP_CASES=<n> npx vitest run test/nbdinfo-map-random
+// Cases come from fast-check (test/helpers/property.ts): a failure shrinks to its smallest
+// case and prints the FUZZ_SEED / FUZZ_PATH command that replays it; FUZZ_RUNS=<n> widens a run.
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fc, it } from '@fast-check/vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { runTool, hasExactlyOneErrorLine } from './helpers/run-tool.js';
 import { startNbdkit, startQemuNbd, type RunningServer } from './helpers/servers.js';
 import { spawnNbdserve, type SpawnedNbdserve } from './helpers/embedded.js';
-import { chooser, seededCases, describeLayout, randomLayout, writeDisk, type Segment } from './helpers/generated-disks.js';
+import { disk, writeDisk, type Disk } from './helpers/disk-layouts.js';
+import { chance, maybe, property } from './helpers/property.js';
 import { requireBinaries } from './helpers/binaries.js';
 import { REPO } from './helpers/build.js';
 import { makeTempDir } from './helpers/temp.js';
 import { teardownAfterEach } from './helpers/teardown.js';
 
 const MiB = 1 << 20;
-const SEED = Number(process.env['NBDINFO_MAP_SEED'] ?? 20261121);
-const CASES = Number(process.env['NBDINFO_MAP_CASES'] ?? 24);
+const CASES = 24;
 const OURS = path.join(REPO, 'bin', 'nbdinfo');
 const THEIRS = '/usr/bin/nbdinfo';
 const MODES = [['--map'], ['--map', '--totals'], ['--map', '--json'], ['--map', '--totals', '--json'], [], ['--json']];
@@ -29,19 +31,14 @@ const MODES = [['--map'], ['--map', '--totals'], ['--map', '--json'], ['--map', 
 type Server = 'nbdkit' | 'qemu-nbd' | 'nbdserve';
 
 interface Case {
-  name: string;
-  size: number;
-  segments: Segment[];
+  disk: Disk;
   server: Server;
 }
 
-function makeCase(index: number, random: () => number): Case {
-  const { pick } = chooser(random);
-  const size = pick([0, 1, 4097, 65536, 3 * MiB + 12_345, 24 * MiB, 40 * MiB + 511]);
-  const segments = randomLayout(size, random);
-  const server = pick(['nbdkit', 'nbdkit', 'qemu-nbd', 'nbdserve'] as const);
-  return { name: `case ${index}: ${server}, ${size} bytes [${describeLayout(segments)}]`, size, segments, server };
-}
+const mapCase: fc.Arbitrary<Case> = fc.record({
+  disk: disk([0, 1, 4097, 65536, 3 * MiB + 12_345, 24 * MiB, 40 * MiB + 511]),
+  server: fc.constantFrom<Server>('nbdkit', 'nbdkit', 'qemu-nbd', 'nbdserve'),
+});
 
 const have = requireBinaries('nbdkit', 'qemu-nbd', THEIRS);
 const stops = teardownAfterEach();
@@ -74,44 +71,51 @@ afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const cases = seededCases(SEED, CASES, makeCase);
-
 /** A generated nbdkit command line (after `nbdkit -f -U SOCKET`) and its size. */
-function makeServer(random: () => number): { args: string[]; size: bigint } {
-  const { pick, chance } = chooser(random);
+const serverSpec: fc.Arbitrary<{ args: string[]; size: bigint }> = fc.record({
   // Up to nbdkit's largest (2^63 - 1): past 2^53 only a bigint holds them exactly.
-  const size = pick([0n, 1n, 511n, 1023n, 1025n, 2n ** 20n - 1n, 2n ** 20n + 1n, 2n ** 40n + 12_345n, 2n ** 52n, 2n ** 60n - 1n,
-    2n ** 62n + 4096n, 2n ** 63n - 1n]);
-  const args: string[] = [];
+  size: fc.constantFrom(0n, 1n, 511n, 1023n, 1025n, 2n ** 20n - 1n, 2n ** 20n + 1n, 2n ** 40n + 12_345n, 2n ** 52n, 2n ** 60n - 1n,
+    2n ** 62n + 4096n, 2n ** 63n - 1n),
+  readOnly: chance(0.25),
+  replies: fc.oneof({ withCrossShrink: true }, { weight: 765, arbitrary: fc.constant([]) },
+    { weight: 150, arbitrary: fc.constant(['--no-sr']) }, { weight: 85, arbitrary: fc.constant(['-o']) }),
+  blockSize: maybe(0.4, fc.record({
+    min: fc.constantFrom(1, 512, 4096),
+    preferred: fc.constantFrom(512, 4096, 65536),
+    max: fc.constantFrom(65536, MiB, 32 * MiB),
+  })),
+  fua: maybe(0.3, fc.constantFrom('emulate', 'native', 'force', 'pass')),
+  zero: maybe(0.3, fc.tuple(fc.constantFrom('none', 'emulate', 'notrim', 'plugin'), fc.constantFrom('default', 'none', 'slow', 'ignore'))),
+  multiConn: maybe(0.3, fc.constantFrom('auto', 'emulate', 'plugin', 'disable', 'unsafe')),
+  cache: maybe(0.2, fc.constantFrom('none', 'emulate', 'nop')),
+  noExtents: chance(0.2),
+}).map((g) => {
+  const args: string[] = [...(g.readOnly ? ['-r'] : []), ...g.replies];
   const params: string[] = [];
-  if (chance(0.25)) args.push('-r');
-  if (chance(0.15)) args.push('--no-sr');
-  else if (chance(0.1)) args.push('-o');
   // libnbd 1.14 fails --map on disks of 4 GiB or more behind a minimum block size ("request is
   // unaligned": its windows are not aligned to it), so block-size policies get smaller disks.
-  if (size < 2n ** 32n && chance(0.4)) {
+  if (g.size < 2n ** 32n && g.blockSize !== undefined) {
+    const { min, preferred, max } = g.blockSize;
     args.push('--filter=blocksize-policy');
-    const min = pick([1, 512, 4096]);
-    params.push(`blocksize-minimum=${min}`, `blocksize-preferred=${Math.max(min, pick([512, 4096, 65536]))}`,
-      `blocksize-maximum=${pick([65536, MiB, 32 * MiB])}`);
+    params.push(`blocksize-minimum=${min}`, `blocksize-preferred=${Math.max(min, preferred)}`, `blocksize-maximum=${max}`);
   }
-  if (chance(0.3)) { args.push('--filter=fua'); params.push(`fuamode=${pick(['emulate', 'native', 'force', 'pass'])}`); }
-  if (chance(0.3)) {
-    args.push('--filter=nozero');
-    params.push(`zeromode=${pick(['none', 'emulate', 'notrim', 'plugin'])}`, `fastzeromode=${pick(['default', 'none', 'slow', 'ignore'])}`);
-  }
-  if (chance(0.3)) { args.push('--filter=multi-conn'); params.push(`multi-conn-mode=${pick(['auto', 'emulate', 'plugin', 'disable', 'unsafe'])}`); }
-  if (chance(0.2)) { args.push('--filter=nocache'); params.push(`cachemode=${pick(['none', 'emulate', 'nop'])}`); }
-  if (chance(0.2)) args.push('--filter=noextents');
-  return { args: [...args, 'memory', String(size), ...params], size };
-}
+  if (g.fua !== undefined) { args.push('--filter=fua'); params.push(`fuamode=${g.fua}`); }
+  if (g.zero !== undefined) { args.push('--filter=nozero'); params.push(`zeromode=${g.zero[0]}`, `fastzeromode=${g.zero[1]}`); }
+  if (g.multiConn !== undefined) { args.push('--filter=multi-conn'); params.push(`multi-conn-mode=${g.multiConn}`); }
+  if (g.cache !== undefined) { args.push('--filter=nocache'); params.push(`cachemode=${g.cache}`); }
+  if (g.noExtents) args.push('--filter=noextents');
+  return { args: [...args, 'memory', String(g.size), ...params], size: g.size };
+});
 
 const DESCRIBE_MODES = [[], ['--json'], ['--size'], ['--is', 'read-only'], ['--is', 'rotational'],
   ...['write', 'flush', 'fua', 'trim', 'zero', 'fast-zero', 'df', 'multi-conn', 'cache', 'structured-reply'].map((c) => ['--can', c])];
-const serverCases = seededCases(SEED + 3, Math.ceil(CASES / 2), (_, random) => makeServer(random));
+const DESCRIBE_NAME = "nbdinfo descriptions against libnbd's on generated servers";
+const describeCases = property<[{ args: string[]; size: bigint }]>({
+  file: import.meta.url, name: DESCRIBE_NAME, runs: Math.ceil(CASES / 2), caseMs: 60_000, afterEach: stops.now,
+});
 
-describe.skipIf(!have)(`nbdinfo descriptions against libnbd's on generated servers (seed ${SEED})`, () => {
-  it.each(serverCases.map(({ args, size }, i) => [`case ${i}: nbdkit ${args.join(' ')}`, args, size] as const))('%s', async (_name, args, size) => {
+describe.skipIf(!have)('nbdinfo on generated servers', () => {
+  it.prop([serverSpec], describeCases.parameters)(DESCRIBE_NAME, async ({ args, size }) => {
     const s = await startNbdkit(args);
     stops.push(() => s.stop());
     // A map takes one request per 4 GiB at most: only for disks that can be walked quickly.
@@ -121,34 +125,40 @@ describe.skipIf(!have)(`nbdinfo descriptions against libnbd's on generated serve
       expect(ours.code, `exit code of nbdinfo ${mode.join(' ')}: ${ours.stderr}`).toBe(theirs.code);
       expect(ours.code, `nbdinfo ${mode.join(' ')} did not finish`).not.toBe(-1);
     }
-  }, 60_000);
+  }, describeCases.timeout);
 });
 
 /** Export names and descriptions: quotes, escapes, URI specials, non-ASCII, control characters. */
-function makeName(random: () => number, max: number): string {
-  const { pick } = chooser(random);
+function exportName(max: number): fc.Arbitrary<string> {
   const chars = ['a', 'b', 'z', '0', '9', ' ', '"', '\\', '/', ':', '@', '?', '#', '%', '&', '=', '+', 'é', '☃', '\t', '\u0001', '\u007f'];
-  return Array.from({ length: Math.floor(random() * (max + 1)) }, () => pick(chars)).join('');
+  return fc.array(fc.constantFrom(...chars), { maxLength: max }).map((c) => c.join(''));
 }
 
 /** A generated nbdkit command line with the exportname filter: what --list and names show. */
-function makeExports(random: () => number): { args: string[]; names: string[] } {
-  const { pick, chance } = chooser(random);
-  const names = Array.from({ length: Math.floor(random() * 4) }, () => makeName(random, 8));
-  const params = [
-    `exportname-list=${pick(['keep', 'error', 'empty', 'defaultonly', 'explicit'])}`,
-    `exportname-strict=${chance(0.3)}`,
-    ...names.map((n) => `exportname=${n}`),
-    `exportdesc=${pick(['keep', 'none', `fixed:${makeName(random, 12)}`])}`,
-  ];
-  if (chance(0.5)) params.push(`default-export=${makeName(random, 6)}`);
-  return { args: ['--filter=exportname', 'memory', '1M', ...params], names };
-}
+const exportsSpec: fc.Arbitrary<{ args: string[]; names: string[] }> = fc.record({
+  names: fc.array(exportName(8), { maxLength: 3 }),
+  list: fc.constantFrom('keep', 'error', 'empty', 'defaultonly', 'explicit'),
+  strict: chance(0.3),
+  description: fc.oneof({ withCrossShrink: true }, fc.constant('keep'), fc.constant('none'), exportName(12).map((n) => `fixed:${n}`)),
+  defaultExport: maybe(0.5, exportName(6)),
+}).map((g) => ({
+  args: ['--filter=exportname', 'memory', '1M',
+    `exportname-list=${g.list}`,
+    `exportname-strict=${g.strict}`,
+    ...g.names.map((n) => `exportname=${n}`),
+    `exportdesc=${g.description}`,
+    ...(g.defaultExport !== undefined ? [`default-export=${g.defaultExport}`] : []),
+  ],
+  names: g.names,
+}));
 
-const exportCases = seededCases(SEED + 4, Math.ceil(CASES / 2), (_, random) => makeExports(random));
+const EXPORTS_NAME = "nbdinfo export lists against libnbd's on generated servers";
+const exportCases = property<[{ args: string[]; names: string[] }]>({
+  file: import.meta.url, name: EXPORTS_NAME, runs: Math.ceil(CASES / 2), caseMs: 60_000, afterEach: stops.now,
+});
 
-describe.skipIf(!have)(`nbdinfo export lists against libnbd's on generated servers (seed ${SEED})`, () => {
-  it.each(exportCases.map(({ args, names }, i) => [`case ${i}: nbdkit ${JSON.stringify(args)}`, args, names] as const))('%s', async (_name, args, names) => {
+describe.skipIf(!have)('nbdinfo on generated export lists', () => {
+  it.prop([exportsSpec], exportCases.parameters)(EXPORTS_NAME, async ({ args, names }) => {
     const s = await startNbdkit(args);
     stops.push(() => s.stop());
     const uris = [s.uri, ...names.slice(0, 2).map((n) => s.uri.replace(':///', `:///${encodeURIComponent(n)}`))];
@@ -163,13 +173,17 @@ describe.skipIf(!have)(`nbdinfo export lists against libnbd's on generated serve
       if (theirs.code === 0) expect(ours.stdout, `stdout of nbdinfo ${argv.join(' ')}`).toBe(theirs.stdout);
       else expect(hasExactlyOneErrorLine(ours.stderr, 'nbdinfo'), ours.stderr).toBe(true);
     }
-  }, 60_000);
+  }, exportCases.timeout);
 });
 
-describe.skipIf(!have)(`nbdinfo maps against libnbd's on generated disks (seed ${SEED})`, () => {
-  it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
-    const image = path.join(dir, `disk-${i}.img`);
-    writeDisk(image, c.size, c.segments, SEED + i * 1000);
+const MAPS_NAME = "nbdinfo maps against libnbd's on generated disks";
+const mapCases = property<[Case]>({ file: import.meta.url, name: MAPS_NAME, runs: CASES, caseMs: 60_000, afterEach: stops.now });
+let images = 0;
+
+describe.skipIf(!have)('nbdinfo on generated disks', () => {
+  it.prop([mapCase], mapCases.parameters)(MAPS_NAME, async (c) => {
+    const image = path.join(dir, `disk-${++images}.img`);
+    writeDisk(image, c.disk);
     const uri = await serve(c, image);
     for (const mode of MODES) {
       const [ours, theirs] = await Promise.all([runTool(OURS, [...mode, uri]), runTool(THEIRS, [...mode, uri])]);
@@ -178,5 +192,5 @@ describe.skipIf(!have)(`nbdinfo maps against libnbd's on generated disks (seed $
       expect(ours.code, `nbdinfo ${mode.join(' ')} did not finish`).not.toBe(-1);
     }
     fs.rmSync(image);
-  }, 60_000);
+  }, mapCases.timeout);
 });

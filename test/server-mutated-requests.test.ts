@@ -4,22 +4,24 @@
 // requests. Whatever arrives, the server must not crash or stop serving: after each case a
 // clean connection still reads the export's bytes. The tools must end by themselves (the proxy
 // closes silent connections), with status 0 or 1.
-// Replay or widen: MUTATION_SEED=<seed> MUTATION_CASES=<n> npx vitest run test/server-mutated-requests
+// Cases come from fast-check (test/helpers/property.ts): a failure shrinks to its smallest
+// case and prints the FUZZ_SEED / FUZZ_PATH command that replays it; FUZZ_RUNS=<n> widens a run.
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fc, it } from '@fast-check/vitest';
+import { afterAll, beforeAll, describe, expect } from 'vitest';
 import { connect } from '../src/client/index.js';
 import { embeddedStarter } from './helpers/embedded.js';
 import { startDamagingProxy, type Damage } from './helpers/damaging-proxy.js';
-import { chooser, seededCases, generator, randomLayout, writeDisk } from './helpers/generated-disks.js';
+import { disk, writeDisk, type Disk } from './helpers/disk-layouts.js';
+import { property } from './helpers/property.js';
 import { teardownAfterEach } from './helpers/teardown.js';
 import { ensureBuilt, REPO, LIBNBD_NBDCOPY } from './helpers/build.js';
 import { makeTempDir } from './helpers/temp.js';
 import { requireBinaries } from './helpers/binaries.js';
 
-const SEED = Number(process.env['MUTATION_SEED'] ?? 20261121);
-const CASES = Number(process.env['MUTATION_CASES'] ?? 40);
+const CASES = 40;
 const SIZE = (1 << 20) + 4097;
 const IDLE_MS = 1000;
 const TIMEOUT_MS = 45_000;
@@ -28,18 +30,21 @@ const LIBNBD_NBDINFO = '/usr/bin/nbdinfo';
 type Style = 'newstyle' | 'simple replies' | 'no extended headers' | 'oldstyle';
 
 interface Case {
-  name: string;
   /** Program and arguments; URI stands for the proxy's URI, IMAGE / OUT for files. */
   command: string[];
   style: Style;
   damage: Damage;
   at: number;
+  /** The damage's detail (which bit, which byte, how many dropped). */
+  value: number;
   writes: boolean;
+  /** What the server serves (or, when the command writes, what is copied to it). */
+  disk: Disk;
 }
 
-function makeCase(index: number, random: () => number, withLibnbd: boolean): Case {
-  const { pick, chance } = chooser(random);
-  const ours = (tool: string) => path.join(REPO, 'bin', tool);
+const ours = (tool: string): string => path.join(REPO, 'bin', tool);
+
+function caseSpec(withLibnbd: boolean): fc.Arbitrary<Case> {
   const commands: string[][] = [
     [ours('nbdinfo'), '--json', 'URI'],
     [ours('nbdinfo'), '--map', 'URI'],
@@ -52,18 +57,22 @@ function makeCase(index: number, random: () => number, withLibnbd: boolean): Cas
       [LIBNBD_NBDCOPY, 'IMAGE', 'URI'],
     ] : []),
   ];
-  const command = pick(commands);
-  const style = pick(['newstyle', 'newstyle', 'simple replies', 'no extended headers', 'oldstyle'] as const);
-  const damage = pick(['flip', 'flip', 'byte', 'insert', 'drop', 'cut'] as const);
-  // The client's handshake is under ~150 bytes; then come requests of 28-32 bytes each
-  // (a read-only run sends a few dozen), plus the data of writes.
-  const at = chance(0.5) ? Math.floor(random() * 150) : 150 + Math.floor(random() * (command.includes('IMAGE') ? SIZE : 1500));
-  const label = command.map((a) => path.basename(a)).join(' ').replace(/\/usr\/bin\//, '');
-  const who = command[0]!.startsWith('/usr/bin/') ? 'libnbd' : 'ours';
-  return {
-    name: `case ${index}: ${who} ${label}, ${style}, ${damage} at request byte ${at}`,
-    command, style, damage, at, writes: command.includes('IMAGE'),
-  };
+  return fc.record({
+    command: fc.constantFrom(...commands),
+    style: fc.constantFrom<Style>('newstyle', 'newstyle', 'simple replies', 'no extended headers', 'oldstyle'),
+    damage: fc.constantFrom<Damage>('flip', 'flip', 'byte', 'insert', 'drop', 'cut'),
+    // The client's handshake is under ~150 bytes; then come requests of 28-32 bytes each
+    // (a read-only run sends a few dozen), plus the data of writes. `after` is taken modulo
+    // how much the command sends.
+    inHandshake: fc.boolean(),
+    at: fc.nat({ max: 149 }),
+    after: fc.nat({ max: SIZE - 1 }),
+    value: fc.nat({ max: 255 }),
+    disk: disk([SIZE]),
+  }).map(({ command, inHandshake, at, after, ...c }) => {
+    const writes = command.includes('IMAGE');
+    return { ...c, command, writes, at: inHandshake ? at : 150 + (after % (writes ? SIZE : 1500)) };
+  });
 }
 
 function run(argv: string[]): Promise<number | null> {
@@ -88,17 +97,20 @@ beforeAll(() => {
   ensureBuilt();
   dir = makeTempDir();
   image = path.join(dir, 'disk.img');
-  writeDisk(image, SIZE, randomLayout(SIZE, generator(SEED)), SEED);
-  imageBytes = fs.readFileSync(image);
 });
 afterAll(() => {
   if (dir) fs.rmSync(dir, { recursive: true, force: true });
 });
 
-const cases = seededCases(SEED + 2, CASES, (i, random) => makeCase(i, random, withLibnbd));
+const NAME = 'our server against damaged client requests';
+const cases = property<[Case]>({ file: import.meta.url, name: NAME, runs: CASES, caseMs: TIMEOUT_MS + 15_000, afterEach: cleanups.now });
+let i = 0;
 
-describe(`our server against damaged client requests (seed ${SEED})`, () => {
-  it.each(cases.map((c, i) => [c.name, c, i] as const))('%s', async (_name, c, i) => {
+describe('generated damage', () => {
+  it.prop([caseSpec(withLibnbd)], cases.parameters)(NAME, async (c) => {
+    i++;
+    writeDisk(image, c.disk);
+    imageBytes = fs.readFileSync(image);
     const real = await startServer({
       // Writes go to a copy, so the clean read afterwards knows what to expect.
       backend: c.writes ? ['memory', String(SIZE)] : ['file', image],
@@ -108,7 +120,7 @@ describe(`our server against damaged client requests (seed ${SEED})`, () => {
       extendedHeaders: c.style === 'newstyle',
     });
     const socket = path.join(dir, `proxy-${i}.sock`);
-    const proxy = await startDamagingProxy(real.socket, socket, { damage: c.damage, at: c.at, direction: 'requests' }, generator(SEED + 200 + i), IDLE_MS);
+    const proxy = await startDamagingProxy(real.socket, socket, { damage: c.damage, at: c.at, value: c.value, direction: 'requests' }, IDLE_MS);
     cleanups.push(() => new Promise<void>((resolve) => proxy.close(() => resolve())));
     const out = path.join(dir, `out-${i}.img`);
     const argv = c.command.map((a) => (a === 'URI' ? `nbd+unix:///?socket=${socket}` : a === 'IMAGE' ? image : a === 'OUT' ? out : a));
@@ -127,5 +139,5 @@ describe(`our server against damaged client requests (seed ${SEED})`, () => {
     } finally {
       await client.close();
     }
-  }, TIMEOUT_MS + 15_000);
+  }, cases.timeout);
 });

@@ -4,6 +4,7 @@
 import { Duplex } from 'node:stream';
 import fc from 'fast-check';
 import { NbdError } from '../../src/protocol/errors.js';
+import { replayFromEnv } from '../helpers/property.js';
 
 /** One fuzz target: an input generator and a check that throws on a finding. */
 export interface FuzzTarget<T> {
@@ -54,17 +55,14 @@ export function watchAllocations(): void {
   }
 }
 
-/** The seed of the short run in CI. */
-const CI_SEED = 20261202;
-
 export function budget(): { runs: number; seconds: number; seed: number | undefined; path: string | undefined } {
-  const runs = Number(process.env.FUZZ_RUNS ?? 300);
-  const seconds = Number(process.env.FUZZ_SECONDS ?? (process.env.FUZZ_RUNS ? 0 : 1.5));
-  // CI replays one fixed sequence, so a push fails only for a change it made; `npm run fuzz`
-  // and local runs draw a new seed each time (printed with any failure).
-  const seed = process.env.FUZZ_SEED !== undefined ? Number(process.env.FUZZ_SEED)
-    : process.env.CI === 'true' ? CI_SEED : undefined;
-  return { runs, seconds, seed, path: process.env.FUZZ_PATH };
+  const replay = replayFromEnv();
+  const runs = replay.runs ?? 300;
+  const seconds = Number(process.env.FUZZ_SECONDS ?? (replay.runs !== undefined ? 0 : 1.5));
+  // The same FUZZ_SEED / FUZZ_PATH as every randomised test: CI replays one fixed sequence, so a
+  // push fails only for a change it made; `npm run fuzz` and local runs draw a new seed each
+  // time (printed with any failure).
+  return { runs, seconds, seed: replay.seed, path: replay.path };
 }
 
 /** Rejects with a Finding when `p` has not settled after `ms`. */

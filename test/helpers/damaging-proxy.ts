@@ -12,13 +12,15 @@ export interface DamageSpec {
   at: number;
   /** 'replies': what the server sends; 'requests': what the client sends. */
   direction: 'replies' | 'requests';
+  /** Picks the damage's detail: the bit flipped, the byte written or inserted, how many dropped. */
+  value: number;
 }
 
 /** Applies one damage to a byte stream passing through, once. */
 class Damager {
   private passed = 0;
   private done = false;
-  constructor(private readonly spec: DamageSpec, private readonly random: () => number) {}
+  constructor(private readonly spec: DamageSpec) {}
 
   /** The bytes to forward for `chunk`, or null to cut the connection here. */
   pass(chunk: Buffer): Buffer | null {
@@ -28,12 +30,12 @@ class Damager {
     this.done = true;
     const i = this.spec.at - start;
     const out = Buffer.from(chunk);
-    const byte = (): number => Math.floor(this.random() * 256);
+    const { value } = this.spec;
     switch (this.spec.damage) {
-      case 'flip': out[i]! ^= 1 << Math.floor(this.random() * 8); return out;
-      case 'byte': out[i] = byte(); return out;
-      case 'insert': return Buffer.concat([out.subarray(0, i), Buffer.from([byte(), 0xff, 0]), out.subarray(i)]);
-      case 'drop': return Buffer.concat([out.subarray(0, i), out.subarray(Math.min(out.length, i + 1 + Math.floor(this.random() * 8)))]);
+      case 'flip': out[i]! ^= 1 << (value % 8); return out;
+      case 'byte': out[i] = value & 0xff; return out;
+      case 'insert': return Buffer.concat([out.subarray(0, i), Buffer.from([value & 0xff, 0xff, 0]), out.subarray(i)]);
+      case 'drop': return Buffer.concat([out.subarray(0, i), out.subarray(Math.min(out.length, i + 1 + (value % 8)))]);
       case 'cut': return null;
     }
   }
@@ -41,11 +43,11 @@ class Damager {
 
 /** Listens on `socket`, forwarding each connection to `target` with `spec` applied. */
 export async function startDamagingProxy(
-  target: string, socket: string, spec: DamageSpec, random: () => number, idleMs = 1000,
+  target: string, socket: string, spec: DamageSpec, idleMs = 1000,
 ): Promise<net.Server> {
   const server = net.createServer((client) => {
     const upstream = net.connect(target);
-    const damager = new Damager(spec, random);
+    const damager = new Damager(spec);
     let idle: NodeJS.Timeout | undefined;
     const close = (): void => {
       clearTimeout(idle);

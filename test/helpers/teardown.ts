@@ -22,6 +22,8 @@ export interface Teardown<S extends Stoppable = Stoppable> {
   open(uri: string, opts?: Parameters<typeof connect>[1]): Promise<NbdClient>;
   /** A fresh temp dir, removed after the test. */
   tempDir(prefix?: string): string;
+  /** Undoes everything registered so far, now: for a property test, after each generated case. */
+  now(): Promise<void>;
 }
 
 /** Registers the afterEach hook of this test file and returns what it empties. */
@@ -29,11 +31,12 @@ export function teardownAfterEach<S extends Stoppable = Stoppable>(): Teardown<S
   const servers: S[] = [];
   const clients: Array<{ close(): Promise<void> }> = [];
   const undo: Cleanup[] = [];
-  afterEach(async () => {
+  const now = async (): Promise<void> => {
     await Promise.all(clients.splice(0).map((c) => c.close().catch(() => undefined)));
     await Promise.all(servers.splice(0).map((s) => ('stop' in s ? s.stop() : s.close())));
     while (undo.length) await undo.pop()!();
-  });
+  };
+  afterEach(now);
   return {
     servers,
     clients,
@@ -48,5 +51,6 @@ export function teardownAfterEach<S extends Stoppable = Stoppable>(): Teardown<S
       undo.push(() => removeDir(dir));
       return dir;
     },
+    now,
   };
 }
