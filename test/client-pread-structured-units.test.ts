@@ -164,3 +164,21 @@ describe('preadStructured: failing the read from the callback', () => {
     expect(bad.result).toMatchObject({ code: 'EPROTO', message: `pread: chunk callback failed: write ${AT} failed` });
   });
 });
+
+describe('preadStructured: an error offset outside the read', () => {
+  const s = {};
+  for (const [name, offset] of [['before it', AT - 1], ['at its end', AT + LEN], ['far past it', AT + 1_000_000]] as const) {
+    it(`an ERROR_OFFSET ${name} is a protocol error, and no callback hears of it`, async () => {
+      const seen: string[] = [];
+      await expect(read({ structured: true }, [errorAt(s, NBD_EIO, offset), done(s)], (c) => {
+        seen.push(c.status);
+      })).rejects.toMatchObject({ code: 'EPROTO', message: expect.stringContaining(`ERROR_OFFSET at ${offset} lies outside`) });
+      expect(seen).toEqual([]);
+    });
+  }
+
+  it('the last byte of the read is a valid error offset', async () => {
+    const r = await read({ structured: true }, [errorAt(s, NBD_EIO, AT + LEN - 1), done(s)], () => undefined);
+    expect(r.result).toMatchObject({ code: 'EIO' });
+  });
+});

@@ -328,6 +328,10 @@ export class ReplyReader {
         const e = decodeErrorChunk(s, 0, len, this.chunkType === REPLY_TYPE_ERROR_OFFSET);
         if (e.error === 0) throw violation('error chunk with error value 0');
         if (e.message.length > MAX_STRING) throw violation('error message longer than 4096 bytes');
+        // A read's error offset names a byte of the request; one outside it is a broken server.
+        if (e.offset !== undefined && cmd.type === CMD_READ && (e.offset < cmd.offset || e.offset >= cmd.offset + cmd.length)) {
+          throw violation(`ERROR_OFFSET at ${e.offset} lies outside the request [${cmd.offset}, +${cmd.length})`);
+        }
         const code = codeFromWire(e.error);
         const where = e.offset !== undefined ? ` at offset ${e.offset}` : '';
         const err = new NbdError(code, `${commandName(cmd.type)}: server replied ${code}${where}${e.message ? `: ${e.message}` : ''}`,
