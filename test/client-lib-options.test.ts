@@ -134,14 +134,16 @@ describe.skipIf(!haveNbdkit)('per-connection options against nbdkit', () => {
     const dir = tempDir();
     const psk = makePskFile(join(dir, 'keys.psk'), 'alice');
     const t = await nbdkit(['--tls=require', `--tls-psk=${psk.path}`, 'memory', '1M']);
-    const tc = await connect(`nbds+unix:///?socket=${t.socket}&tls-psk-file=${psk.path}&tls-username=alice`);
+    const tc = await connect(`nbds+unix:///?socket=${t.socket}&tls-psk-file=${psk.path}&tls-username=alice`, { uriAllowLocalFile: true });
     clients.push(tc);
     expect(tc.connection.tls).toBe(true);
     const uri = tc.connection.uri!;
     expect(uri).toMatch(/^nbds\+unix:/);
     expect(uri).toContain('tls-psk-file=');
     expect(uri).toContain('tls-username=alice');
-    const t2 = await connect(uri);
+    // It names the PSK file: reopening it takes the same allowance (as libnbd's nbd_get_uri).
+    await expect(connect(uri)).rejects.toMatchObject({ code: 'EPERM' });
+    const t2 = await connect(uri, { uriAllowLocalFile: true });
     clients.push(t2);
     expect(t2.connection.tls).toBe(true);
   });

@@ -134,7 +134,7 @@ describe.skipIf(!have)('connect() with retries', () => {
     const { data, server } = setUp(size, ['--tls=require', `--tls-psk=${psk}`]);
     await server.start();
     const uri = `nbds+unix://alice@/?socket=${server.socket}&tls-psk-file=${psk}`;
-    const c = await connect(uri, { retries: 8, retryDelayMs: 20 });
+    const c = await connect(uri, { retries: 8, retryDelayMs: 20, uriAllowLocalFile: true });
     expect(c.connection.tls).toBe(true);
     const crashes = crashRepeatedly(server, 2, 100, 30, rng(5));
     const out = await readAll(c, size, 64 * 1024, 8);

@@ -20,7 +20,7 @@ describe.skipIf(!have)('TLS-PSK with nbdkit', () => {
     const s = await startNbdkit(['--tls=require', `--tls-psk=${psk}`, 'memory', '1M'], { dir });
     servers.push(s);
 
-    const c = await connect(`nbds+unix:///?socket=${s.socket}&tls-psk-file=${psk}&tls-username=alice`);
+    const c = await connect(`nbds+unix:///?socket=${s.socket}&tls-psk-file=${psk}&tls-username=alice`, { uriAllowLocalFile: true });
     clients.push(c);
     expect(c.connection.tls).toBe(true);
     expect(c.connection.uri).toBe(`nbds+unix:///?socket=${s.socket}&tls-username=alice&tls-psk-file=${psk}`);

@@ -3,6 +3,9 @@ import { describe, expect, it } from 'vitest';
 import { formatNbdUri, isNbdUri, parseNbdUri } from '../src/client/uri.js';
 import { tlsFromUri } from '../src/client/connect.js';
 
+// The table has URIs that name local files; the allow-lists have their own tests (uri-allow-list.test.ts).
+const LOCAL_FILES = { uriAllowLocalFile: true };
+
 const good: Array<[string, Record<string, unknown>]> = [
   ['nbd://example.com:10809/export', { transport: 'tcp', tls: false, host: 'example.com', port: 10809, exportName: 'export' }],
   ['nbd://example.com', { host: 'example.com', port: 10809, exportName: '' }],
@@ -45,7 +48,7 @@ const bad: Array<[string, RegExp]> = [
 
 describe('parseNbdUri', () => {
   it.each(good)('%s', (uri, want) => {
-    expect(parseNbdUri(uri)).toMatchObject(want);
+    expect(parseNbdUri(uri, LOCAL_FILES)).toMatchObject(want);
   });
   it.each(bad)('rejects %s', (uri, why) => {
     expect(() => parseNbdUri(uri)).toThrow(why);
@@ -66,8 +69,8 @@ describe('formatNbdUri', () => {
     expect(formatNbdUri({ tls: true, transport: 'tcp', host: '::1', port: 99, exportName: 'x' })).toBe('nbds://[::1]:99/x');
   });
   it.each(good)('round-trips %s', (uri) => {
-    const once = parseNbdUri(uri);
-    expect(parseNbdUri(formatNbdUri(once))).toEqual(once);
+    const once = parseNbdUri(uri, LOCAL_FILES);
+    expect(parseNbdUri(formatNbdUri(once), LOCAL_FILES)).toEqual(once);
   });
 });
 
@@ -81,7 +84,7 @@ describe('helpers', () => {
   });
   it('nbds URIs require TLS and fill the TLS options', () => {
     expect(tlsFromUri(parseNbdUri('nbd://h/'))).toBeUndefined();
-    expect(tlsFromUri(parseNbdUri('nbds://u@h/?tls-psk-file=/k'))).toEqual({ mode: 'require', pskFile: '/k', username: 'u', hostname: 'h' });
+    expect(tlsFromUri(parseNbdUri('nbds://u@h/?tls-psk-file=/k', LOCAL_FILES))).toEqual({ mode: 'require', pskFile: '/k', username: 'u', hostname: 'h' });
     expect(tlsFromUri(parseNbdUri('nbd://h/'), { mode: 'allow' })).toEqual({ mode: 'allow', hostname: 'h' });
   });
 });

@@ -37,7 +37,7 @@ describe.skipIf(!tools)('writes from a file over TLS', () => {
     const data = noise(300_001, 4);
     const file = join(root, 'tls-src.img');
     fs.writeFileSync(file, data);
-    const c = await connect(await tlsMemory(1 << 20));
+    const c = await connect(await tlsMemory(1 << 20), { uriAllowLocalFile: true });
     clients.push(c);
     await NbdClient.loadFileSupport();
     expect(c.sendsFromFile).toBe(false);
@@ -63,7 +63,7 @@ describe.skipIf(!tools)('writes from a file over TLS', () => {
     const r = spawnSync(OUR_NBDCOPY, ['-v', file, uri], { env: { ...process.env, NBD_DEBUG: '' }, timeout: 50_000 });
     expect(r.status).toBe(0);
     expect(r.stderr.toString()).not.toMatch(/by sendfile/);
-    const c = await connect(uri);
+    const c = await connect(uri, { uriAllowLocalFile: true });
     clients.push(c);
     const back = Buffer.alloc(size);
     await c.pread(back, 0);

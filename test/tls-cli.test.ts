@@ -172,7 +172,7 @@ describe.skipIf(!tools)('our nbdcopy over TLS', () => {
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     // Read the destination back over TLS with our client and compare with nbdkit's pattern.
-    const c = await connect(dstUri);
+    const c = await connect(dstUri, { uriAllowLocalFile: true });
     try {
       const h = createHash('sha256');
       const buf = Buffer.alloc(4 * MiB);

@@ -8,11 +8,16 @@ import {
   openActivation, openCommand, openFd, openTcp, openUnix, serverExitWithin, type ConnectTarget, type Transport,
 } from './transport.js';
 import { parseNbdUri, type NbdUri } from './uri.js';
+import type { UriAllowList } from './uri-allow.js';
 import { ReconnectingClient } from './reconnect.js';
 import { openWithRetries, type RetryOptions } from './retry-policy.js';
 import { resolvePort } from './service-port.js';
 
-export interface ConnectOptions extends ClientOptions {
+/**
+ * connect()'s options: the connection's (ClientOptions) and, for a URI target, what the URI
+ * may ask for (UriAllowList: by default no local files, as libnbd).
+ */
+export interface ConnectOptions extends ClientOptions, UriAllowList {
   /**
    * Kernel send buffer for the socket, in bytes (best effort; above the system limit only
    * with CAP_NET_ADMIN). Worth it for connections that send many large WRITEs.
@@ -72,7 +77,7 @@ export function tlsForTarget(target: ConnectTarget, tls: ClientTlsOptions | unde
 export function prepareConnect(target: ConnectTarget, options: ConnectOptions): ConnectOptions {
   const opts: ConnectOptions = { ...options };
   if (typeof target === 'string') {
-    const u = parseNbdUri(target);
+    const u = parseNbdUri(target, options);
     opts.exportName ??= u.exportName;
     const tls = tlsFromUri(u, options.tls);
     if (tls) opts.tls = tls;
@@ -104,10 +109,11 @@ async function openVsock(cid: number, port: number): Promise<Transport> {
 
 /**
  * Opens the stream for `target`. `plainOnly` (no TLS will be layered on top) lets sockets we
- * open ourselves read into one reused buffer; a TLS layer needs an ordinary socket.
+ * open ourselves read into one reused buffer; a TLS layer needs an ordinary socket. `allow`:
+ * what a URI target may ask for (UriAllowList; libnbd's defaults).
  */
-export async function openTransport(target: ConnectTarget, plainOnly = false): Promise<Transport> {
-  if (typeof target === 'string') return openUriTransport(parseNbdUri(target), plainOnly);
+export async function openTransport(target: ConnectTarget, plainOnly = false, allow: UriAllowList = {}): Promise<Transport> {
+  if (typeof target === 'string') return openUriTransport(parseNbdUri(target, allow), plainOnly);
   if ('unixSocket' in target) return openUnix(target.unixSocket, plainOnly);
   if ('host' in target) {
     return openTcp(target.host, resolvePort(target.port), plainOnly);
@@ -164,7 +170,7 @@ async function connectOnce(target: ConnectTarget, options: ConnectOptions): Prom
   // before connecting: once the socket is open, nothing may wait for the event loop before
   // the client listens, or the server's greeting would be emitted to no one.
   const setSendBufferSize = opts.sendBufferSize !== undefined ? await loadSendBufferSetter() : undefined;
-  const transport = await openTransport(target, (opts.tls?.mode ?? 'off') === 'off');
+  const transport = await openTransport(target, (opts.tls?.mode ?? 'off') === 'off', opts);
   const fd = setSendBufferSize !== undefined ? socketFd(transport.stream) : undefined;
   if (fd !== undefined) setSendBufferSize!(fd, opts.sendBufferSize!);
   const client = new NbdClient(opts);

@@ -3,6 +3,7 @@ export { NbdClient, type ClientOptions, type ClientState } from './nbd-client.js
 export { connect, openTransport, tlsFromUri, type ConnectOptions } from './connect.js';
 export type { ConnectTarget, Transport } from './transport.js';
 export { parseNbdUri, formatNbdUri, isNbdUri, connectionUri, type NbdUri, type NbdUriTransport } from './uri.js';
+export { TOOL_URI_ALLOW_LIST, URI_TRANSPORTS, type UriAllowList } from './uri-allow.js';
 export { OptionError } from './negotiate.js';
 export { OptionCalls } from './option-calls.js';
 export * from './types.js';

@@ -58,14 +58,14 @@ export class MultiConn<C extends NbdClient | ReconnectingClient = NbdClient> {
     const { connections = 4, ...rest } = options;
     const opts = prepareConnect(target, { ...rest, optMode: false });
     const plain = (opts.tls?.mode ?? 'off') === 'off';
-    const first = await openTransport(target, plain);
+    const first = await openTransport(target, plain, opts);
     const clients = [await start(first, opts)];
     const multi = clients[0]!.export.canMultiConn && connections > 1;
     // A command on stdin/stdout serves exactly one client; socket activation can take more.
     const again = (): Promise<Transport> | null => {
       if (first.reconnect) return first.reconnect();
       if (typeof target === 'object' && ('command' in target || 'fd' in target || 'socket' in target)) return null;
-      return openTransport(target, plain);
+      return openTransport(target, plain, opts);
     };
     if (multi) {
       try {

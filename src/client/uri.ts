@@ -3,9 +3,9 @@
 import { DEFAULT_PORT } from '../protocol/constants.js';
 import { NbdError } from '../protocol/errors.js';
 import type { ClientTlsOptions } from '../tls/types.js';
+import { checkUriAllowed, type NbdUriTransport, type UriAllowList } from './uri-allow.js';
 
-/** How an NBD URI reaches its server. */
-export type NbdUriTransport = 'tcp' | 'unix' | 'vsock';
+export type { NbdUriTransport } from './uri-allow.js';
 
 /** An NBD URI taken apart (see the NBD URI specification). */
 export interface NbdUri {
@@ -70,8 +70,21 @@ export function isNbdUri(s: string): boolean {
   return m !== null && m[1]!.toLowerCase() in SCHEMES;
 }
 
-/** Takes an NBD URI apart; a malformed one throws an NbdError (EINVAL) naming the URI. */
-export function parseNbdUri(uri: string): NbdUri {
+/**
+ * Takes an NBD URI apart; a malformed one throws an NbdError (EINVAL) naming the URI, one
+ * that asks for what `allow` does not allow an NbdError EPERM. The defaults of `allow` are
+ * libnbd's: any transport, TLS or not, but no local files (`tls-psk-file=`,
+ * `tls-certificates=`); see UriAllowList.
+ *
+ * @example
+ * ```ts
+ * parseNbdUri('nbds+unix:///disk?socket=/run/nbd.sock').exportName;         // 'disk'
+ * parseNbdUri('nbds://h/?tls-psk-file=/etc/keys.psk');                      // throws EPERM
+ * parseNbdUri('nbds://h/?tls-psk-file=/etc/keys.psk', { uriAllowLocalFile: true }).tlsPskFile;
+ * parseNbdUri('nbd+unix:///?socket=/s', { uriAllowTransports: ['tcp'] });   // throws EPERM
+ * ```
+ */
+export function parseNbdUri(uri: string, allow: UriAllowList = {}): NbdUri {
   const m = /^([A-Za-z][A-Za-z0-9+.-]*):(.*)$/s.exec(uri);
   if (!m) throw bad(uri, 'no scheme');
   const scheme = m[1]!.toLowerCase();
@@ -168,6 +181,7 @@ export function parseNbdUri(uri: string): NbdUri {
     out.host = host;
     out.port ??= DEFAULT_PORT;
   }
+  checkUriAllowed(uri, out, allow);
   return out;
 }
 

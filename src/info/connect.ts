@@ -1,6 +1,6 @@
 // Adapts the client library to what probing needs (client-port.ts), and turns nbdinfo's target
 // (a URI or "[ CMD ARGS ]") into an opener plus the facts the "uri:" line is built from.
-import { connect, parseNbdUri, type NbdClient } from '../client/index.js';
+import { TOOL_URI_ALLOW_LIST, connect, parseNbdUri, type NbdClient } from '../client/index.js';
 import type { ConnectTarget } from '../client/transport.js';
 import type { ExportInfo } from '../client/types.js';
 import { NbdError } from '../protocol/errors.js';
@@ -64,7 +64,8 @@ class ClientAdapter implements InfoClient {
 }
 
 function uriPartsOf(uri: string): { parts: UriParts; exportName: string } {
-  const u = parseNbdUri(uri);
+  // As libnbd's nbdinfo: the URI on our command line may name a PSK file or certificates.
+  const u = parseNbdUri(uri, TOOL_URI_ALLOW_LIST);
   const parts: UriParts = { transport: u.transport, tls: u.tls };
   if (u.host !== undefined) parts.host = u.host;
   if (u.port !== undefined) parts.port = String(u.port);
@@ -92,6 +93,7 @@ export function environmentFor(target: InfoTarget, stdoutIsTerminal: boolean): R
   const open: Opener = async (options: OpenOptions) => {
     try {
       const client = await connect(connectTarget, {
+        ...TOOL_URI_ALLOW_LIST,
         optMode: options.optMode,
         fullInfo: true,
         metaContexts: options.metaContexts ?? [],

@@ -4,7 +4,9 @@ import { readSync } from 'node:fs';
 import type { ContextExtent, Endpoint, FileSink, SourceExtent } from '../endpoint.js';
 import type { EndpointSpec } from '../spec.js';
 import { NbdError } from '../../protocol/errors.js';
-import { connect, NbdClient, type ExportInfo, type ReconnectingClient, type RetryOptions } from '../../client/index.js';
+import {
+  TOOL_URI_ALLOW_LIST, connect, NbdClient, type ExportInfo, type ReconnectingClient, type RetryOptions,
+} from '../../client/index.js';
 import { wrapError } from '../errors.js';
 import { zeroBuffer } from '../zero-buffer.js';
 import { startServerProcess, type ServerProcess } from './subprocess.js';
@@ -58,6 +60,8 @@ async function open(
   spec: NbdSpec, server: ServerProcess | undefined, writable: boolean, contexts: readonly string[], retry?: RetryOptions,
 ): Promise<Connection> {
   const options = {
+    // As libnbd's nbdcopy: a URI may name a PSK file or certificates (tls-psk-file=).
+    ...TOOL_URI_ALLOW_LIST,
     metaContexts: [BASE_ALLOCATION, ...contexts],
     maxInFlight: CLIENT_IN_FLIGHT,
     requestBatch: REQUEST_BATCH,

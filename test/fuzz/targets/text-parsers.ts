@@ -3,6 +3,7 @@
 // damaged text, or arbitrary text; the parser returns a result or throws its typed error.
 import fc from 'fast-check';
 import { formatNbdUri, parseNbdUri, type NbdUri } from '../../../src/client/uri.js';
+import { NbdError } from '../../../src/protocol/errors.js';
 import { longOptionsText, parseNbdcopyArgs, shortOptionsText } from '../../../src/cli/nbdcopy-args.js';
 import { LONG_OPTIONS, parseArgs, SHORT_OPTIONS, UsageError } from '../../../src/info/argv.js';
 import { parsePskFile } from '../../../src/tls/psk-file.js';
@@ -48,6 +49,8 @@ function sameUri(a: NbdUri, b: NbdUri): boolean {
   return canonical(a) === canonical(b);
 }
 
+const ALLOW_ALL = { uriAllowLocalFile: true };
+
 export const uriTarget: FuzzTarget<Traffic<unknown> & { text: string }> = {
   name: 'URI parser',
   input: text(validUri),
@@ -55,15 +58,20 @@ export const uriTarget: FuzzTarget<Traffic<unknown> & { text: string }> = {
   check({ text: uri }) {
     let u: NbdUri;
     try {
-      u = parseNbdUri(uri);
+      u = parseNbdUri(uri, ALLOW_ALL);
     } catch (err) {
       expectTyped(err);
       return;
     }
+    // libnbd's default allow-list refuses exactly the URIs that name local files.
+    const namesFile = u.tlsPskFile !== undefined || u.tlsCertificates !== undefined;
+    const byDefault = (() => { try { return parseNbdUri(uri); } catch (err) { return err; } })();
+    const refused = byDefault instanceof NbdError && byDefault.code === 'EPERM';
+    if (refused !== namesFile) throw new Finding(`${JSON.stringify(uri)}: default allow-list ${refused ? 'refused' : 'accepted'} it`);
     // What parses must format back to a URI that parses the same.
     let again: NbdUri;
     try {
-      again = parseNbdUri(formatNbdUri(u));
+      again = parseNbdUri(formatNbdUri(u), ALLOW_ALL);
     } catch (err) {
       throw new Finding(`parsed ${JSON.stringify(uri)} but its formatted form does not parse: ${(err as Error).message}`);
     }

@@ -5,11 +5,19 @@ import { connect, type ConnectOptions } from '../../../client/connect.js';
 import type { NbdClient } from '../../../client/nbd-client.js';
 import type { ConnectTarget } from '../../../client/transport.js';
 import { parseNbdUri } from '../../../client/uri.js';
+import { TOOL_URI_ALLOW_LIST } from '../../../client/uri-allow.js';
 import { NbdError } from '../../../protocol/errors.js';
 import { ActivatedServer } from './activated-server.js';
 import type { UpstreamParams } from './params.js';
 
 const RETRY_DELAY_MS = 1000;
+
+/**
+ * The uri= parameter comes from the server's own command line, not from its clients: it may
+ * name a PSK file or certificates (nbdkit's nbd plugin refuses those; its tls-psk= and
+ * tls-certificates= parameters, which ours has too, are the way there).
+ */
+const OPERATOR_URI_ALLOW_LIST = TOOL_URI_ALLOW_LIST;
 
 export class Upstream {
   private server: ActivatedServer | undefined;
@@ -18,7 +26,7 @@ export class Upstream {
 
   constructor(readonly params: UpstreamParams) {
     // A URI that cannot be parsed is a bad parameter: say so now, not at the first client.
-    if (params.address.kind === 'uri') parseNbdUri(params.address.uri);
+    if (params.address.kind === 'uri') parseNbdUri(params.address.uri, OPERATOR_URI_ALLOW_LIST);
   }
 
   /** The export a client's name stands for upstream: its own with dynamic exports, else ours. */
@@ -49,7 +57,7 @@ export class Upstream {
 
   /** One connection, left in option mode when the upstream has one; retried as retry= says. */
   async connect(exportName: string | undefined): Promise<NbdClient> {
-    const opts: ConnectOptions = { optMode: true, metaContexts: [] };
+    const opts: ConnectOptions = { ...OPERATOR_URI_ALLOW_LIST, optMode: true, metaContexts: [] };
     if (exportName !== undefined) opts.exportName = exportName;
     if (this.params.tls) opts.tls = this.params.tls;
     for (let attempt = 0; ; attempt++) {
