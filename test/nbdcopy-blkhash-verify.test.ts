@@ -4,27 +4,18 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startNbdkit, type RunningServer } from './helpers/servers.js';
 import { requireBinaries } from './helpers/binaries.js';
-import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { OUR_NBDCOPY } from './helpers/build.js';
 import { hasExactlyOneErrorLine, run } from './helpers/run-tool.js';
 import { makeSparseFile, noise } from './helpers/files.js';
-import { makeTempDir } from './helpers/temp.js';
+import { toolSuite } from './helpers/tool-suite.js';
 
 const MiB = 1 << 20;
 const have = requireBinaries('nbdkit');
-const servers: RunningServer[] = [];
-let dir: string;
-
-beforeAll(() => {
-  ensureBuilt();
-  dir = makeTempDir();
-});
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.stop()));
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const suite = toolSuite();
+const servers = suite.servers;
 
 async function nbdkit(...args: string[]): Promise<RunningServer> {
   const s = await startNbdkit(args);
@@ -44,7 +35,7 @@ function reference(image: Buffer, algorithm = 'sha256', blockSize = 65536): stri
 }
 
 function ours(args: string[], input?: Buffer): { status: number | null; stdout: string; stderr: string } {
-  const r = run(OUR_NBDCOPY, args, { cwd: dir, input, timeout: 60_000 });
+  const r = run(OUR_NBDCOPY, args, { cwd: suite.dir, input, timeout: 60_000 });
   return { status: r.status, stdout: r.stdout.toString(), stderr: r.stderr };
 }
 
@@ -71,7 +62,7 @@ describe.skipIf(!have)('nbdcopy --blkhash', () => {
 
   it('gives the same hash from a file, a pipe, a URI and a [ CMD ] server, without reading holes', async () => {
     const size = 9 * MiB + 1234;
-    const file = path.join(dir, 'holes.img');
+    const file = path.join(suite.dir, 'holes.img');
     // Data, a 4 MiB hole, data ending mid-block, a zero-filled data block, and a short tail.
     makeSparseFile(file, size, [[0, noise(MiB + 100, 3)], [5 * MiB + 7, noise(2 * MiB, 4)], [8 * MiB, Buffer.alloc(65536)], [size - 1000, noise(1000, 5)]]);
     const image = fs.readFileSync(file);
@@ -82,7 +73,7 @@ describe.skipIf(!have)('nbdcopy --blkhash', () => {
       expect(ours([`--blkhash=${alg}`, '-', 'null:'], image).stdout, `stdin ${alg}`).toBe(want);
     }
     // Over NBD with a log of every request: the hole is never read.
-    const logFile = path.join(dir, 'reads.log');
+    const logFile = path.join(suite.dir, 'reads.log');
     const server = await nbdkit('--filter=log', 'file', file, `logfile=${logFile}`);
     const want = `${reference(image)}\n`;
     expect(ours(['--blkhash', server.uri, 'null:']).stdout).toBe(want);
@@ -101,10 +92,10 @@ describe.skipIf(!have)('nbdcopy --blkhash', () => {
 
   it('writes the hash to --blkhash-file, apart from data on stdout', () => {
     const image = noise(3 * MiB + 5, 9);
-    const file = path.join(dir, 'src.bin');
+    const file = path.join(suite.dir, 'src.bin');
     fs.writeFileSync(file, image);
-    const hashFile = path.join(dir, 'hash.txt');
-    const r = run(OUR_NBDCOPY, ['--blkhash=sha1/64k', `--blkhash-file=${hashFile}`, file, '-'], { cwd: dir });
+    const hashFile = path.join(suite.dir, 'hash.txt');
+    const r = run(OUR_NBDCOPY, ['--blkhash=sha1/64k', `--blkhash-file=${hashFile}`, file, '-'], { cwd: suite.dir });
     expect(r.status).toBe(0);
     expect(Buffer.compare(r.stdout, image)).toBe(0);
     expect(fs.readFileSync(hashFile, 'utf8')).toBe(`${reference(image, 'sha1')}\n`);
@@ -127,9 +118,9 @@ describe.skipIf(!have)('nbdcopy --blkhash', () => {
 
 describe.skipIf(!have)('nbdcopy --verify', () => {
   it('passes a good copy, reading the destination back', async () => {
-    const file = path.join(dir, 'v-src.img');
+    const file = path.join(suite.dir, 'v-src.img');
     makeSparseFile(file, 6 * MiB, [[0, noise(MiB, 6)], [4 * MiB, noise(MiB, 7)]]);
-    const out = path.join(dir, 'v-out.img');
+    const out = path.join(suite.dir, 'v-out.img');
     const r = ours(['-v', '--verify', file, out]);
     expect(r.status).toBe(0);
     expect(r.stderr).toMatch(/nbdcopy: verify: 6291456 bytes of .*v-out\.img match the source/);
@@ -139,7 +130,7 @@ describe.skipIf(!have)('nbdcopy --verify', () => {
   });
 
   it('fails with the first differing block when the destination drops acknowledged writes', async () => {
-    const disk = path.join(dir, 'liar.img');
+    const disk = path.join(suite.dir, 'liar.img');
     fs.writeFileSync(disk, Buffer.alloc(4 * MiB));
     // Writes inside [1 MiB + 64 KiB, 1 MiB + 320 KiB) are acknowledged and thrown away.
     const liar = await nbdkit('eval', 'get_size=echo 4194304', 'can_write=exit 0', 'can_flush=exit 0', 'flush=exit 0',
@@ -154,7 +145,7 @@ describe.skipIf(!have)('nbdcopy --verify', () => {
   });
 
   it('is refused up front for destinations that cannot be read back', () => {
-    const file = path.join(dir, 'v-src.img');
+    const file = path.join(suite.dir, 'v-src.img');
     expectOneLine(['--verify', file, 'null:'], 'nbdcopy: --verify: null: cannot be read back');
     expectOneLine(['--verify', file, '-'], 'nbdcopy: --verify: stdout cannot be read back');
     expectOneLine(['--verify=1', file, 'null:'], "nbdcopy: option '--verify' doesn't allow an argument");

@@ -5,14 +5,14 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fc, it } from '@fast-check/vitest';
-import { afterAll, beforeAll, describe, expect } from 'vitest';
+import { describe, expect } from 'vitest';
 import { startNbdkit, type RunningServer } from './helpers/servers.js';
 import { property } from './helpers/property.js';
 import { readCheckpoint } from '../src/copy/checkpoint-journal.js';
 import { requireBinaries } from './helpers/binaries.js';
-import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { OUR_NBDCOPY } from './helpers/build.js';
 import { hasExactlyOneErrorLine, run } from './helpers/run-tool.js';
-import { makeTempDir } from './helpers/temp.js';
+import { toolSuite } from './helpers/tool-suite.js';
 
 const MiB = 1 << 20;
 const GiB = 1 << 30;
@@ -21,17 +21,8 @@ const QUEUE = 4 * 16 * MiB;
 /** Kill moments per copy (each a multi-GiB copy, run again to the end). */
 const RUNS = 3;
 const have = requireBinaries('nbdkit');
-const servers: RunningServer[] = [];
-let dir: string;
-
-beforeAll(() => {
-  ensureBuilt();
-  dir = makeTempDir();
-});
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.stop()));
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const suite = toolSuite();
+const servers = suite.servers;
 
 /**
  * An nbdkit that can be started again on the same socket (so the URI, which the checkpoint
@@ -39,7 +30,7 @@ afterAll(async () => {
  * when a client dies with reads in flight, which kill -9 does.
  */
 async function restartable(name: string, args: string[]): Promise<{ uri: string; restart(args?: string[]): Promise<void> }> {
-  const home = path.join(dir, name);
+  const home = path.join(suite.dir, name);
   fs.mkdirSync(home, { recursive: true });
   let server = await startNbdkit(args, { dir: home });
   servers.push(server);
@@ -56,7 +47,7 @@ async function restartable(name: string, args: string[]): Promise<{ uri: string;
 
 /** Starts our nbdcopy and kills it with SIGKILL after `ms`; resolves with its exit status. */
 function runAndKill(args: string[], ms: number): Promise<number | null> {
-  const child = spawn(OUR_NBDCOPY, args, { cwd: dir, stdio: 'ignore' });
+  const child = spawn(OUR_NBDCOPY, args, { cwd: suite.dir, stdio: 'ignore' });
   const timer = setTimeout(() => child.kill('SIGKILL'), ms);
   return new Promise((resolve) => child.on('exit', (status) => {
     clearTimeout(timer);
@@ -66,7 +57,7 @@ function runAndKill(args: string[], ms: number): Promise<number | null> {
 
 /** Our block hash of an image: how the test compares two multi-GiB images. */
 function blockHash(image: string): string {
-  const r = run(OUR_NBDCOPY, ['--blkhash', image, 'null:'], { cwd: dir, timeout: 120_000 });
+  const r = run(OUR_NBDCOPY, ['--blkhash', image, 'null:'], { cwd: suite.dir, timeout: 120_000 });
   expect(r.status, r.stderr).toBe(0);
   return r.stdout.toString();
 }
@@ -87,7 +78,7 @@ function acknowledged(logFile: string): number {
 interface Resumed { copied: number; before: number }
 
 function resume(args: string[]): Resumed {
-  const r = run(OUR_NBDCOPY, ['-v', ...args], { cwd: dir, timeout: 240_000 });
+  const r = run(OUR_NBDCOPY, ['-v', ...args], { cwd: suite.dir, timeout: 240_000 });
   expect(r.status, r.stderr.slice(-2000)).toBe(0);
   const m = /checkpoint: done, .* removed \(\d+ saves; this run copied (\d+) bytes, (\d+) were done before\)/.exec(r.stderr);
   expect(m, r.stderr.slice(-2000)).not.toBeNull();
@@ -106,12 +97,12 @@ describe.skipIf(!have)('nbdcopy --checkpoint', () => {
     const seed = ++copies;
     const size = 2 * GiB;
     const source = await restartable(`pattern-${seed}`, ['pattern', String(size)]);
-    const disk = path.join(dir, `dense-${seed}.img`);
+    const disk = path.join(suite.dir, `dense-${seed}.img`);
     fs.writeFileSync(disk, '');
     fs.truncateSync(disk, size);
-    const logFile = path.join(dir, `dense-${seed}.log`);
+    const logFile = path.join(suite.dir, `dense-${seed}.log`);
     const destination = await restartable(`file-${seed}`, ['--filter=log', 'file', disk, `logfile=${logFile}`]);
-    const file = path.join(dir, `dense-${seed}.ckpt`);
+    const file = path.join(suite.dir, `dense-${seed}.ckpt`);
     const status = await runAndKill([`--checkpoint=${file}`, source.uri, destination.uri], killAfterMs);
     await source.restart();
     await destination.restart(['file', disk]);
@@ -138,8 +129,8 @@ describe.skipIf(!have)('nbdcopy --checkpoint', () => {
     const seed = ++copies;
     const size = 4 * GiB;
     const source = await restartable(`sparse-${seed}`, ['sparse-random', String(size), `seed=${dataSeed}`, 'percent=20']);
-    const out = path.join(dir, `sparse-${seed}.img`);
-    const file = path.join(dir, `sparse-${seed}.ckpt`);
+    const out = path.join(suite.dir, `sparse-${seed}.img`);
+    const file = path.join(suite.dir, `sparse-${seed}.ckpt`);
     const status = await runAndKill([`--checkpoint=${file}`, source.uri, out], killAfterMs);
     await source.restart();
     const journal = await readCheckpoint(file);
@@ -157,18 +148,18 @@ describe.skipIf(!have)('nbdcopy --checkpoint', () => {
   }, sparse.timeout);
 
   it('refuses a checkpoint of another copy in one line, writing nothing', async () => {
-    const a = path.join(dir, 'a.img');
-    const b = path.join(dir, 'b.img');
+    const a = path.join(suite.dir, 'a.img');
+    const b = path.join(suite.dir, 'b.img');
     fs.writeFileSync(a, Buffer.alloc(4 * MiB, 1));
     fs.writeFileSync(b, Buffer.alloc(4 * MiB, 2));
-    const file = path.join(dir, 'other.ckpt');
+    const file = path.join(suite.dir, 'other.ckpt');
     // A checkpoint left by a copy of a.img that was interrupted.
     fs.writeFileSync(file, JSON.stringify({
       format: 'nbd-toolkit checkpoint 1',
       identity: { source: { name: a, size: 4 * MiB }, destination: { name: b, size: 4 * MiB }, options: { allocated: false, destinationIsZero: false } },
       done: [[0, MiB]],
     }));
-    const c = path.join(dir, 'c.img');
+    const c = path.join(suite.dir, 'c.img');
     fs.writeFileSync(c, Buffer.alloc(2 * MiB, 3));
     const cases: Array<[string[], string]> = [
       [[`--checkpoint=${file}`, c, b], `nbdcopy: --checkpoint: ${file} belongs to another copy: it is for source "${a}", not "${c}"`],
@@ -179,7 +170,7 @@ describe.skipIf(!have)('nbdcopy --checkpoint', () => {
       [[`--checkpoint=${file}`, '--blkhash', a, b], 'nbdcopy: --checkpoint cannot be combined with --blkhash or --verify (a resumed copy does not read what was done before)'],
     ];
     for (const [args, message] of cases) {
-      const r = run(OUR_NBDCOPY, args, { cwd: dir });
+      const r = run(OUR_NBDCOPY, args, { cwd: suite.dir });
       expect(r.stderr).toBe(`${message}\n`);
       expect(hasExactlyOneErrorLine(r.stderr)).toBe(true);
       expect(r.status).toBe(1);

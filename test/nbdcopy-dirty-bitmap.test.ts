@@ -4,29 +4,20 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startQemuNbd, type RunningServer } from './helpers/servers.js';
 import { requireBinaries } from './helpers/binaries.js';
-import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
+import { OUR_NBDCOPY } from './helpers/build.js';
 import { hasExactlyOneErrorLine, run } from './helpers/run-tool.js';
-import { makeTempDir } from './helpers/temp.js';
+import { toolSuite } from './helpers/tool-suite.js';
 
 const MiB = 1 << 20;
 const have = requireBinaries('qemu-img', 'qemu-io', 'qemu-nbd');
-const servers: RunningServer[] = [];
-let dir: string;
-
-beforeAll(() => {
-  ensureBuilt();
-  dir = makeTempDir();
-});
-afterAll(async () => {
-  await Promise.all(servers.map((s) => s.stop()));
-  fs.rmSync(dir, { recursive: true, force: true });
-});
+const suite = toolSuite();
+const servers = suite.servers;
 
 function sh(cmd: string, args: string[]): void {
-  const r = spawnSync(cmd, args, { cwd: dir, encoding: 'utf8' });
+  const r = spawnSync(cmd, args, { cwd: suite.dir, encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')}: ${r.stderr}`);
 }
 
@@ -45,8 +36,8 @@ function copiedBytes(stderr: string): number {
 
 describe.skipIf(!have)('nbdcopy --dirty-bitmap', () => {
   it('copies only what changed since the bitmap was added', async () => {
-    const img = path.join(dir, 'src.qcow2');
-    const out = path.join(dir, 'dst.img');
+    const img = path.join(suite.dir, 'src.qcow2');
+    const out = path.join(suite.dir, 'dst.img');
     sh('qemu-img', ['create', '-q', '-f', 'qcow2', img, '64M']);
     sh('qemu-io', ['-f', 'qcow2', '-c', 'write -P 0x11 0 40M', '-c', 'write -P 0x12 48M 8M', img]);
     sh('qemu-img', ['bitmap', '--add', img, 'b0']);
@@ -76,31 +67,31 @@ describe.skipIf(!have)('nbdcopy --dirty-bitmap', () => {
   });
 
   it('is refused in one line without the context, or into a new or smaller destination', async () => {
-    const img = path.join(dir, 'r.qcow2');
+    const img = path.join(suite.dir, 'r.qcow2');
     sh('qemu-img', ['create', '-q', '-f', 'qcow2', img, '8M']);
     sh('qemu-img', ['bitmap', '--add', img, 'b1']);
     const plain = await serve(['-r', '-f', 'qcow2', img]);
     const withBitmap = await serve(['-r', '-f', 'qcow2', '-B', 'b1', img]);
-    const small = path.join(dir, 'small.img');
+    const small = path.join(suite.dir, 'small.img');
     fs.writeFileSync(small, Buffer.alloc(4 * MiB));
-    const big = path.join(dir, 'big.img');
+    const big = path.join(suite.dir, 'big.img');
     fs.writeFileSync(big, Buffer.alloc(8 * MiB, 7));
     const cases: Array<[string[], string | RegExp]> = [
       [['--dirty-bitmap=b1', plain.uri, big], `nbdcopy: --dirty-bitmap: ${plain.uri} does not offer the meta context qemu:dirty-bitmap:b1`],
       [['--dirty-bitmap=b9', withBitmap.uri, big], /does not offer the meta context qemu:dirty-bitmap:b9$/m],
-      [['--dirty-bitmap=b1', withBitmap.uri, path.join(dir, 'new.img')], /new\.img: the destination does not exist \(this copy writes into an existing one\)$/m],
+      [['--dirty-bitmap=b1', withBitmap.uri, path.join(suite.dir, 'new.img')], /new\.img: the destination does not exist \(this copy writes into an existing one\)$/m],
       [['--dirty-bitmap=b1', withBitmap.uri, small], /small\.img \(4194304 bytes\) is smaller than the source \(8388608 bytes\)$/m],
       [['--dirty-bitmap=b1', withBitmap.uri, 'null:'], 'nbdcopy: --dirty-bitmap: the destination must be an existing image, not null:'],
       [['--dirty-bitmap=', withBitmap.uri, big], "nbdcopy: --dirty-bitmap: expected a value, got ''"],
       [['--dirty-bitmap=b1', '--verify', withBitmap.uri, big], 'nbdcopy: --dirty-bitmap cannot be combined with --blkhash or --verify (only the dirty ranges are read)'],
     ];
     for (const [args, message] of cases) {
-      const r = run(OUR_NBDCOPY, args, { cwd: dir });
+      const r = run(OUR_NBDCOPY, args, { cwd: suite.dir });
       expect(r.stderr).toMatch(message);
       expect(hasExactlyOneErrorLine(r.stderr), r.stderr).toBe(true);
       expect(r.status).toBe(1);
     }
-    expect(fs.existsSync(path.join(dir, 'new.img'))).toBe(false);
+    expect(fs.existsSync(path.join(suite.dir, 'new.img'))).toBe(false);
     expect(fs.readFileSync(big).equals(Buffer.alloc(8 * MiB, 7))).toBe(true);
   });
 });

@@ -2,35 +2,21 @@
 // mid-copy (and a cutting proxy), --rate on a short real copy, -p and --progress-json output,
 // --batch with --shard run as N processes, and one line + exit 1 for every bad value.
 import { spawnSync } from 'node:child_process';
-import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { ensureBuilt, OUR_NBDCOPY } from './helpers/build.js';
-import { makeTempDir } from './helpers/temp.js';
+import { describe, expect, it } from 'vitest';
+import { OUR_NBDCOPY } from './helpers/build.js';
+import { opsSuite } from './helpers/ops-suite.js';
 import { requireBinaries } from './helpers/binaries.js';
-import { crashRepeatedly, RestartableServer, startCuttingProxy, type CuttingProxy } from './helpers/restartable-server.js';
+import { crashRepeatedly, RestartableServer, startCuttingProxy } from './helpers/restartable-server.js';
 import { rng } from './helpers/random.js';
 import { errorLines, expectOneLine, nbdcopy } from './helpers/nbdcopy-process.js';
 
 const have = requireBinaries('nbdkit');
 const MiB = 1 << 20;
 
-let dir: string;
-let src: string;
-const servers: RestartableServer[] = [];
-const proxies: CuttingProxy[] = [];
-beforeAll(() => {
-  ensureBuilt();
-  dir = makeTempDir('nbdcopy-ops-');
-  src = join(dir, 'src.img');
-  fs.writeFileSync(src, crypto.randomBytes(8 * MiB));
-  return () => fs.rmSync(dir, { recursive: true, force: true });
-});
-afterEach(async () => {
-  await Promise.all(servers.splice(0).map((s) => s.stop()));
-  await Promise.all(proxies.splice(0).map((p) => p.close()));
-});
+const suite = opsSuite('nbdcopy-ops-');
+const { servers, proxies } = suite;
 
 const same = (a: string, b: string) => fs.readFileSync(a).equals(fs.readFileSync(b));
 
@@ -46,8 +32,8 @@ describe('bad values: one line naming the option or the batch line, exit 1, noth
   ];
   for (const [opts, message] of cases) {
     it(opts.join(' '), async () => {
-      const out = join(dir, `bad-${opts[0]!.replace(/\W/g, '')}.img`);
-      expectOneLine(await nbdcopy([...opts, src, out]), message);
+      const out = join(suite.dir, `bad-${opts[0]!.replace(/\W/g, '')}.img`);
+      expectOneLine(await nbdcopy([...opts, suite.src, out]), message);
       expect(fs.existsSync(out)).toBe(false);
     });
   }
@@ -60,26 +46,26 @@ describe('bad values: one line naming the option or the batch line, exit 1, noth
   ];
   for (const [what, lines, message] of batches) {
     it(`a batch line with ${what}: no copy starts, not even line 1's`, async () => {
-      const out1 = join(dir, `batch-${what.length}-1.img`);
-      const text = [`{"source": "${src}", "destination": "${out1}"}`, ...lines]
-        .map((l) => l.replace('SRC', src).replace('OUT2', join(dir, 'never.img'))).join('\n');
+      const out1 = join(suite.dir, `batch-${what.length}-1.img`);
+      const text = [`{"source": "${suite.src}", "destination": "${out1}"}`, ...lines]
+        .map((l) => l.replace('SRC', suite.src).replace('OUT2', join(suite.dir, 'never.img'))).join('\n');
       expectOneLine(await nbdcopy(['--batch=-'], text), message);
       expect(fs.existsSync(out1)).toBe(false);
     });
   }
 
   it('--batch with SOURCE and DESTINATION too, and a missing batch file', async () => {
-    expectOneLine(await nbdcopy(['--batch=x.jsonl', src, join(dir, 'x.img')]), /^nbdcopy: --batch: SOURCE and DESTINATION come from the file/);
-    expectOneLine(await nbdcopy([`--batch=${join(dir, 'missing.jsonl')}`]), /^nbdcopy: --batch=.*missing\.jsonl: ENOENT/);
+    expectOneLine(await nbdcopy(['--batch=x.jsonl', suite.src, join(suite.dir, 'x.img')]), /^nbdcopy: --batch: SOURCE and DESTINATION come from the file/);
+    expectOneLine(await nbdcopy([`--batch=${join(suite.dir, 'missing.jsonl')}`]), /^nbdcopy: --batch=.*missing\.jsonl: ENOENT/);
   });
 });
 
 describe.skipIf(!have)('--retries', () => {
   function fileServer(name: string): { server: RestartableServer; file: string } {
-    const file = join(dir, `${name}.img`);
-    fs.copyFileSync(src, file);
+    const file = join(suite.dir, `${name}.img`);
+    fs.copyFileSync(suite.src, file);
     // Slow reads, so the copy lasts long enough to be interrupted several times.
-    const server = new RestartableServer(join(dir, `${name}.sock`), ['--filter=delay', 'file', file, 'delay-read=10ms']);
+    const server = new RestartableServer(join(suite.dir, `${name}.sock`), ['--filter=delay', 'file', file, 'delay-read=10ms']);
     servers.push(server);
     return { server, file };
   }
@@ -88,7 +74,7 @@ describe.skipIf(!have)('--retries', () => {
     it(`nbdkit killed and restarted 3 times mid-copy (seed ${seed}): the copy is exact`, async () => {
       const { server } = fileServer(`kill${seed}`);
       await server.start();
-      const out = join(dir, `kill${seed}.out`);
+      const out = join(suite.dir, `kill${seed}.out`);
       const copying = nbdcopy(['-v', '--retries=8', '--retry-delay=20ms', '--request-size=64K', '-R', '4', server.uri, out, '--progress-json=1']);
       // Once the copy runs (every connection open): a crash before would fail the open.
       await copying.copying;
@@ -96,7 +82,7 @@ describe.skipIf(!have)('--retries', () => {
       const r = await copying;
       expect(errorLines(r)).toEqual([]);
       expect(r.status).toBe(0);
-      expect(same(out, src)).toBe(true);
+      expect(same(out, suite.src)).toBe(true);
       const done = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { event: string; retries: number };
       expect(done.event).toBe('done');
       // The last crash may come after the copy ended; the first one cannot.
@@ -105,25 +91,25 @@ describe.skipIf(!have)('--retries', () => {
   }
 
   it('a proxy in front of nbdserve cutting every 2 MiB: the copy is exact', async () => {
-    const file = join(dir, 'proxied.img');
-    fs.copyFileSync(src, file);
-    const server = new RestartableServer(join(dir, 'nbdserve.sock'), ['file', file], 'nbdserve');
+    const file = join(suite.dir, 'proxied.img');
+    fs.copyFileSync(suite.src, file);
+    const server = new RestartableServer(join(suite.dir, 'nbdserve.sock'), ['file', file], 'nbdserve');
     servers.push(server);
     await server.start();
-    const proxy = await startCuttingProxy(server.socket, join(dir, 'proxy.sock'), 2 * MiB, 10);
+    const proxy = await startCuttingProxy(server.socket, join(suite.dir, 'proxy.sock'), 2 * MiB, 10);
     proxies.push(proxy);
-    const out = join(dir, 'proxied.out');
-    const r = await nbdcopy(['--retries=4', '--retry-delay=10ms', `nbd+unix:///?socket=${join(dir, 'proxy.sock')}`, out]);
+    const out = join(suite.dir, 'proxied.out');
+    const r = await nbdcopy(['--retries=4', '--retry-delay=10ms', `nbd+unix:///?socket=${join(suite.dir, 'proxy.sock')}`, out]);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    expect(same(out, src)).toBe(true);
+    expect(same(out, suite.src)).toBe(true);
     expect(proxy.cuts).toBeGreaterThanOrEqual(2);
   });
 
   it('a server that stays down with too few retries: one line, exit 1', async () => {
     const { server } = fileServer('down');
     await server.start();
-    const out = join(dir, 'down.out');
+    const out = join(suite.dir, 'down.out');
     const copying = nbdcopy(['-v', '--retries=2', '--retry-delay=10ms', '--request-size=64K', '-R', '2', server.uri, out]);
     await copying.copying;
     await server.kill();
@@ -136,7 +122,7 @@ describe.skipIf(!have)('--retries', () => {
   it('without --retries a lost connection fails the copy as before', async () => {
     const { server } = fileServer('plain');
     await server.start();
-    const copying = nbdcopy(['-v', '--request-size=64K', '-R', '2', server.uri, join(dir, 'plain.out')]);
+    const copying = nbdcopy(['-v', '--request-size=64K', '-R', '2', server.uri, join(suite.dir, 'plain.out')]);
     await copying.copying;
     await server.kill();
     const r = await copying;
@@ -147,9 +133,9 @@ describe.skipIf(!have)('--retries', () => {
 
 describe('--rate and progress', () => {
   it('--rate=2M on 4 MiB takes about 2 s (generous bounds), bytes exact, JSON names the limit', async () => {
-    const part = join(dir, 'part.img');
-    fs.writeFileSync(part, fs.readFileSync(src).subarray(0, 4 * MiB));
-    const out = join(dir, 'rated.out');
+    const part = join(suite.dir, 'part.img');
+    fs.writeFileSync(part, fs.readFileSync(suite.src).subarray(0, 4 * MiB));
+    const out = join(suite.dir, 'rated.out');
     const r = await nbdcopy(['--rate=2M', '--progress-json=1', part, out]);
     expect(r.status).toBe(0);
     expect(same(out, part)).toBe(true);
@@ -163,7 +149,7 @@ describe('--rate and progress', () => {
   });
 
   it('--progress-json: a failed copy ends with an error event, and stderr has the line', async () => {
-    const r = await nbdcopy(['--progress-json=1', join(dir, 'nope.img'), join(dir, 'nope.out')]);
+    const r = await nbdcopy(['--progress-json=1', join(suite.dir, 'nope.img'), join(suite.dir, 'nope.out')]);
     expect(r.status).toBe(1);
     const last = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as Record<string, unknown>;
     expect(last['event']).toBe('error');
@@ -172,8 +158,8 @@ describe('--rate and progress', () => {
   });
 
   it('-p when stderr is not a terminal: plain lines, never \\r', async () => {
-    const out = join(dir, 'plain-p.out');
-    const r = await nbdcopy(['-p', '--rate=4M', src, out]);
+    const out = join(suite.dir, 'plain-p.out');
+    const r = await nbdcopy(['-p', '--rate=4M', suite.src, out]);
     expect(r.status).toBe(0);
     expect(r.stderr).not.toContain('\r');
     const lines = r.stderr.trim().split('\n');
@@ -183,10 +169,10 @@ describe('--rate and progress', () => {
 
   const haveScript = spawnSync('script', ['--version']).status === 0;
   it.skipIf(!haveScript)('-p in a 40-column terminal (script gives a pty): no frame wider than 39 columns', () => {
-    const out = join(dir, 'tty.out');
-    const r = spawnSync('script', ['-q', '-e', '-c', `stty cols 40; "${OUR_NBDCOPY}" -p --rate=8M "${src}" "${out}"`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
+    const out = join(suite.dir, 'tty.out');
+    const r = spawnSync('script', ['-q', '-e', '-c', `stty cols 40; "${OUR_NBDCOPY}" -p --rate=8M "${suite.src}" "${out}"`, '/dev/null'], { encoding: 'utf8', timeout: 60_000 });
     expect(r.status).toBe(0);
-    expect(same(out, src)).toBe(true);
+    expect(same(out, suite.src)).toBe(true);
     // Frames are separated by carriage returns and escape sequences.
     const frames = r.stdout.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '\r').split(/[\r\n]/).filter((f) => f.trim() !== '');
     expect(frames.length).toBeGreaterThan(0);
@@ -198,8 +184,8 @@ describe('--rate and progress', () => {
 describe('--batch and --shard', () => {
   it('3 shards as 3 processes: every copy happens exactly once and is exact', async () => {
     const lines: string[] = [];
-    for (let i = 0; i < 7; i++) lines.push(JSON.stringify({ source: src, destination: join(dir, `batch${i}.out`), options: { 'request-size': '64K' } }));
-    const file = join(dir, 'jobs.jsonl');
+    for (let i = 0; i < 7; i++) lines.push(JSON.stringify({ source: suite.src, destination: join(suite.dir, `batch${i}.out`), options: { 'request-size': '64K' } }));
+    const file = join(suite.dir, 'jobs.jsonl');
     fs.writeFileSync(file, lines.join('\n') + '\n');
     const runs = await Promise.all([0, 1, 2].map((i) => nbdcopy([`--batch=${file}`, `--shard=${i}/3`, '-j', '2', '--progress-json=1'])));
     const seen: number[] = [];
@@ -211,23 +197,23 @@ describe('--batch and --shard', () => {
       }
     }
     expect(seen.sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
-    for (let i = 0; i < 7; i++) expect(same(join(dir, `batch${i}.out`), src)).toBe(true);
+    for (let i = 0; i < 7; i++) expect(same(join(suite.dir, `batch${i}.out`), suite.src)).toBe(true);
   });
 
   it('a failed copy is reported, the others go on, exit 1; --fail-fast starts no more', async () => {
     const text = [
-      JSON.stringify({ source: join(dir, 'missing.img'), destination: join(dir, 'f1.out') }),
-      JSON.stringify({ source: src, destination: join(dir, 'f2.out') }),
+      JSON.stringify({ source: join(suite.dir, 'missing.img'), destination: join(suite.dir, 'f1.out') }),
+      JSON.stringify({ source: suite.src, destination: join(suite.dir, 'f2.out') }),
     ].join('\n');
     const r = await nbdcopy(['--batch=-'], text);
     expect(r.status).toBe(1);
     expect(r.stderr).toMatch(/batch line 1: .*missing\.img/);
     expect(r.stderr).toMatch(/batch line 2: .* copied 8\.0 MiB/);
     expect(r.stderr).toMatch(/nbdcopy: 1 of 2 copies did not succeed\n$/);
-    expect(same(join(dir, 'f2.out'), src)).toBe(true);
+    expect(same(join(suite.dir, 'f2.out'), suite.src)).toBe(true);
     const ff = await nbdcopy(['--batch=-', '--fail-fast'], text.replace('f2.out', 'f3.out'));
     expect(ff.status).toBe(1);
     expect(ff.stderr).toMatch(/batch line 2: not started \(--fail-fast\)/);
-    expect(fs.existsSync(join(dir, 'f3.out'))).toBe(false);
+    expect(fs.existsSync(join(suite.dir, 'f3.out'))).toBe(false);
   });
 });
