@@ -4,12 +4,11 @@
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { opsSuite } from './helpers/ops-suite.js';
+import { copyThroughCrashes, opsSuite } from './helpers/ops-suite.js';
 import { requireBinaries } from './helpers/binaries.js';
 import {
-  crashRepeatedly, RestartableServer, startHangUpProxy,
+  RestartableServer, startHangUpProxy,
 } from './helpers/restartable-server.js';
-import { rng } from './helpers/random.js';
 import { makePskFile } from './helpers/tls-fixtures.js';
 import { errorLines, expectOneLine, nbdcopy } from './helpers/nbdcopy-process.js';
 
@@ -95,17 +94,7 @@ describe.skipIf(!have)('--retries with a TLS source', () => {
       const server = fileServer(`tls${seed}`, ['--tls=require', `--tls-psk=${psk}`]);
       await server.start();
       const uri = `nbds+unix://alice@/?socket=${server.socket}&tls-psk-file=${psk}`;
-      const out = join(suite.dir, `tls${seed}.out`);
-      const copying = nbdcopy(['-v', '--retries=8', '--retry-delay=20ms', '--request-size=64K', '-R', '4', uri, out, '--progress-json=1']);
-      await copying.copying;
-      await crashRepeatedly(server, 2, 250, 30, rng(seed));
-      const r = await copying;
-      expect(errorLines(r)).toEqual([]);
-      expect(r.status).toBe(0);
-      expect(same(out, suite.src)).toBe(true);
-      const done = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { event: string; retries: number };
-      expect(done.event).toBe('done');
-      expect(done.retries).toBeGreaterThanOrEqual(1);
+      await copyThroughCrashes(server, uri, join(suite.dir, `tls${seed}.out`), suite.src, 2, seed);
       expect(server.restarts).toBe(2);
     });
   }

@@ -1,12 +1,15 @@
 // The set-up of the nbdcopy operations tests: a temp dir holding an 8 MiB random source, the
-// build, and the servers and proxies a test starts, stopped after each test.
+// build, and the servers and proxies a test starts, stopped after each test; and the copy
+// with --retries while its server is killed and restarted.
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { join } from 'node:path';
-import { afterEach, beforeAll } from 'vitest';
+import { afterEach, beforeAll, expect } from 'vitest';
 import { ensureBuilt } from './build.js';
 import { makeTempDir } from './temp.js';
-import type { RestartableServer } from './restartable-server.js';
+import { crashRepeatedly, type RestartableServer } from './restartable-server.js';
+import { errorLines, nbdcopy } from './nbdcopy-process.js';
+import { rng } from './random.js';
 
 export interface OpsSuite {
   readonly dir: string;
@@ -46,4 +49,26 @@ export function opsSuite(prefix: string): OpsSuite {
     servers,
     proxies,
   };
+}
+
+/**
+ * Copies `uri` (served by `server` from a copy of `src`) to `out` with --retries while the
+ * server is killed and restarted `crashes` times at moments drawn from `seed`, once the copy
+ * runs; expects no error, exit 0, `out` equal to `src`, and at least one retry reported.
+ */
+export async function copyThroughCrashes(
+  server: RestartableServer, uri: string, out: string, src: string, crashes: number, seed: number,
+): Promise<void> {
+  const copying = nbdcopy(['-v', '--retries=8', '--retry-delay=20ms', '--request-size=64K', '-R', '4', uri, out, '--progress-json=1']);
+  // Once the copy runs (every connection open).
+  await copying.copying;
+  await crashRepeatedly(server, crashes, 250, 30, rng(seed));
+  const r = await copying;
+  expect(errorLines(r)).toEqual([]);
+  expect(r.status).toBe(0);
+  expect(fs.readFileSync(out).equals(fs.readFileSync(src))).toBe(true);
+  const done = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { event: string; retries: number };
+  expect(done.event).toBe('done');
+  // The last crash may come after the copy ended; the first one cannot.
+  expect(done.retries).toBeGreaterThanOrEqual(1);
 }
