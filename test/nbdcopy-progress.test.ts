@@ -9,6 +9,7 @@ import { OUR_NBDCOPY, ensureBuilt } from './helpers/build.js';
 import { hasExactlyOneErrorLine, run } from './helpers/run-tool.js';
 import { noise, sha256File } from './helpers/files.js';
 import { makeTempDir } from './helpers/temp.js';
+import { requireBinaries } from './helpers/binaries.js';
 
 let dir: string;
 let src: string;
@@ -72,5 +73,19 @@ describe('nbdcopy --progress=FD', () => {
     expect(r.status).toBe(0);
     expect(sha256File(out('e.img'))).toBe(sha256File(src));
     expect(fs.readFileSync(pfile, 'utf8').trim().split('\n').at(-1)).toBe('100/100');
+  });
+});
+
+describe('nbdcopy -p with a [ CMD ] server writing to stderr (not a terminal)', () => {
+  it.skipIf(!requireBinaries('nbdkit'))('the server\'s last lines, written as it shuts down, come out whole before the final progress line', () => {
+    const r = run(OUR_NBDCOPY, ['-p', '--', '[', 'nbdkit', '-v', '-r', 'file', src, ']', 'null:']);
+    expect(r.status).toBe(0);
+    const lines = r.stderr.split('\n');
+    expect(lines.pop()).toBe('');
+    // nbdkit -v says this last, after it got SIGTERM: nothing it wrote is lost or cut.
+    const unload = lines.findIndex((l) => /^nbdkit: debug: file: unload plugin$/.test(l));
+    expect(unload).toBeGreaterThan(0);
+    expect(lines.slice(unload + 1).every((l) => /^nbdcopy: 100% /.test(l))).toBe(true);
+    expect(lines.every((l) => l.startsWith('nbdkit: ') || l.startsWith('nbdcopy: '))).toBe(true);
   });
 });

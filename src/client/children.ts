@@ -44,7 +44,19 @@ export function stopChild(child: ChildProcess, graceMs = 2000): Promise<void> {
     child.once('exit', () => {
       clearTimeout(timer);
       live.delete(child);
-      resolve();
+      // A piped stderr may still hold the server's last lines after it exited: its reader gets
+      // them before we return (bounded: a process the server left behind may keep it open).
+      const err = child.stderr;
+      if (err === null || err.readableEnded || err.destroyed) {
+        resolve();
+        return;
+      }
+      const drained = setTimeout(resolve, 500);
+      drained.unref();
+      err.once('close', () => {
+        clearTimeout(drained);
+        resolve();
+      });
     });
     child.kill('SIGTERM');
   });
