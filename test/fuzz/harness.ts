@@ -90,7 +90,12 @@ export interface FuzzReport {
 export async function runTarget<T>(t: FuzzTarget<T>): Promise<FuzzReport> {
   watchAllocations();
   const { runs, seconds, seed, path } = budget();
+  let cases = 0;
   const one = async (input: T): Promise<void> => {
+    // A long run of cases that settle in microtasks never lets the event loop turn, and
+    // vitest's worker then misses its own RPC deadline ("Timeout calling onTaskUpdate"), which
+    // fails a clean 1M-case run; a macrotask now and then answers it.
+    if (++cases % 2000 === 0) await new Promise((resolve) => setImmediate(resolve));
     allocWatch.reset();
     const r = t.check(input);
     if (r instanceof Promise) await within(r, t.timeoutMs ?? 5000, t.name);
