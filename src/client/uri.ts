@@ -200,7 +200,9 @@ export function formatNbdUri(u: Omit<NbdUri, 'extra'> & { extra?: Array<[string,
   let authority = '';
   if (u.transport !== 'unix') {
     const host = u.host ?? 'localhost';
-    authority = host.includes(':') ? `[${host}]` : encodeURIComponent(host);
+    // In brackets too every byte but ':' is escaped: a zone id's '%' (RFC 6874 writes it %25),
+    // or an '@' or ']' that would end the host early, must come back as it was.
+    authority = host.includes(':') ? `[${encodeURIComponent(host).replaceAll('%3A', ':')}]` : encodeURIComponent(host);
     authority += `:${u.port ?? DEFAULT_PORT}`;
   }
   if (u.username !== undefined && u.transport !== 'unix') authority = `${encodeURIComponent(u.username)}@${authority}`;
