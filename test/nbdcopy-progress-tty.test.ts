@@ -96,6 +96,21 @@ describe.skipIf(!have)('nbdcopy -p in a terminal', () => {
     expect(lines.filter((l) => BAR.test(l))).toEqual([lines.at(-1)]);
   });
 
+  it('--progress-json on the same stderr: each JSON line stands whole, never on the bar', () => {
+    const out = join(dir, 'json.out');
+    const r = inTerminal(`stty cols 60; "${OUR_NBDCOPY}" -p --progress-json --rate=4M "${src}" "${out}"`);
+    expect(r.status).toBe(0);
+    expect(fs.readFileSync(out).equals(fs.readFileSync(src))).toBe(true);
+    const lines = screenLines(r.output);
+    const json = lines.filter((l) => l.startsWith('{'));
+    // At 4M/s the 8 MiB copy takes 2 s: at least one progress event, then the summary.
+    expect(json.length).toBeGreaterThanOrEqual(2);
+    for (const l of json) expect(() => JSON.parse(l)).not.toThrow();
+    expect(JSON.parse(json.at(-1)!)).toMatchObject({ event: 'done', bytes: 8 * MiB });
+    for (const l of lines) expect(l).toMatch(/^\{"event":|^\[[#-]+\] 100% /);
+    expect(lines.filter((l) => BAR.test(l))).toHaveLength(1);
+  });
+
   it('a resize from 60 to 30 columns: the frames after it fit in 29 columns', () => {
     const out = join(dir, 'resize.out');
     const r = inTerminal(`stty cols 60; "${OUR_NBDCOPY}" -p --rate=4M "${src}" "${out}" & sleep 1; stty cols 30; echo; echo RESIZED; wait $!`);

@@ -21,7 +21,10 @@ export interface CopyOps {
 const SIGNAL_STATUS = { SIGINT: 130, SIGTERM: 143 } as const;
 
 /** `tags`: fields every JSON event carries (in a batch: its line and sides). */
-export function copyOps(args: NbdcopyArgs, log?: (line: string) => void, tags?: Record<string, unknown>): CopyOps {
+/** `toStderr`, when given, takes the JSON lines meant for stderr (fd 2): a progress bar places them. */
+export function copyOps(
+  args: NbdcopyArgs, log?: (line: string) => void, tags?: Record<string, unknown>, toStderr?: (text: string) => void,
+): CopyOps {
   const observers: CopyObserver[] = [];
   let retries = 0;
   const request: CopyOps['request'] = {};
@@ -38,7 +41,8 @@ export function copyOps(args: NbdcopyArgs, log?: (line: string) => void, tags?: 
     if (!args.requestSizeExplicit) request.requestSize = Math.min(args.requestSize, requestSizeForRate(args.rate));
     observers.push(rateLimit(args.rate));
   }
-  const json = args.progressJson === false ? undefined : new JsonProgress(args.progressJson.fd, tags);
+  const json = args.progressJson === false ? undefined
+    : new JsonProgress(args.progressJson.fd, tags, undefined, args.progressJson.fd === 2 ? toStderr : undefined);
   if (json !== undefined) observers.push(json.observer());
   return {
     observers,

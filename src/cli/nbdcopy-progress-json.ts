@@ -28,11 +28,15 @@ export class JsonProgress {
   private readonly started: number;
   private readonly meter = new RateMeter();
 
-  /** `tags`: fields every event carries (a batch's line number, the two sides). */
+  /**
+   * `tags`: fields every event carries (a batch's line number, the two sides). `write`, when
+   * given, takes each line instead of `fd` (a progress bar on the same stderr places them).
+   */
   constructor(
     private readonly fd: number,
     private readonly tags: Record<string, unknown> = {},
     private readonly now: () => number = () => performance.now(),
+    private readonly write?: (line: string) => void,
   ) {
     this.started = now();
     this.lastAt = this.started;
@@ -98,7 +102,9 @@ export class JsonProgress {
   private emit(event: Record<string, unknown>): void {
     // A reader that went away must not break the copy.
     try {
-      fs.writeSync(this.fd, `${JSON.stringify({ ...event, ...this.tags })}\n`);
+      const line = `${JSON.stringify({ ...event, ...this.tags })}\n`;
+      if (this.write !== undefined) this.write(line);
+      else fs.writeSync(this.fd, line);
     } catch {
       /* ignore */
     }

@@ -73,7 +73,13 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
   const sourceSpec = parseEndpointSpec(args.source);
   const destinationSpec = parseEndpointSpec(args.destination);
   let done = 0;
-  const ops = copyOps(args, log);
+  // With -p, text for stderr from elsewhere (JSON lines, a server's lines) goes through the
+  // display, which wipes a bar first.
+  const throughDisplay = (text: string): void => {
+    if (progress !== undefined) progress.write(text);
+    else process.stderr.write(text);
+  };
+  const ops = copyOps(args, log, undefined, args.progress === 'bar' ? throughDisplay : undefined);
   let ok = false;
   try {
     // hrtime, not performance.now(): the global `performance` loads perf_hooks on first use,
@@ -85,10 +91,7 @@ async function copyCommand(args: NbdcopyArgs): Promise<number> {
       log: copyLog,
       signal: controller.signal,
       // With -p, a server's lines go through the display (a bar is wiped for them first).
-      serverStderr: args.progress !== 'bar' ? undefined : (text) => {
-        if (progress !== undefined) progress.write(text);
-        else process.stderr.write(text);
-      },
+      serverStderr: args.progress !== 'bar' ? undefined : throughDisplay,
       observers: [{
         async start({ source, destination }) {
           if (log !== undefined) {
