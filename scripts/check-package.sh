@@ -8,8 +8,15 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 work=$(mktemp -d)
 server_pid=
+# npx runs the server as its own child: the server is started in a process group of its own
+# (setsid) and the whole group is stopped, or nbdserve would outlive npx.
+stop_server() {
+  kill -- "-$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=
+}
 cleanup() {
-  if [ -n "$server_pid" ]; then kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+  if [ -n "$server_pid" ]; then stop_server; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -49,7 +56,7 @@ version=$(npx --no-install nbdcopy --version)
 grep -q '^nbdcopy ' <<<"$version" || fail "npx nbdcopy --version printed: $version"
 
 sock=$work/nbd.sock
-npx --no-install nbdserve -U "$sock" pattern 4M &
+setsid npx --no-install nbdserve -U "$sock" pattern 4M &
 server_pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && break; sleep 0.1; done
 [ -S "$sock" ] || fail "npx nbdserve did not create $sock"
@@ -63,7 +70,8 @@ node -e '
   if (b.length !== 4 << 20) throw new Error(`copy is ${b.length} bytes`);
   for (let o = 0; o < b.length; o += 8) if (b.readBigUInt64BE(o) !== BigInt(o)) throw new Error(`word at ${o} is not the pattern`);
 ' "$work/copy.img" || fail "the copy made by npx nbdcopy does not hold nbdserve's pattern"
-kill "$server_pid"; wait "$server_pid" 2>/dev/null || true; server_pid=
+stop_server
+! pgrep -f "nbdserve -U $sock" >/dev/null || fail "nbdserve still runs after its process group was stopped"
 
 # The library from TypeScript, strict, against the shipped types only (typescript and
 # @types/node come from the checkout: they are the consumer's dev tools, not ours to ship).
