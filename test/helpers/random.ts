@@ -1,12 +1,8 @@
-// A small seeded random number generator (Mulberry32): tests that pick random moments or
-// cases get the same ones on every run of a seed.
+// A seeded random number in [0, 1), from the same Mulberry32 generator the sparse-random
+// backend uses: tests that pick random moments or cases get the same ones on every run of a seed.
+import { rng as rngU32 } from '../../src/server/backends/sparse-random.js';
+
 export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = rngU32(seed);
+  return () => next() / 4294967296;
 }
