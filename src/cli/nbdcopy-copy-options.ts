@@ -4,6 +4,7 @@ import type { CopyRequest } from '../copy/api.js';
 import { DEFAULT_COPY_OPTIONS } from '../copy/options.js';
 import type { NbdcopyArgs } from './nbdcopy-args.js';
 import { onlineCpus } from '../sys/cpus.js';
+import { TOOL_URI_ALLOW_LIST } from '../client/uri-allow.js';
 
 /** The copy request (plus the run shape -v reports) that nbdcopy's arguments ask for. */
 export function copyOptions(args: NbdcopyArgs): CopyRequest & { connections: number; requests: number; synchronous: boolean } {
@@ -12,6 +13,8 @@ export function copyOptions(args: NbdcopyArgs): CopyRequest & { connections: num
   const threads = args.threads > 0 ? args.threads : onlineCpus();
   const connections = Math.min(args.connections ?? DEFAULT_COPY_OPTIONS.connections, threads);
   return {
+    // As libnbd's nbdcopy: the URIs are its user's own, and may name key files (tls-psk-file=).
+    ...TOOL_URI_ALLOW_LIST,
     connections,
     requests: args.requests,
     requestSize: args.requestSize,

@@ -13,12 +13,13 @@ export const URI_TRANSPORTS: readonly NbdUriTransport[] = ['tcp', 'unix', 'vsock
 /**
  * What an NBD URI may ask for, as libnbd's `nbd_set_uri_allow_*` calls. A URI that asks for
  * more is refused with one `NbdError` EPERM before anything is opened. The defaults are
- * libnbd's: any transport, TLS or not, and no local files. Options of {@link parseNbdUri} and
- * of `connect()` (which applies them to a URI target only: the other targets are the
- * program's own choice).
+ * libnbd's: any transport, TLS or not, and no local files. Options of {@link parseNbdUri}, of
+ * `connect()` and `MultiConn.open()` (which apply them to a URI target only: the other targets
+ * are the program's own choice) and of `copy()` (to its URI sides, both checked before either
+ * is opened).
  *
  * libnbd's nbdcopy and nbdinfo allow local files, and so do ours (see
- * {@link TOOL_URI_ALLOW_LIST}).
+ * {@link TOOL_URI_ALLOW_LIST}); the library's `copy()` keeps the defaults unless told.
  *
  * @example
  * ```ts

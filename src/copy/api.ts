@@ -5,11 +5,12 @@ import type { Endpoint } from './endpoint.js';
 import type { CopyObserver } from './observer.js';
 import { DEFAULT_COPY_OPTIONS, type CopyOptions } from './options.js';
 import { copyEndpoints, type CopyResult } from './copier.js';
-import { openDestination, openSource } from './open.js';
+import { checkUriSides, openDestination, openSource } from './open.js';
 import { describeSpec, parseEndpointSpec, type EndpointSpec } from './spec.js';
 import { progressObserver } from './observers/progress.js';
 import { checkIntegrityRequest, IntegrityPlan, type SideDescription } from './integrity.js';
 import type { RetryEvent, RetryOptions } from '../client/reconnect.js';
+import type { UriAllowList } from '../client/uri-allow.js';
 
 /**
  * One side of a copy: a file or device path, '-' (stdin or stdout), an NBD URI, 'null:'
@@ -21,7 +22,26 @@ export type CopyEndpoint = string | readonly string[] | EndpointSpec | Endpoint;
 /** nbdcopy's minimum for -S; its default is this or the destination's preferred block size. */
 const DEFAULT_SPARSE = 4096;
 
-export interface CopyRequest extends Partial<Omit<CopyOptions, 'sparseSize'>> {
+/**
+ * A copy's options: nbdcopy's, and what an NBD URI side may ask for.
+ *
+ * The URI allow-lists (`uriAllowTransports`, `uriAllowTls`, `uriAllowLocalFile`) are
+ * connect()'s, with its defaults: any transport, TLS or not, and no local files, so a URI
+ * naming `tls-psk-file=` or `tls-certificates=` is refused unless `uriAllowLocalFile` is true.
+ * A refused URI rejects the copy with one NbdError EPERM before either side is opened. They
+ * cover URI sides only: a path, '-' or `[ CMD ]` side is not checked, so a program that takes
+ * sides from its users must decide which kinds it accepts itself ({@link parseEndpointSpec}).
+ * nbdcopy passes {@link TOOL_URI_ALLOW_LIST}, as libnbd's nbdcopy does.
+ *
+ * @example
+ * ```ts
+ * // A URI from a user: TCP only, TLS required, no key files of this program's.
+ * await copy(userUri, 'disk.img', { uriAllowTransports: ['tcp'], uriAllowTls: 'require' });
+ * // An operator's URI naming its own PSK file.
+ * await copy('nbds://backup/disk?tls-psk-file=/etc/nbd/keys.psk', 'disk.img', { uriAllowLocalFile: true });
+ * ```
+ */
+export interface CopyRequest extends Partial<Omit<CopyOptions, 'sparseSize'>>, UriAllowList {
   /** Told about the copy as it runs, in this order: progress, block hashes, a journal ... */
   observers?: readonly CopyObserver[];
   /**
@@ -50,11 +70,16 @@ export interface CopyRequest extends Partial<Omit<CopyOptions, 'sparseSize'>> {
 
 /** Copies `source` to `destination` as nbdcopy does; resolves with the plan and bytes copied. */
 export async function copy(source: CopyEndpoint, destination: CopyEndpoint, request: CopyRequest = {}): Promise<CopyResult> {
-  const { onProgress, sparseSize, observers: given, retries, retryDelayMs, onRetry, serverStderr, ...rest } = request;
+  const {
+    onProgress, sparseSize, observers: given, retries, retryDelayMs, onRetry, serverStderr,
+    uriAllowTransports, uriAllowTls, uriAllowLocalFile, ...rest
+  } = request;
+  const allow: UriAllowList = { uriAllowTransports, uriAllowTls, uriAllowLocalFile };
   const log = request.log;
   const sourceSide = describeSide(source);
   const destinationSide = describeSide(destination);
   checkIntegrityRequest(sourceSide, destinationSide, request);
+  await checkUriSides([sourceSide, destinationSide].filter((s): s is EndpointSpec => !isEndpoint(s)), allow);
   const retry = (spec: EndpointSpec): RetryOptions | undefined => retries === undefined || retries <= 0 ? undefined
     : { retries, retryDelayMs, onRetry: onRetry === undefined ? undefined : (e) => onRetry({ ...e, endpoint: describeSpec(spec) }) };
   let src: Endpoint | undefined;
@@ -64,7 +89,7 @@ export async function copy(source: CopyEndpoint, destination: CopyEndpoint, requ
   const opened: Endpoint[] = [];
   try {
     const metaContexts = IntegrityPlan.sourceContexts(request);
-    src = await resolve(source, (spec) => openSource(spec, { log, metaContexts, retry: retry(spec), serverStderr }), opened);
+    src = await resolve(source, (spec) => openSource(spec, { ...allow, log, metaContexts, retry: retry(spec), serverStderr }), opened);
     log?.(`source: ${src.name} size=${src.size ?? 'stream'} connections=${src.connections} `
       + `max=${src.maxConnections} extents=${src.canExtents}`);
     const sourceSize = src.size;
@@ -74,7 +99,7 @@ export async function copy(source: CopyEndpoint, destination: CopyEndpoint, requ
       destinationIsZero: request.destinationIsZero ?? DEFAULT_COPY_OPTIONS.destinationIsZero,
     }, log);
     const hints = { sourceSize, ...integrity.destinationHints() };
-    dst = await resolve(destination, (spec) => openDestination(spec, hints, { log, retry: retry(spec), serverStderr }), opened);
+    dst = await resolve(destination, (spec) => openDestination(spec, hints, { ...allow, log, retry: retry(spec), serverStderr }), opened);
     log?.(`destination: ${dst.name} size=${dst.size ?? 'any'} zero=${dst.isZero} canZero=${dst.canZero}`);
     const signal = request.signal;
     if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new NbdError('EINTR', String(signal.reason ?? 'interrupted'));

@@ -9,6 +9,10 @@ export interface CopyJob {
   /** As copy()'s: a path, '-', an NBD URI, the words of a `[ CMD ARGS ]` server, a spec ... */
   source: CopyEndpoint;
   destination: CopyEndpoint;
+  /**
+   * copy()'s options for this job, the URI allow-lists included (their defaults are copy()'s:
+   * no local files), so each job says what its URIs may ask for.
+   */
   options?: CopyRequest;
 }
 

@@ -5,8 +5,13 @@ import type { EndpointSpec } from './spec.js';
 import { NullEndpoint } from './endpoints/null.js';
 import { NbdError } from '../protocol/errors.js';
 import type { RetryOptions } from '../client/reconnect.js';
+import type { UriAllowList } from '../client/uri-allow.js';
 
-export interface OpenOptions {
+/**
+ * How to open a side. The allow-lists (libnbd's, as connect() takes them, with its defaults:
+ * no local files) apply to an NBD URI side; paths, '-' and `[ CMD ]` are the caller's choice.
+ */
+export interface OpenOptions extends UriAllowList {
   /** Debug lines (-v). */
   log?: (line: string) => void;
   /** Source: meta contexts to ask an NBD server for besides base:allocation. */
@@ -42,5 +47,26 @@ export async function openDestination(spec: EndpointSpec, hints: DestinationHint
       const { openNbdEndpoint } = await import('./endpoints/nbd.js');
       return openNbdEndpoint(spec, { ...options, writable: true });
     }
+  }
+}
+
+/**
+ * Refuses an NBD URI side that asks for what `allow` does not allow (one NbdError EPERM), so
+ * that neither side is opened: no socket, no file read, no destination created. A URI that
+ * does not parse is left to the opening, which names the side in its error.
+ */
+export async function checkUriSides(specs: readonly EndpointSpec[], allow: UriAllowList): Promise<void> {
+  const uris = specs.flatMap((s) => s.kind === 'uri' ? [s.uri] : []);
+  if (uris.length === 0) return;
+  const { parseNbdUri } = await import('../client/uri.js');
+  const { TOOL_URI_ALLOW_LIST } = await import('../client/uri-allow.js');
+  for (const uri of uris) {
+    let wellFormed = true;
+    try {
+      parseNbdUri(uri, TOOL_URI_ALLOW_LIST);
+    } catch {
+      wellFormed = false;
+    }
+    if (wellFormed) parseNbdUri(uri, allow);
   }
 }

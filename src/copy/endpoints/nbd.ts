@@ -5,13 +5,17 @@ import type { ContextExtent, Endpoint, FileSink, SourceExtent } from '../endpoin
 import type { EndpointSpec } from '../spec.js';
 import { NbdError } from '../../protocol/errors.js';
 import {
-  TOOL_URI_ALLOW_LIST, connect, NbdClient, type ExportInfo, type ReconnectingClient, type RetryOptions,
+  connect, NbdClient, type ExportInfo, type ReconnectingClient, type RetryOptions, type UriAllowList,
 } from '../../client/index.js';
 import { wrapError } from '../errors.js';
 import { zeroBuffer } from '../zero-buffer.js';
 import { startServerProcess, type ServerProcess } from './subprocess.js';
 
-export interface NbdOpenOptions {
+/**
+ * How to open an NBD side. The allow-lists apply to a URI side (see connect()); nbdcopy passes
+ * TOOL_URI_ALLOW_LIST, as libnbd's does.
+ */
+export interface NbdOpenOptions extends UriAllowList {
   writable: boolean;
   /** Meta contexts to ask for besides base:allocation (a source's dirty bitmap). */
   metaContexts?: readonly string[];
@@ -56,16 +60,14 @@ const REQUEST_BATCH = 8;
  * One more connection, to the URI or to our server process. With retries, a lost connection
  * is opened again to the same URI or socket (a `[ CMD ]` server is not started again).
  */
-async function open(
-  spec: NbdSpec, server: ServerProcess | undefined, writable: boolean, contexts: readonly string[], retry?: RetryOptions,
-): Promise<Connection> {
+async function open(spec: NbdSpec, server: ServerProcess | undefined, o: NbdOpenOptions): Promise<Connection> {
+  const { uriAllowTransports, uriAllowTls, uriAllowLocalFile, retry } = o;
   const options = {
-    // As libnbd's nbdcopy: a URI may name a PSK file or certificates (tls-psk-file=).
-    ...TOOL_URI_ALLOW_LIST,
-    metaContexts: [BASE_ALLOCATION, ...contexts],
+    uriAllowTransports, uriAllowTls, uriAllowLocalFile,
+    metaContexts: [BASE_ALLOCATION, ...(o.metaContexts ?? [])],
     maxInFlight: CLIENT_IN_FLIGHT,
     requestBatch: REQUEST_BATCH,
-    sendBufferSize: writable ? DESTINATION_SEND_BUFFER : undefined,
+    sendBufferSize: o.writable ? DESTINATION_SEND_BUFFER : undefined,
   };
   const target = server === undefined ? (spec.kind === 'uri' ? spec.uri : '') : { unixSocket: server.socketPath };
   const connecting = retry !== undefined && retry.retries > 0 ? connect(target, { ...options, ...retry }) : connect(target, options);
@@ -83,14 +85,14 @@ export async function openNbdEndpoint(spec: NbdSpec, options: NbdOpenOptions): P
   const server = spec.kind === 'command' ? await startServerProcess(spec.argv, options.serverStderr) : undefined;
   let first: Connection;
   try {
-    first = await open(spec, server, options.writable, options.metaContexts ?? [], options.retry);
+    first = await open(spec, server, options);
   } catch (err) {
     await server?.stop();
     throw err;
   }
   // Destinations may be fed from a file by sendfile; its FFI comes with the send buffer's anyway.
   if (options.writable) await NbdClient.loadFileSupport().catch(() => undefined);
-  const endpoint = new NbdEndpoint(spec, first, server, options.writable, options.log, options.metaContexts ?? [], options.retry);
+  const endpoint = new NbdEndpoint(spec, first, server, options);
   if (options.writable && first.export.readOnly) {
     await endpoint.close();
     throw new NbdError('EPERM', `${endpoint.name}: the destination is read-only`);
@@ -129,15 +131,18 @@ export class NbdEndpoint implements Endpoint {
   private zeroLimit = Number.MAX_SAFE_INTEGER;
   private closing: Promise<void> | undefined;
 
+  private readonly writable: boolean;
+  private readonly log: ((line: string) => void) | undefined;
+
   constructor(
     private readonly spec: NbdSpec,
     first: Connection,
     private readonly server: ServerProcess | undefined,
-    private readonly writable: boolean,
-    private readonly log?: (line: string) => void,
-    private readonly askedContexts: readonly string[] = [],
-    private readonly retry?: RetryOptions,
+    /** How `first` was opened: the extra connections are opened the same way. */
+    private readonly opening: NbdOpenOptions,
   ) {
+    this.writable = opening.writable;
+    this.log = opening.log;
     this.clients = [first];
     this.info = first.export;
     this.name = nameOf(spec);
@@ -153,11 +158,11 @@ export class NbdEndpoint implements Endpoint {
     this.metaContexts = first.connection.metaContexts.filter((c) => c !== BASE_ALLOCATION);
     this.canZero = this.info.canZero;
     this.tryFastZero = this.info.canFastZero;
-    this.fileSink = writable ? {
+    this.fileSink = this.writable ? {
       canWriteFromFile: (conn) => this.clients[conn]!.sendsFromFile,
       writeFromFile: (fd, offset, length, conn, onSent) => this.writeFromFile(fd, offset, length, conn, onSent),
     } : undefined;
-    log?.(`${this.name}: size=${this.size} block sizes=${this.minimumBlockSize}/${this.preferredBlockSize}/${this.maximumBlockSize}`
+    this.log?.(`${this.name}: size=${this.size} block sizes=${this.minimumBlockSize}/${this.preferredBlockSize}/${this.maximumBlockSize}`
       + ` multi-conn=${this.info.canMultiConn} zero=${this.info.canZero} fast-zero=${this.info.canFastZero}`
       + ` extents=${this.canExtents} read-only=${this.info.readOnly}`);
   }
@@ -170,7 +175,7 @@ export class NbdEndpoint implements Endpoint {
     const want = Math.min(count, this.maxConnections);
     // Handshakes are several round trips each: do them side by side, not one after another.
     const opening: Promise<Connection>[] = [];
-    for (let i = this.clients.length; i < want; i++) opening.push(open(this.spec, this.server, this.writable, this.askedContexts, this.retry));
+    for (let i = this.clients.length; i < want; i++) opening.push(open(this.spec, this.server, this.opening));
     const results = await Promise.allSettled(opening);
     let failure: unknown;
     for (const r of results) {
