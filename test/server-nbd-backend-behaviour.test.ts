@@ -228,14 +228,15 @@ describe.skipIf(!have)('nbd backend: a command= server that dies', () => {
 });
 
 describe.skipIf(!have)('nbd backend: where the upstream is, and TLS towards it', () => {
-  it('TLS-PSK to an upstream that requires it: tls=require tls-psk= tls-username=, and an nbds+unix URI; tls=off is refused', async () => {
+  it('TLS-PSK to an upstream that requires it: tls=require tls-psk= tls-username=, and an nbds+unix URI with tls-psk=; tls=off is refused', async () => {
     const dir = makeTempDir('nbd-tls-');
     cleanups.push(() => runTool('rm', ['-rf', dir]).then(() => undefined));
     const psk = makePskFile(join(dir, 'keys.psk'), 'alice').path;
     const up = await startNbdkit(['--tls=require', `--tls-psk=${psk}`, 'pattern', '1M'], { dir });
     cleanups.push(() => up.stop());
     const byParams = await serve({ backend: ['nbd', `socket=${up.socket}`, 'tls=require', `tls-psk=${psk}`, 'tls-username=alice'] });
-    const byUri = await serve({ backend: ['nbd', `nbds+unix://alice@/?socket=${up.socket}&tls-psk-file=${psk}`] });
+    // As with nbdkit's nbd plugin, the URI says TLS and the user; the key file is a parameter.
+    const byUri = await serve({ backend: ['nbd', `nbds+unix://alice@/?socket=${up.socket}`, `tls-psk=${psk}`] });
     for (const px of [byParams, byUri]) {
       const c = await client(px.uri);
       expect(c.connection.tls).toBe(false);
@@ -246,6 +247,23 @@ describe.skipIf(!have)('nbd backend: where the upstream is, and TLS towards it',
     // The front is plain: TLS towards the upstream is its own setting.
     const plain = await serve({ backend: ['nbd', `socket=${up.socket}`, 'tls=off'] });
     await expect(client(plain.uri)).rejects.toThrow();
+  });
+
+  it('uri= naming a local file (tls-psk-file=, tls-certificates=) is refused at start-up, as nbdkit refuses it', async () => {
+    const dir = makeTempDir('nbd-tls-');
+    cleanups.push(() => runTool('rm', ['-rf', dir]).then(() => undefined));
+    const psk = makePskFile(join(dir, 'keys.psk'), 'alice').path;
+    const up = await startNbdkit(['--tls=require', `--tls-psk=${psk}`, 'pattern', '1M'], { dir });
+    cleanups.push(() => up.stop());
+    const socket = join(dir, 'front.sock');
+    for (const [key, param] of [['tls-psk-file', 'tls-psk'], ['tls-certificates', 'tls-certificates']]) {
+      const uri = `nbds+unix://alice@/?socket=${up.socket}&${key}=${key === 'tls-psk-file' ? psk : dir}`;
+      const e = await serve({ backend: ['nbd', uri], unixSocket: socket }).then(() => undefined, (err: unknown) => err);
+      expect(e).toMatchObject({ name: 'NbdError', code: 'EPERM' });
+      expect((e as Error).message).toBe(`nbd: uri= must not name local files (${key}=), as with nbdkit's nbd plugin: use the ${param}= parameter instead`);
+      // Nothing listens: the refusal came before the socket was made.
+      expect(await canConnectUnix(socket)).toBe(false);
+    }
   });
 
   it('hostname= with port= as a number or a service name, and socket-fd= (an inherited connected socket)', async () => {
@@ -308,6 +326,8 @@ describe('nbdserve nbd: bad parameters are one line and exit status 1', () => {
     [['socket-fd=3', 'shared=false'], /cannot be used with shared=false/],
     [['vhost-cid=x'], /vhost-cid must be an integer/],
     [['http://example.com/'], /./],
+    [['nbds+unix:///?socket=/a&tls-psk-file=/k'], /^nbdserve: error: nbd: uri= must not name local files \(tls-psk-file=\), as with nbdkit's nbd plugin: use the tls-psk= parameter instead$/m],
+    [['uri=nbds://h/?tls-certificates=/c', 'tls-psk=/k'], /uri= must not name local files \(tls-certificates=\).*use the tls-certificates= parameter/],
   ];
   for (const [params, why] of cases) {
     it(`nbd ${params.join(' ') || '(nothing)'}`, async () => {
@@ -317,6 +337,7 @@ describe('nbdserve nbd: bad parameters are one line and exit status 1', () => {
       expect(r.stderr.split('\n').filter((l) => l !== '')).toHaveLength(1);
       expect(r.stderr).toMatch(/^nbdserve: error: /);
       expect(r.stderr).toMatch(why);
+      expect(r.stderr).not.toMatch(/^\s+at /m);
     });
   }
 });

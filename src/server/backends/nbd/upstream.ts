@@ -5,7 +5,7 @@ import { connect, type ConnectOptions } from '../../../client/connect.js';
 import type { NbdClient } from '../../../client/nbd-client.js';
 import type { ConnectTarget } from '../../../client/transport.js';
 import { parseNbdUri } from '../../../client/uri.js';
-import { TOOL_URI_ALLOW_LIST } from '../../../client/uri-allow.js';
+import { TOOL_URI_ALLOW_LIST, type UriAllowList } from '../../../client/uri-allow.js';
 import { NbdError } from '../../../protocol/errors.js';
 import { ActivatedServer } from './activated-server.js';
 import type { UpstreamParams } from './params.js';
@@ -13,11 +13,29 @@ import type { UpstreamParams } from './params.js';
 const RETRY_DELAY_MS = 1000;
 
 /**
- * The uri= parameter comes from the server's own command line, not from its clients: it may
- * name a PSK file or certificates (nbdkit's nbd plugin refuses those; its tls-psk= and
- * tls-certificates= parameters, which ours has too, are the way there).
+ * What uri= may ask for: libnbd's defaults, which nbdkit's nbd plugin keeps, so no local files
+ * (tls-psk-file=, tls-certificates=). The tls-psk= and tls-certificates= parameters name them.
  */
-const OPERATOR_URI_ALLOW_LIST = TOOL_URI_ALLOW_LIST;
+const URI_PARAMETER_ALLOW_LIST: UriAllowList = {};
+
+/** The parameter that takes what a URI key would have named. */
+const FILE_PARAMETERS = { 'tls-psk-file': 'tls-psk', 'tls-certificates': 'tls-certificates' } as const;
+
+/**
+ * Refuses a uri= that cannot be parsed (EINVAL) or names local files (EPERM), at start-up
+ * rather than at the first client, with a line that says which parameter to use instead.
+ */
+function checkUriParameter(uri: string): void {
+  try {
+    parseNbdUri(uri, URI_PARAMETER_ALLOW_LIST);
+  } catch (err) {
+    if (!(err instanceof NbdError) || err.code !== 'EPERM') throw err;
+    const u = parseNbdUri(uri, TOOL_URI_ALLOW_LIST);
+    const key = u.tlsPskFile !== undefined ? 'tls-psk-file' : 'tls-certificates';
+    throw new NbdError('EPERM', `nbd: uri= must not name local files (${key}=), as with nbdkit's nbd plugin: `
+      + `use the ${FILE_PARAMETERS[key]}= parameter instead`);
+  }
+}
 
 export class Upstream {
   private server: ActivatedServer | undefined;
@@ -25,8 +43,7 @@ export class Upstream {
   private closed = false;
 
   constructor(readonly params: UpstreamParams) {
-    // A URI that cannot be parsed is a bad parameter: say so now, not at the first client.
-    if (params.address.kind === 'uri') parseNbdUri(params.address.uri, OPERATOR_URI_ALLOW_LIST);
+    if (params.address.kind === 'uri') checkUriParameter(params.address.uri);
   }
 
   /** The export a client's name stands for upstream: its own with dynamic exports, else ours. */
@@ -57,7 +74,7 @@ export class Upstream {
 
   /** One connection, left in option mode when the upstream has one; retried as retry= says. */
   async connect(exportName: string | undefined): Promise<NbdClient> {
-    const opts: ConnectOptions = { ...OPERATOR_URI_ALLOW_LIST, optMode: true, metaContexts: [] };
+    const opts: ConnectOptions = { ...URI_PARAMETER_ALLOW_LIST, optMode: true, metaContexts: [] };
     if (exportName !== undefined) opts.exportName = exportName;
     if (this.params.tls) opts.tls = this.params.tls;
     for (let attempt = 0; ; attempt++) {
