@@ -134,11 +134,12 @@ export async function openTransport(target: ConnectTarget, plainOnly = false, al
  * commands that had no reply are sent again: reads, writes, zeroes, trims, caches, flushes
  * and block status, all of which give the same result when repeated. The first connection is
  * retried the same way when its server is not there (yet): the socket refused or missing, or
- * the connection dropped during the handshake (a TLS server that hangs up on a wrong PSK key
- * looks the same, so that also waits for the retries). Not retried: other failures to open
- * (a bad address, an unknown export, TLS refused or untrusted), commands the server answered
- * with an error other than ESHUTDOWN, protocol violations, and a reopened export that is not
- * the same (its size or read-only flag changed). Writes the server acknowledged before it died are taken
+ * the connection dropped during the handshake. Not retried, opening or reopening: other
+ * failures to open (a bad address, an unknown export, TLS refused or untrusted, a PSK the
+ * server rejects with a TLS alert, as OpenSSL servers and ours do), commands the server
+ * answered with an error other than ESHUTDOWN, protocol violations, and a reopened export that
+ * is not the same (its size or read-only flag changed). nbdkit hangs up on a wrong PSK key
+ * without an alert, which looks like a server going away, so that waits for the retries. Writes the server acknowledged before it died are taken
  * as done: a server that loses acknowledged writes on a crash needs a flush to keep them.
  * Only for targets that can be connected to again: a URI, `{ unixSocket }` or `{ host }`.
  */

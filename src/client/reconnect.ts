@@ -8,7 +8,7 @@ import type { NbdClient, ClientState } from './nbd-client.js';
 import { sumStats, type ConnectionStats } from './stats.js';
 import type { CloseOptions } from './close-options.js';
 import type { ChunkCallback } from './read-chunks.js';
-import { backoffDelay, type RetryOptions } from './retry-policy.js';
+import { backoffDelay, isServerAbsent, type RetryOptions } from './retry-policy.js';
 import type {
   BlockStatusFlags, BlockStatusResult, CommandFlags, ConnectionInfo, ExportInfo, ReadFlags, ZeroFlags,
 } from './types.js';
@@ -237,6 +237,12 @@ export class ReconnectingClient {
       try {
         next = await this.reopen();
       } catch (err) {
+        // A server that is back and says no (a TLS alert for a key it no longer accepts, an
+        // export it no longer has) would say it again: only a server not there yet is waited for.
+        if (err instanceof NbdError && !isServerAbsent(err)) {
+          this.finalError = new NbdError(err.code, `${err.message} (on reconnecting after: ${cause.message})`, { cause: err });
+          throw this.finalError;
+        }
         error = err instanceof NbdError ? err : new NbdError('EIO', String(err), { cause: err });
         continue;
       }

@@ -40,10 +40,14 @@ const SERVER_NOT_THERE = new Set<string>([
 ]);
 
 /**
- * The open failed because the server is not (yet, or no longer) there, so trying again may
- * help: the socket refused or missing, or the connection dropped during the handshake. Not:
- * a bad address, an export the server does not have, TLS refused or a certificate not trusted,
- * a protocol violation (ENOENT from the server itself, not from the socket, is a missing export).
+ * The open (or reopen) failed because the server is not (yet, or no longer) there, so trying
+ * again may help: the socket refused or missing, or the connection dropped during the
+ * handshake. Not: a bad address, an export the server does not have, TLS refused, a
+ * certificate not trusted or a PSK rejected with a TLS alert, a protocol violation (ENOENT
+ * from the server itself, not from the socket, is a missing export).
+ *
+ * A server that rejects a PSK by closing without an alert (nbdkit: GnuTLS hangs up) cannot be
+ * told from one going away at that moment, so that case is retried.
  */
 export function isServerAbsent(err: unknown): boolean {
   if (!(err instanceof NbdError)) return false;

@@ -64,7 +64,11 @@ export function handshakeError(err: unknown, side: TlsSide, usingPsk: boolean): 
   return new NbdError('EPROTO', `TLS handshake failed: ${reason}`, { cause: err });
 }
 
-/** The peer hung up mid-handshake: GnuTLS does that, without an alert, on a wrong PSK key. */
+/**
+ * The peer hung up mid-handshake. nbdkit (GnuTLS) does that on a wrong PSK key or unknown user,
+ * with no alert first, so nothing tells it from a server that went away then (retries go on);
+ * OpenSSL servers, ours included, send an alert instead (PSK_MISMATCH_CODES).
+ */
 export function closedDuringHandshake(side: TlsSide, usingPsk: boolean, cause?: unknown): NbdError {
   const peer = side === 'client' ? 'server' : 'client';
   const hint = usingPsk
