@@ -6,43 +6,19 @@
 //   pattern SIZE -> a new local file plain and with --checkpoint.
 // Prints every run, the medians and the ratios the issue names. Needs `npm run build` first.
 // Usage: node bench/integrity.mjs [--size 4G] [--runs 3] [--rows hash,checkpoint]
-import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { spawnSync } from 'node:child_process';
+import { rmSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { runMeasured } from './lib/measure.mjs';
+import { OUR_NBDCOPY as ours, optionReader, runsOption, startPatternSource } from './lib/pattern-source.mjs';
 import { median } from './lib/stats.mjs';
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
-const ours = join(repo, 'bin/nbdcopy');
-const argv = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = argv.indexOf(name);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
-};
+const option = optionReader(process.argv.slice(2));
 const size = option('--size', '4G');
-const runs = Number(option('--runs', '3'));
-if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a positive integer, got ${option('--runs')}`);
+const runs = runsOption(option, '3');
 const groups = option('--rows', 'hash,checkpoint').split(',');
 
-const dir = mkdtempSync(join(process.env.BENCH_TMPDIR ?? tmpdir(), 'integrity-'));
-const sock = join(dir, 'pattern.sock');
-const uri = `nbd+unix:///?socket=${sock}`;
-const children = new Set();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-});
-process.on('SIGINT', () => process.exit(130));
-
-const server = spawn('nbdkit', ['-f', '-U', sock, 'pattern', size], { stdio: 'inherit' });
-children.add(server);
-for (let i = 0; !existsSync(sock); i++) {
-  if (i > 500) throw new Error('nbdkit did not start');
-  await sleep(20);
-}
+const { dir, uri } = await startPatternSource('integrity-', size);
 
 const image = join(dir, 'image.raw');
 const out = join(dir, 'out.img');

@@ -6,43 +6,17 @@
 // missed. Needs `npm run build` first.
 // Usage: node bench/rate-limit.mjs [--size 640M] [--rate 50M] [--runs 1]
 import { spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
+import { OUR_NBDCOPY as ours, optionReader, runsOption, startPatternSource } from './lib/pattern-source.mjs';
 import { parseSize } from './lib/sizes.mjs';
 import { AVERAGE_TOLERANCE, rateFigures, SECOND_TOLERANCE } from './lib/rate-check.mjs';
 
-const repo = join(dirname(fileURLToPath(import.meta.url)), '..');
-const ours = join(repo, 'bin/nbdcopy');
-const argv = process.argv.slice(2);
-const option = (name, fallback) => {
-  const i = argv.indexOf(name);
-  return i >= 0 && argv[i + 1] !== undefined ? argv[i + 1] : fallback;
-};
+const option = optionReader(process.argv.slice(2));
 const size = option('--size', '640M');
 const rate = option('--rate', '50M');
 const cap = parseSize(rate);
-const runs = Number(option('--runs', '1'));
-if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a positive integer, got ${option('--runs')}`);
+const runs = runsOption(option, '1');
 
-const dir = mkdtempSync(join(process.env.BENCH_TMPDIR ?? tmpdir(), 'rate-'));
-const sock = join(dir, 'pattern.sock');
-const uri = `nbd+unix:///?socket=${sock}`;
-const children = new Set();
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-});
-process.on('SIGINT', () => process.exit(130));
-
-const server = spawn('nbdkit', ['-f', '-U', sock, 'pattern', size], { stdio: 'inherit' });
-children.add(server);
-for (let i = 0; !existsSync(sock); i++) {
-  if (i > 500) throw new Error('nbdkit did not start');
-  await sleep(20);
-}
+const { uri, server, children } = await startPatternSource('rate-', size);
 
 /** One copy: the progress events stamped on arrival, and the done event. */
 function rated() {
