@@ -9,7 +9,6 @@ export declare function runsOption(option: OptionReader, fallback: string): numb
 export interface PatternSource {
   dir: string;
   uri: string;
-  server: ChildProcess;
   children: Set<ChildProcess>;
 }
 export declare function startPatternSource(prefix: string, size: string): Promise<PatternSource>;

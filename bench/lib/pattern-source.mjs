@@ -43,9 +43,11 @@ export async function startPatternSource(prefix, size) {
   process.on('SIGINT', () => process.exit(130));
   const server = spawn('nbdkit', ['-f', '-U', sock, 'pattern', size], { stdio: 'inherit' });
   children.add(server);
+  // The script ends when its work does, not when the server does: the exit handler stops it.
+  server.unref();
   for (let i = 0; !existsSync(sock); i++) {
     if (i > 500) throw new Error('nbdkit did not start');
     await sleep(20);
   }
-  return { dir, uri: `nbd+unix:///?socket=${sock}`, server, children };
+  return { dir, uri: `nbd+unix:///?socket=${sock}`, children };
 }
