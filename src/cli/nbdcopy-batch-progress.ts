@@ -2,9 +2,10 @@
 // copy (cli-progress MultiBar), each labelled with its batch line and fitted to the width,
 // with summaries, errors and servers' stderr written above the bars; otherwise plain lines,
 // labelled, at most one a second per copy.
-import { barLine, RateMeter, type ProgressState } from './progress-format.js';
+import { barLine } from './progress-format.js';
 import { makeBar } from './nbdcopy-progress-bar.js';
 import { LineBuffer, type ProgressSink } from './progress-sink.js';
+import { trackProgress } from './progress-tracker.js';
 
 export interface BatchProgress {
   /** The display of the copy of batch line `line`, once its size is known. */
@@ -53,8 +54,8 @@ export async function makeBatchProgress(stream: NodeJS.WriteStream = process.std
   return {
     async copy(line, total) {
       const label = `line ${line}: `;
-      const meter = new RateMeter();
-      const state: ProgressState = { done: 0, total, rate: 0 };
+      const progress = trackProgress(total);
+      const { state } = progress;
       const draw: Draw = (columns) => {
         const room = columns - label.length;
         return room > 8 ? `${label}${barLine(state, room)}` : barLine(state, columns);
@@ -63,23 +64,15 @@ export async function makeBatchProgress(stream: NodeJS.WriteStream = process.std
       const owner = multi;
       const bar = owner.create(total ?? 1, 0, { draw });
       running++;
-      meter.sample(performance.now(), 0);
-      const tick = setInterval(() => {
-        state.rate = meter.sample(performance.now(), state.done);
-      }, 500).unref();
       const others = new LineBuffer(say);
       let stopped = false;
       return {
-        update(done) {
-          state.done = done;
-        },
-        finish() {
-          if (total !== undefined) state.done = total;
-        },
+        update: progress.update,
+        finish: progress.finish,
         stop() {
           if (stopped) return;
           stopped = true;
-          clearInterval(tick);
+          progress.stop();
           others.flush();
           running--;
           if (running === 0) end();

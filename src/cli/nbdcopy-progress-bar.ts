@@ -5,6 +5,7 @@
 // the end.
 import { barLine, plainLine, RateMeter, percent, type ProgressState } from './progress-format.js';
 import { LineBuffer, type ProgressSink } from './progress-sink.js';
+import { trackProgress } from './progress-tracker.js';
 
 export interface BarOptions {
   stream?: NodeJS.WriteStream;
@@ -22,8 +23,8 @@ export async function makeBar(total: number | undefined, options: BarOptions = {
 
 async function makeTerminalBar(total: number | undefined, stream: NodeJS.WriteStream, now: () => number): Promise<ProgressSink> {
   const { default: cliProgress } = await import('cli-progress');
-  const meter = new RateMeter();
-  const state: ProgressState = { done: 0, total, rate: 0 };
+  const progress = trackProgress(total, now);
+  const { state } = progress;
   const bar = new cliProgress.SingleBar({
     stream,
     // Drawn by us at the width of the moment: cli-progress only places it and redraws it.
@@ -43,25 +44,16 @@ async function makeTerminalBar(total: number | undefined, stream: NodeJS.WriteSt
     stream.write(`\r\x1b[2K${lines}`);
     if (!stopped) redraw();
   });
-  meter.sample(now(), 0);
-  // The rate is measured twice a second, not per request.
-  const tick = setInterval(() => {
-    state.rate = meter.sample(now(), state.done);
-  }, 500).unref();
   let stopped = false;
   return {
-    update(done) {
-      state.done = done;
-    },
-    finish() {
-      if (total !== undefined) state.done = total;
-    },
+    update: progress.update,
+    finish: progress.finish,
     stop(failed = false) {
       if (stopped) return;
       stopped = true;
-      clearInterval(tick);
+      progress.stop();
       stream.off('resize', redraw);
-      state.rate = meter.sample(now(), state.done) || state.rate;
+      progress.measureNow();
       // cli-progress wipes the line on stop (clearOnComplete): after a failure that is all,
       // so the error line starts on a clean line; after success the last state stays.
       bar.stop();
