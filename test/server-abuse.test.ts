@@ -45,8 +45,8 @@ describe('handshake timeout and connection limit', () => {
         answered++;
       }
     })();
-    expect(await idle.closedByServer(5000)).toBe(true);
-    expect(await chatty.closedByServer(5000)).toBe(true);
+    expect(await idle.closedByPeer(5000)).toBe(true);
+    expect(await chatty.closedByPeer(5000)).toBe(true);
     await talk;
     expect(Date.now() - started).toBeGreaterThanOrEqual(350);
     expect(answered).toBeGreaterThan(0);
@@ -88,7 +88,7 @@ describe('handshake timeout and connection limit', () => {
     const held = [await raw(s.socket), await raw(s.socket), await raw(s.socket)];
     for (const h of held) await h.greet();
     const extra = await raw(s.socket);
-    expect(await extra.closedByServer(3000)).toBe(true);
+    expect(await extra.closedByPeer(3000)).toBe(true);
     held[0]!.destroy();
     await new Promise((r) => setTimeout(r, 200));
     const c = await connect(s.uri);
@@ -106,7 +106,7 @@ describe('abusers beside a good client', () => {
     const huge = await raw(s.socket);
     await huge.negotiate({ extended: true });
     huge.sendRequest(CMD_WRITE, 0, 1, 0, 0xffff_ffff + 1);
-    expect(await huge.closedByServer(5000)).toBe(true);
+    expect(await huge.closedByPeer(5000)).toBe(true);
 
     // 20,000 READs of 64 KiB written in one go, replies never read.
     const flood = await raw(s.socket);

@@ -78,7 +78,7 @@ async function expectServing(s: Embedded): Promise<void> {
   const chunks = await readAll(r, 77);
   expect(chunks.every((c) => c.error === 0)).toBe(true);
   r.sendRequest(CMD_DISC, 0, 78, 0, 0);
-  expect(await r.closedByServer()).toBe(true);
+  expect(await r.closedByPeer()).toBe(true);
 }
 
 describe('option haggling', () => {
@@ -120,7 +120,7 @@ describe('option haggling', () => {
     expect((await r.option(OPT_EXTENDED_HEADERS, Buffer.from('x')))[0]!.type).toBe(REP_ERR_INVALID);
     r.sendOption(OPT_ABORT);
     expect((await r.readOptionReply()).type).toBe(REP_ACK);
-    expect(await r.closedByServer()).toBe(true);
+    expect(await r.closedByPeer()).toBe(true);
     await expectServing(s);
   });
 
@@ -144,7 +144,7 @@ describe('option haggling', () => {
     const r3 = await raw(s);
     await r3.greet();
     r3.sendOption(OPT_EXPORT_NAME, Buffer.from('missing'));
-    expect(await r3.closedByServer()).toBe(true);
+    expect(await r3.closedByPeer()).toBe(true);
   });
 
   it('a plain newstyle client (no fixed flag) may use EXPORT_NAME, anything else disconnects', async () => {
@@ -156,7 +156,7 @@ describe('option haggling', () => {
     const r2 = await raw(s);
     await r2.greet(0);
     r2.sendOption(OPT_LIST);
-    expect(await r2.closedByServer()).toBe(true);
+    expect(await r2.closedByPeer()).toBe(true);
   });
 
   it('with TLS required, options other than STARTTLS/ABORT get TLS_REQD and EXPORT_NAME disconnects', async () => {
@@ -172,7 +172,7 @@ describe('option haggling', () => {
       expect((await r.option(opt, opt === OPT_GO || opt === OPT_INFO ? encodeInfoRequestPayload('', []) : undefined))[0]!.type).toBe(REP_ERR_TLS_REQD);
     }
     r.sendOption(OPT_EXPORT_NAME, Buffer.alloc(0));
-    expect(await r.closedByServer()).toBe(true);
+    expect(await r.closedByPeer()).toBe(true);
   });
 
   it('garbage instead of a handshake, bad client flags, an absurd option length: dropped, server fine', async () => {
@@ -180,10 +180,10 @@ describe('option haggling', () => {
     const g = await raw(s);
     await g.read(18);
     g.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
-    expect(await g.closedByServer()).toBe(true);
+    expect(await g.closedByPeer()).toBe(true);
     const f = await raw(s);
     await f.greet(0x80);
-    expect(await f.closedByServer()).toBe(true);
+    expect(await f.closedByPeer()).toBe(true);
     const big = await raw(s);
     await big.greet();
     const h = Buffer.alloc(16);
@@ -191,7 +191,7 @@ describe('option haggling', () => {
     h.writeUInt32BE(OPT_GO, 8);
     h.writeUInt32BE(0xfffffff0, 12);
     big.write(h);
-    expect(await big.closedByServer()).toBe(true);
+    expect(await big.closedByPeer()).toBe(true);
     const gone = await raw(s);
     await gone.greet();
     gone.write(Buffer.from([0x49, 0x48]));
@@ -311,11 +311,11 @@ describe('request validation', () => {
     await r.negotiate({ structured: true });
     const junk = Buffer.alloc(28, 0xee);
     r.write(junk);
-    expect(await r.closedByServer()).toBe(true);
+    expect(await r.closedByPeer()).toBe(true);
     const e = await raw(s);
     await e.negotiate({ extended: true });
     e.sendRequest(CMD_WRITE, 0, 5, 0, 2 ** 40);
-    expect(await e.closedByServer()).toBe(true);
+    expect(await e.closedByPeer()).toBe(true);
     // Disconnect in the middle of a write payload.
     const m = await raw(s);
     await m.negotiate({});
@@ -379,7 +379,7 @@ describe('extended headers and structured replies on the wire', () => {
     r.sendRequest(CMD_READ, CMD_FLAG_PAYLOAD_LEN, 11, 0, 6, Buffer.from('ignore'));
     expect((await readAll(r, 11))[0]!.error).toBe(NBD_EINVAL);
     r.sendRequest(CMD_DISC, 0, 12, 0, 0);
-    expect(await r.closedByServer()).toBe(true);
+    expect(await r.closedByPeer()).toBe(true);
   });
 
   it('structured: BLOCK_STATUS with 32-bit extents, FAST_ZERO ENOTSUP on a backend that cannot', async () => {
@@ -437,7 +437,7 @@ describe('extended headers and structured replies on the wire', () => {
     r.sendRequest(CMD_WRITE, 0, 2, 0, 4, Buffer.from('abcd'));
     expect((await readAll(r, 2))[0]!.error).toBe(0);
     r.sendRequest(CMD_FLUSH, 0, 3, 0, 0);
-    expect(await r.closedByServer()).toBe(true);
+    expect(await r.closedByPeer()).toBe(true);
   });
 
   it('simple replies: pattern data in one reply after the header', async () => {

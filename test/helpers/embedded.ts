@@ -1,21 +1,21 @@
 // Our embedded server for tests: in-process (startEmbedded) or as the nbdserve subprocess
 // (spawnNbdserve), each on a private Unix socket in a fresh temp dir and always cleaned up;
-// plus RawNbd, a byte-level client built on the protocol codecs for tests that must send what
-// a well-behaved client never would.
+// plus RawNbd, a byte-level client (the Wire's exact reads and handshake, with raw requests)
+// for tests that must send what a well-behaved client never would.
 import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  CLIENT_FLAGS_SIZE, FLAG_C_FIXED_NEWSTYLE, FLAG_C_NO_ZEROES, INFO_BLOCK_SIZE, INFO_DESCRIPTION, INFO_NAME,
-  NEWSTYLE_GREETING_SIZE, OPTION_REPLY_HEADER_SIZE, OPT_EXTENDED_HEADERS, OPT_GO, OPT_SET_META_CONTEXT,
-  OPT_STRUCTURED_REPLY, REP_ACK, REP_META_CONTEXT, buildOption, decodeNewstyleGreeting, decodeOptionReplyHeader,
-  encodeInfoRequestPayload, encodeMetaContextPayload, encodeRequest, requestSize,
+  INFO_BLOCK_SIZE, INFO_DESCRIPTION, INFO_NAME, OPT_EXTENDED_HEADERS, OPT_GO, OPT_SET_META_CONTEXT,
+  OPT_STRUCTURED_REPLY, REP_ACK, REP_META_CONTEXT, buildOption, encodeInfoRequestPayload, encodeMetaContextPayload,
+  encodeRequest, requestSize,
 } from '../../src/protocol/index.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/server/index.js';
 import { NBDSERVE, ensureBuilt } from './build.js';
 import type { Teardown } from './teardown.js';
 import { spawnSocketServer, type ServerChild } from './servers.js';
+import { Wire } from './wire.js';
 
 
 export interface Embedded extends RunningServer {
@@ -80,19 +80,15 @@ export async function spawnNbdserve(args: string[], exportName = ''): Promise<Sp
   return { uri: `nbd+unix:///${encodeURIComponent(exportName)}?socket=${socket}`, socket, dir, child, stderr, stop };
 }
 
-/** Byte-level NBD connection for tests: exact reads with a timeout, raw writes, EOF detection. */
-export class RawNbd {
-  private chunks: Buffer[] = [];
-  private have = 0;
-  private ended = false;
-  private wake: (() => void) | undefined;
+/**
+ * Byte-level NBD connection for tests: the Wire's exact reads, handshake and options, plus
+ * what a client needs past the handshake (negotiation to transmission, raw requests).
+ */
+export class RawNbd extends Wire {
   extended = false;
 
   private constructor(readonly socket: net.Socket) {
-    socket.on('data', (c: Buffer) => { this.chunks.push(c); this.have += c.length; this.wake?.(); });
-    socket.on('end', () => { this.ended = true; this.wake?.(); });
-    socket.on('close', () => { this.ended = true; this.wake?.(); });
-    socket.on('error', () => { this.ended = true; this.wake?.(); });
+    super(socket);
   }
 
   static connect(path: string): Promise<RawNbd> {
@@ -103,73 +99,8 @@ export class RawNbd {
     });
   }
 
-  write(buf: Uint8Array): void {
-    this.socket.write(buf);
-  }
-
-  async read(n: number, timeoutMs = 5000): Promise<Buffer> {
-    const deadline = Date.now() + timeoutMs;
-    while (this.have < n) {
-      if (this.ended) throw new Error(`connection closed after ${this.have} of ${n} bytes`);
-      const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${n} bytes (have ${this.have})`);
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.wake = () => { clearTimeout(t); this.wake = undefined; r(); };
-      });
-    }
-    const all = Buffer.concat(this.chunks);
-    this.chunks = [all.subarray(n)];
-    this.have -= n;
-    return all.subarray(0, n);
-  }
-
-  /** Resolves true when the server closes the connection within the timeout. */
-  async closedByServer(timeoutMs = 3000): Promise<boolean> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.ended) {
-      const left = deadline - Date.now();
-      if (left <= 0) return false;
-      await new Promise<void>((r) => {
-        const t = setTimeout(r, left);
-        this.wake = () => { clearTimeout(t); this.wake = undefined; r(); };
-      });
-    }
-    return true;
-  }
-
-  destroy(): void {
-    this.socket.destroy();
-  }
-
-  // ---- handshake ----
-
-  async greet(clientFlags = FLAG_C_FIXED_NEWSTYLE | FLAG_C_NO_ZEROES): Promise<number> {
-    const flags = decodeNewstyleGreeting(await this.read(NEWSTYLE_GREETING_SIZE));
-    const b = Buffer.alloc(CLIENT_FLAGS_SIZE);
-    b.writeUInt32BE(clientFlags);
-    this.write(b);
-    return flags;
-  }
-
   sendOption(option: number, payload?: Uint8Array): void {
     this.write(buildOption(option, payload));
-  }
-
-  async readOptionReply(): Promise<{ option: number; type: number; payload: Buffer }> {
-    const h = decodeOptionReplyHeader(await this.read(OPTION_REPLY_HEADER_SIZE));
-    return { option: h.option, type: h.type, payload: h.length ? await this.read(h.length) : Buffer.alloc(0) };
-  }
-
-  /** Sends an option and collects replies up to the final one (ACK or an error). */
-  async option(option: number, payload?: Uint8Array): Promise<Array<{ type: number; payload: Buffer }>> {
-    this.sendOption(option, payload);
-    const out: Array<{ type: number; payload: Buffer }> = [];
-    for (;;) {
-      const r = await this.readOptionReply();
-      out.push(r);
-      if (r.type === REP_ACK || (r.type & 0x80000000) !== 0) return out;
-    }
   }
 
   /** Fixed newstyle up to transmission: optional extended headers / structured replies / base:allocation. */
