@@ -10,9 +10,10 @@ import { spawnSync } from 'node:child_process';
 import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { runMeasured } from './lib/measure.mjs';
-import { OUR_NBDCOPY as ours, optionReader, runsOption, startPatternSource } from './lib/pattern-source.mjs';
+import { OUR_NBDCOPY as ours, failInOneLine, optionReader, runsOption, startPatternSource } from './lib/pattern-source.mjs';
 import { median } from './lib/stats.mjs';
 
+failInOneLine('bench/integrity');
 const option = optionReader(process.argv.slice(2));
 const size = option('--size', '4G');
 const runs = runsOption(option, '3');

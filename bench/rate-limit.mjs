@@ -6,10 +6,11 @@
 // missed. Needs `npm run build` first.
 // Usage: node bench/rate-limit.mjs [--size 640M] [--rate 50M] [--runs 1]
 import { spawn } from 'node:child_process';
-import { OUR_NBDCOPY as ours, optionReader, runsOption, startPatternSource } from './lib/pattern-source.mjs';
+import { OUR_NBDCOPY as ours, failInOneLine, optionReader, runsOption, startPatternSource } from './lib/pattern-source.mjs';
 import { parseSize } from './lib/sizes.mjs';
 import { AVERAGE_TOLERANCE, rateFigures, SECOND_TOLERANCE } from './lib/rate-check.mjs';
 
+failInOneLine('bench/rate-limit');
 const option = optionReader(process.argv.slice(2));
 const size = option('--size', '640M');
 const rate = option('--rate', '50M');

@@ -4,6 +4,7 @@ export interface OptionReader {
   (name: string, fallback: string): string;
   (name: string): string | undefined;
 }
+export declare function failInOneLine(script: string): void;
 export declare function optionReader(argv: string[]): OptionReader;
 export declare function runsOption(option: OptionReader, fallback: string): number;
 export interface PatternSource {

@@ -11,6 +11,19 @@ import { fileURLToPath } from 'node:url';
 /** This checkout's nbdcopy, by path so that PATH can never swap in libnbd's. */
 export const OUR_NBDCOPY = join(dirname(fileURLToPath(import.meta.url)), '../../bin/nbdcopy');
 
+/**
+ * A bench script's failures (a bad option, a server that did not start, a copy that failed)
+ * end it with one line on stderr naming the script, and status 1, not a stack trace.
+ */
+export function failInOneLine(script) {
+  const fail = (error) => {
+    process.stderr.write(`${script}: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', fail);
+  process.on('unhandledRejection', fail);
+}
+
 /** `option(name, fallback)`: the word after `name` in `argv`, else `fallback`. */
 export function optionReader(argv) {
   return (name, fallback) => {
