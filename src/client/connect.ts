@@ -9,8 +9,8 @@ import {
 } from './transport.js';
 import { parseNbdUri, type NbdUri } from './uri.js';
 import type { UriAllowList } from './uri-allow.js';
-import { ReconnectingClient } from './reconnect.js';
-import { openWithRetries, type RetryOptions } from './retry-policy.js';
+import type { ReconnectingClient } from './reconnect.js';
+import type { RetryOptions } from './retry-policy.js';
 import { resolvePort } from './service-port.js';
 
 /**
@@ -161,6 +161,8 @@ export async function connect(
     throw new NbdError('EINVAL', 'connect: retries need a target that can be connected to again (a URI, unixSocket or host)');
   }
   const policy = { retries, retryDelayMs, onRetry };
+  // Loaded only when asked for, so that a plain connection does not evaluate them at start-up.
+  const [{ openWithRetries }, { ReconnectingClient }] = await Promise.all([import('./retry-policy.js'), import('./reconnect.js')]);
   const first = await openWithRetries(() => connectOnce(target, rest), policy);
   return new ReconnectingClient(first, () => connectOnce(target, rest), policy);
 }

@@ -1,6 +1,11 @@
 // Adapts the client library to what probing needs (client-port.ts), and turns nbdinfo's target
 // (a URI or "[ CMD ARGS ]") into an opener plus the facts the "uri:" line is built from.
-import { TOOL_URI_ALLOW_LIST, connect, parseNbdUri, type NbdClient } from '../client/index.js';
+// The client's modules themselves, not its index: that would also load what nbdinfo never uses
+// (multi-conn, reconnection) at every start.
+import { connect } from '../client/connect.js';
+import type { NbdClient } from '../client/nbd-client.js';
+import { parseNbdUri } from '../client/uri.js';
+import { TOOL_URI_ALLOW_LIST } from '../client/uri-allow.js';
 import type { ConnectTarget } from '../client/transport.js';
 import type { ExportInfo } from '../client/types.js';
 import { NbdError } from '../protocol/errors.js';

@@ -4,9 +4,14 @@ import { readSync } from 'node:fs';
 import type { ContextExtent, Endpoint, FileSink, SourceExtent } from '../endpoint.js';
 import type { EndpointSpec } from '../spec.js';
 import { NbdError } from '../../protocol/errors.js';
-import {
-  connect, NbdClient, type ExportInfo, type ReconnectingClient, type RetryOptions, type UriAllowList,
-} from '../../client/index.js';
+// The client's modules themselves, not its index, which would also load MultiConn and the
+// reconnecting client at every start (connect() loads the latter when retries are asked for).
+import { connect } from '../../client/connect.js';
+import { NbdClient } from '../../client/nbd-client.js';
+import type { ReconnectingClient } from '../../client/reconnect.js';
+import type { RetryOptions } from '../../client/retry-policy.js';
+import type { ExportInfo } from '../../client/types.js';
+import type { UriAllowList } from '../../client/uri-allow.js';
 import { wrapError } from '../errors.js';
 import { zeroBuffer } from '../zero-buffer.js';
 import { startServerProcess, type ServerProcess } from './subprocess.js';
