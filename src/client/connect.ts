@@ -139,8 +139,9 @@ export async function openTransport(target: ConnectTarget, plainOnly = false, al
  * server rejects with a TLS alert, as OpenSSL servers and ours do), commands the server
  * answered with an error other than ESHUTDOWN, protocol violations, and a reopened export that
  * is not the same (its size or read-only flag changed). nbdkit hangs up on a wrong PSK key
- * without an alert, which looks like a server going away, so that waits for the retries. Writes the server acknowledged before it died are taken
- * as done: a server that loses acknowledged writes on a crash needs a flush to keep them.
+ * without an alert, which looks like a server going away, so that waits for the retries.
+ * Writes the server acknowledged before it died are taken as done: a server that loses
+ * acknowledged writes on a crash needs a flush to keep them.
  * Only for targets that can be connected to again: a URI, `{ unixSocket }` or `{ host }`.
  */
 export function connect(target: ConnectTarget, options: ConnectOptions & RetryOptions): Promise<ReconnectingClient>;

@@ -59,14 +59,12 @@ export async function checkUriSides(specs: readonly EndpointSpec[], allow: UriAl
   const uris = specs.flatMap((s) => s.kind === 'uri' ? [s.uri] : []);
   if (uris.length === 0) return;
   const { parseNbdUri } = await import('../client/uri.js');
-  const { TOOL_URI_ALLOW_LIST } = await import('../client/uri-allow.js');
   for (const uri of uris) {
-    let wellFormed = true;
     try {
-      parseNbdUri(uri, TOOL_URI_ALLOW_LIST);
-    } catch {
-      wellFormed = false;
+      parseNbdUri(uri, allow);
+    } catch (err) {
+      // The allow-lists are checked after the whole URI has parsed: only EPERM is theirs.
+      if (err instanceof NbdError && err.code === 'EPERM') throw err;
     }
-    if (wellFormed) parseNbdUri(uri, allow);
   }
 }
